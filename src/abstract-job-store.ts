@@ -1,0 +1,1144 @@
+/**
+ * `AbstractJobStore`: the whole public contract (Toil's AbstractJobStore, method by method) implemented once on
+ * the few storage primitives a backend supplies (see `storage.ts`). A backend is a subclass that implements the
+ * protected abstract primitives and maps its errors; it overrides a public method only where it can do better.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { randomUUID } from 'node:crypto'
+import { constants as fsConstants } from 'node:fs'
+import { open, rename, rm, chmod } from 'node:fs/promises'
+import { basename as pathBasename, dirname, join } from 'node:path'
+import { PassThrough, Readable, pipeline } from 'node:stream'
+import { pipeline as pipelineAsync } from 'node:stream/promises'
+import { fileURLToPath } from 'node:url'
+import { debuglog } from 'node:util'
+import { forEachConcurrent, linkedAbortController, mapConcurrent, throwIfAborted } from './concurrency.js'
+import { createDecryptStream, createEncryptStream, loadKeyFile } from './encryption.js'
+import {
+  ConcurrentFileModificationError,
+  CorruptRecordError,
+  EncryptionError,
+  InvalidArgumentError,
+  JobStoreError,
+  JobStoreExistsError,
+  NoSuchFileError,
+  NoSuchJobError,
+  NoSuchJobStoreError,
+} from './errors.js'
+import { checkJobId, checkSharedFileName, keys, mintFileId, parseFileId, randomId } from './ids.js'
+import { decodeJob, encodeJob, type JobDescription, type JsonValue } from './job-description.js'
+import {
+  ObjectNotFoundError,
+  PreconditionFailedError,
+  type IoOptions,
+  type ListedObject,
+  type ObjectInfo,
+  type ObjectRead,
+  type PutOptions,
+} from './storage.js'
+import { asStoreReadable, createVerifyStream, readToBuffer, type BodyWritable, type StoreReadable } from './streams.js'
+import { requireWritable, resolveUrlHandler } from './url-handlers.js'
+
+const log = debuglog('jobstore')
+
+/** The store's configuration, persisted in the store. Engines may add their own JSON fields. */
+export interface JobStoreConfig {
+  /** Allocated by `initialize()`. */
+  readonly workflowID: string
+  /** Retries per job; a job gets `retryCount + 1` tries. Default 1. */
+  retryCount: number
+  /**
+   * Path of a key file (at least 32 bytes) for protected shared files. The path is stored, never the key: every
+   * worker needs the file at this path.
+   */
+  encryptionKeyPath?: string
+  /** Lifetime of URLs from `getPublicUrl`/`getSharedPublicUrl`, in seconds. Default 3600. */
+  publicUrlExpirySeconds: number
+  [engineField: string]: JsonValue | undefined
+}
+
+/** What `initialize()` accepts: any config field but the workflow ID, which the store allocates. */
+export interface JobStoreConfigInit {
+  retryCount?: number
+  encryptionKeyPath?: string
+  publicUrlExpirySeconds?: number
+  [engineField: string]: JsonValue | undefined
+}
+
+/** Options every I/O method accepts. */
+export interface SignalOptions {
+  readonly signal?: AbortSignal
+}
+
+/** Options of the methods that write a new file. */
+export interface NewFileOptions extends SignalOptions {
+  /** The job the file belongs to. */
+  readonly jobStoreID?: string
+  /** Delete the file when that job is deleted. */
+  readonly cleanup?: boolean
+  /** Basename kept in the file ID, so the file can be recognised by name. */
+  readonly basename?: string
+}
+
+/** Options of the stream write methods. */
+export interface EncodingOptions {
+  /** A Node.js encoding for string writes or reads; binary when absent. */
+  readonly encoding?: BufferEncoding
+}
+
+/** Optimistic concurrency for replacing a file or shared file. */
+export interface ConditionalOptions {
+  /** Replace only this version (the `version` of a `StoreReadable` or of a previous write), else throw. */
+  readonly ifVersion?: string
+}
+
+/** A body callback: write the content to `writable` (ending it is optional). */
+export type BodyCallback<Extra extends unknown[] = []> = (writable: BodyWritable, ...extra: Extra) => Promise<void> | void
+
+/** Options of `jobs()`. */
+export interface JobsOptions extends SignalOptions {
+  /** Called for each record that cannot be decoded; such records are skipped. */
+  readonly onCorruptRecord?: (error: CorruptRecordError) => void
+}
+
+/** Options of `clean()`. */
+export interface CleanOptions extends JobsOptions {
+  /** Leftovers (temporary files, uploads, stats claims) younger than this are kept. Default 15 minutes. */
+  readonly leftoverAgeMs?: number
+}
+
+/** A job cache for `clean()`: job descriptions by ID. */
+export type JobCache = ReadonlyMap<string, JobDescription> | Readonly<Record<string, JobDescription>>
+
+const DEFAULT_CONCURRENCY = 32
+const TOKEN_CACHE_LIMIT = 50_000
+const ROOT_RETURN_VALUE = 'rootJobReturnValue'
+
+function io(signal: AbortSignal | undefined): IoOptions {
+  return signal ? { signal } : {}
+}
+
+/** Options of every job store's constructor. */
+export interface JobStoreOptions {
+  /** Round trips in flight at once for bulk work (batch, jobs(), clean(), deletes). Default 32. */
+  readonly concurrency?: number
+}
+
+/**
+ * The job store contract. Create one with `openJobStore(locator)`, then call `initialize()` for a new store or
+ * `resume()` for an existing one. Every method is safe to call from many processes on many hosts at once.
+ */
+export abstract class AbstractJobStore {
+  /** The locator this store was opened with. */
+  readonly locator: string
+  /** Round trips in flight at once for bulk work. */
+  protected readonly concurrency: number
+  #config: JobStoreConfig | undefined
+  #encryptionKey: Promise<Buffer> | undefined
+  /** Version tokens of jobs this instance has read or written: saves a round trip on `update(…, {ifVersion})`. */
+  readonly #jobTokens = new Map<string, { version: number; token: string }>()
+  readonly #batch = new AsyncLocalStorage<JobDescription[]>()
+
+  protected constructor(locator: string, options: JobStoreOptions = {}) {
+    this.locator = locator
+    this.concurrency = options.concurrency ?? DEFAULT_CONCURRENCY
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
+      throw new InvalidArgumentError(`concurrency must be a positive integer, got ${options.concurrency}`)
+    }
+  }
+
+  // ---------------------------------------------------------------- primitives a backend implements
+
+  /** Creates the bucket, container or folder when missing. Idempotent. */
+  protected abstract createStorage(options?: IoOptions): Promise<void>
+  /**
+   * Stores `body` at `key` atomically, honouring `ifNoneMatch`/`ifMatch` (else {@link PreconditionFailedError});
+   * nothing stored and no upload left behind when the body errors or the signal aborts. Resolves with the new
+   * version token.
+   */
+  protected abstract putObject(key: string, body: Buffer | Readable, options: PutOptions): Promise<string>
+  /** Opens `key`; {@link ObjectNotFoundError} before any byte flows when missing. */
+  protected abstract getObject(key: string, options?: IoOptions): Promise<ObjectRead>
+  /** Metadata of `key`, undefined when missing. */
+  protected abstract headObject(key: string, options?: IoOptions): Promise<ObjectInfo | undefined>
+  /** Deletes keys, batched and in parallel; missing keys are fine. */
+  protected abstract deleteObjects(keys: readonly string[], options?: IoOptions): Promise<void>
+  /** Every key under `prefix` (ending in `/`), recursively. */
+  protected abstract listObjects(prefix: string, options?: IoOptions): AsyncIterable<ListedObject>
+  /** Deletes all this store owns and nothing else. Idempotent, also on a half-destroyed store. */
+  protected abstract destroyStorage(options?: IoOptions): Promise<void>
+  /** A credential-free URL to read `key` for at least `expiresInSeconds`. */
+  protected abstract getObjectUrl(key: string, expiresInSeconds: number): Promise<string>
+
+  /**
+   * Removes leftovers of interrupted writes older than `olderThanMs` (temporary files, abandoned multipart
+   * uploads, uncommitted blocks). Returns how many it removed. Default: nothing to remove.
+   */
+  protected async removeLeftovers(_olderThanMs: number, _options?: IoOptions): Promise<number> {
+    return 0
+  }
+
+  /**
+   * Stores the local file at `path` at `key` by linking instead of copying, when the backend can and the caller
+   * allowed it (`importFile` with `hardlink`/`symlink`). Returns false to fall back to a copy.
+   */
+  protected async linkLocalFile(
+    _path: string,
+    _key: string,
+    _options: { hardlink: boolean; symlink: boolean },
+  ): Promise<boolean> {
+    return false
+  }
+
+  /**
+   * Puts the object at `key` at `localPath` (for `readFile`): by default a verified stream into a temporary file
+   * beside the target and a rename, so the file appears whole or not at all. The file backend links instead.
+   */
+  protected async materializeObject(
+    key: string,
+    what: string,
+    localPath: string,
+    options: { symlink: boolean; signal?: AbortSignal },
+  ): Promise<void> {
+    const object = await this.getObject(key, io(options.signal))
+    const temp = join(dirname(localPath), `.${pathBasename(localPath)}.${randomId()}.partial`)
+    try {
+      const handle = await open(temp, 'wx', object.executable ? 0o777 : 0o666)
+      await pipelineAsync(
+        object.body,
+        createVerifyStream(what, object.size, object.checksum),
+        handle.createWriteStream(),
+        io(options.signal),
+      )
+      if (object.executable) await chmod(temp, 0o755)
+      await rename(temp, localPath)
+    } catch (err) {
+      object.body.destroy()
+      await rm(temp, { force: true })
+      throw err
+    }
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /**
+   * Creates the store: the storage (bucket, folder) if missing, a new workflow ID, and the persisted config.
+   * @throws JobStoreExistsError when a store is already at the locator.
+   */
+  async initialize(config: JobStoreConfigInit = {}, options: SignalOptions = {}): Promise<JobStoreConfig> {
+    const full: JobStoreConfig = {
+      ...config,
+      retryCount: config.retryCount ?? 1,
+      publicUrlExpirySeconds: config.publicUrlExpirySeconds ?? 3600,
+      workflowID: randomUUID(),
+    }
+    if (!Number.isInteger(full.retryCount) || full.retryCount < 0) {
+      throw new InvalidArgumentError(`retryCount must be a non-negative integer, got ${full.retryCount}`)
+    }
+    if (!(full.publicUrlExpirySeconds > 0)) {
+      throw new InvalidArgumentError(`publicUrlExpirySeconds must be positive, got ${full.publicUrlExpirySeconds}`)
+    }
+    await this.createStorage(io(options.signal))
+    try {
+      await this.putObject(keys.config, encodeConfig(full), { ifNoneMatch: true, ...io(options.signal) })
+    } catch (err) {
+      if (err instanceof PreconditionFailedError) throw new JobStoreExistsError(this.locator, { cause: err })
+      throw err
+    }
+    this.#config = full
+    return full
+  }
+
+  /**
+   * Connects to the existing store and loads its config.
+   * @throws NoSuchJobStoreError when there is no store at the locator.
+   */
+  async resume(options: SignalOptions = {}): Promise<JobStoreConfig> {
+    let bytes: Buffer
+    try {
+      bytes = await readToBuffer((await this.getObject(keys.config, io(options.signal))).body)
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) throw new NoSuchJobStoreError(this.locator, { cause: err })
+      throw err
+    }
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(bytes.toString('utf8'))
+    } catch (err) {
+      throw new CorruptRecordError(`config of ${this.locator}`, 'not valid JSON', { cause: err })
+    }
+    if (typeof parsed !== 'object' || parsed === null || typeof (parsed as JobStoreConfig).workflowID !== 'string') {
+      throw new CorruptRecordError(`config of ${this.locator}`, 'no workflowID')
+    }
+    const stored = parsed as JobStoreConfig
+    this.#config = {
+      ...stored,
+      retryCount: stored.retryCount ?? 1,
+      publicUrlExpirySeconds: stored.publicUrlExpirySeconds ?? 3600,
+    }
+    this.#encryptionKey = undefined
+    return this.#config
+  }
+
+  /** The config, after `initialize()` or `resume()`. Change fields, then `writeConfig()` to persist. */
+  get config(): JobStoreConfig {
+    if (this.#config === undefined) {
+      throw new JobStoreError(`the job store at ${this.locator} is not open: call initialize() or resume() first`)
+    }
+    return this.#config
+  }
+
+  /** Persists `config` so that other instances see it on `resume()`. */
+  async writeConfig(options: SignalOptions = {}): Promise<void> {
+    await this.putObject(keys.config, encodeConfig(this.config), io(options.signal))
+    this.#encryptionKey = undefined
+  }
+
+  /**
+   * Deletes everything the store holds. Idempotent: may be called on a store never initialized, half destroyed,
+   * or already gone; call again after a failure. Other stores under other prefixes of the same bucket stay.
+   */
+  async destroy(options: SignalOptions = {}): Promise<void> {
+    // The config goes first, so that nobody resumes a half-destroyed store.
+    await this.deleteObjects([keys.config], io(options.signal))
+    await this.destroyStorage(io(options.signal))
+    this.#config = undefined
+    this.#jobTokens.clear()
+  }
+
+  /** Environment variables a worker on another host needs to reach this store. */
+  getEnv(): Record<string, string> {
+    return {}
+  }
+
+  // ---------------------------------------------------------------- root job
+
+  /** Records `rootJobStoreID` as the workflow's root job. */
+  async setRootJob(rootJobStoreID: string, options: SignalOptions = {}): Promise<void> {
+    checkJobId(rootJobStoreID)
+    await this.putObject(keys.rootJob, Buffer.from(rootJobStoreID, 'utf8'), io(options.signal))
+  }
+
+  /**
+   * Loads the root job.
+   * @throws NoSuchJobError if no root job is set or it does not exist.
+   */
+  async loadRootJob(options: SignalOptions = {}): Promise<JobDescription> {
+    let id: string
+    try {
+      id = (await readToBuffer((await this.getObject(keys.rootJob, io(options.signal))).body)).toString('utf8')
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) {
+        throw new NoSuchJobError('(root)', { cause: err, message: 'no root job is set in this job store' })
+      }
+      throw err
+    }
+    return this.load(id, options)
+  }
+
+  /** Creates `desc` and makes it the root job. */
+  async createRootJob(desc: JobDescription, options: SignalOptions = {}): Promise<JobDescription> {
+    await this.create(desc, options)
+    await this.setRootJob(desc.jobStoreID as string, options)
+    return desc
+  }
+
+  /**
+   * The root job's return value: the JSON the engine wrote to the shared file `rootJobReturnValue`.
+   * @throws NoSuchFileError if the root job has not fulfilled its promise yet.
+   */
+  async getRootJobReturnValue(options: SignalOptions = {}): Promise<JsonValue> {
+    let stream: StoreReadable
+    try {
+      stream = await this.readSharedFileStream(ROOT_RETURN_VALUE, options)
+    } catch (err) {
+      if (err instanceof NoSuchFileError) {
+        throw new NoSuchFileError(ROOT_RETURN_VALUE, { cause: err, message: 'the root job has not fulfilled its promise yet' })
+      }
+      throw err
+    }
+    const text = (await readToBuffer(stream)).toString('utf8')
+    try {
+      return JSON.parse(text) as JsonValue
+    } catch (err) {
+      throw new CorruptRecordError(`shared file ${ROOT_RETURN_VALUE}`, 'not valid JSON', { cause: err })
+    }
+  }
+
+  // ---------------------------------------------------------------- jobs
+
+  /** Mints a new job ID and assigns it to `desc`. Files may be written for the ID before the job is created. */
+  assignID(desc: JobDescription): string {
+    desc.jobStoreID = randomId()
+    return desc.jobStoreID
+  }
+
+  /**
+   * Runs `body`; the `create()` calls it makes (in its async context) are written together, in parallel, when it
+   * returns. If `body` throws, none of them is written.
+   */
+  async batch<T>(body: () => Promise<T>): Promise<T> {
+    if (this.#batch.getStore() !== undefined) return body()
+    const queue: JobDescription[] = []
+    const result = await this.#batch.run(queue, body)
+    await forEachConcurrent(queue, this.concurrency, (desc) => this.#createNow(desc, {}, desc.version))
+    return result
+  }
+
+  /**
+   * Writes a new job. The job must have an ID from `assignID()`. Sets `remainingTryCount` from the config when
+   * absent and bumps `version`.
+   * @throws ConcurrentFileModificationError if a job with that ID exists (exactly one of many racers wins).
+   */
+  async create(desc: JobDescription, options: SignalOptions = {}): Promise<JobDescription> {
+    checkJobId(desc.jobStoreID)
+    if (desc.remainingTryCount === undefined) desc.remainingTryCount = this.config.retryCount + 1
+    const queue = this.#batch.getStore()
+    if (queue !== undefined) {
+      desc.version = (desc.version ?? 0) + 1
+      queue.push(desc)
+      return desc
+    }
+    await this.#createNow(desc, options, (desc.version ?? 0) + 1)
+    return desc
+  }
+
+  async #createNow(desc: JobDescription, options: SignalOptions, version: number): Promise<void> {
+    const id = desc.jobStoreID as string
+    const record = { ...desc, version }
+    let token: string
+    try {
+      token = await this.putObject(keys.job(id), encodeJob(record), { ifNoneMatch: true, ...io(options.signal) })
+    } catch (err) {
+      if (err instanceof PreconditionFailedError) {
+        throw new ConcurrentFileModificationError(`job ${id}`, { cause: err, message: `job ${id} already exists` })
+      }
+      throw err
+    }
+    desc.version = version
+    this.#rememberToken(id, version, token)
+  }
+
+  /** Whether a job with this ID exists. */
+  async exists(jobStoreID: string, options: SignalOptions = {}): Promise<boolean> {
+    return (await this.headObject(keys.job(jobStoreID), io(options.signal))) !== undefined
+  }
+
+  /**
+   * Loads a job.
+   * @throws NoSuchJobError if it does not exist; CorruptRecordError (naming the job) if it cannot be decoded.
+   */
+  async load(jobStoreID: string, options: SignalOptions = {}): Promise<JobDescription> {
+    return (await this.#readJob(jobStoreID, options.signal)).desc
+  }
+
+  async #readJob(id: string, signal: AbortSignal | undefined): Promise<{ desc: JobDescription; token: string }> {
+    let object: ObjectRead
+    try {
+      object = await this.getObject(keys.job(id), io(signal))
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) throw new NoSuchJobError(id, { cause: err })
+      throw err
+    }
+    const bytes = await readToBuffer(this.#verified(object, `job ${id}`))
+    const desc = decodeJob(bytes, id)
+    this.#rememberToken(id, desc.version, object.version)
+    return { desc, token: object.version }
+  }
+
+  #rememberToken(id: string, version: number, token: string): void {
+    this.#jobTokens.delete(id)
+    if (this.#jobTokens.size >= TOKEN_CACHE_LIMIT) {
+      const oldest = this.#jobTokens.keys().next()
+      if (!oldest.done) this.#jobTokens.delete(oldest.value)
+    }
+    this.#jobTokens.set(id, { version, token })
+  }
+
+  /**
+   * Persists `desc` atomically and bumps its `version`. With `ifVersion`, only if the stored job still has that
+   * version (compare-and-swap between processes); without, the last writer wins.
+   * @throws ConcurrentFileModificationError when `ifVersion` does not hold; NoSuchJobError when it is given and
+   * the job is gone.
+   */
+  async update(desc: JobDescription, options: SignalOptions & { ifVersion?: number } = {}): Promise<JobDescription> {
+    checkJobId(desc.jobStoreID)
+    const id = desc.jobStoreID
+    let ifMatch: string | undefined
+    let next = (desc.version ?? 0) + 1
+    if (options.ifVersion !== undefined) {
+      const cached = this.#jobTokens.get(id)
+      if (cached !== undefined && cached.version === options.ifVersion) {
+        ifMatch = cached.token
+      } else {
+        const current = await this.#readJob(id, options.signal)
+        if (current.desc.version !== options.ifVersion) {
+          throw new ConcurrentFileModificationError(`job ${id}`, {
+            message: `job ${id} is at version ${current.desc.version}, not ${options.ifVersion}`,
+          })
+        }
+        ifMatch = current.token
+      }
+      next = options.ifVersion + 1
+    } else {
+      const cached = this.#jobTokens.get(id)
+      if (cached !== undefined) next = Math.max(next, cached.version + 1)
+    }
+    let token: string
+    try {
+      token = await this.putObject(keys.job(id), encodeJob({ ...desc, version: next }), {
+        ...(ifMatch !== undefined ? { ifMatch } : {}),
+        ...io(options.signal),
+      })
+    } catch (err) {
+      if (err instanceof PreconditionFailedError) {
+        this.#jobTokens.delete(id)
+        throw new ConcurrentFileModificationError(`job ${id}`, {
+          cause: err,
+          message: `job ${id} was modified concurrently (expected version ${options.ifVersion})`,
+        })
+      }
+      throw err
+    }
+    desc.version = next
+    this.#rememberToken(id, next, token)
+    return desc
+  }
+
+  /**
+   * Deletes a job and the files written for it with `cleanup: true`. Idempotent.
+   */
+  async delete(jobStoreID: string, options: SignalOptions = {}): Promise<void> {
+    const key = keys.job(jobStoreID)
+    // Files first: a retry after a crash still finds the job and finishes the work.
+    await this.#deletePrefix(keys.cleanupFilesPrefix(jobStoreID), options.signal)
+    await this.deleteObjects([key], io(options.signal))
+    this.#jobTokens.delete(jobStoreID)
+  }
+
+  async #deletePrefix(prefix: string, signal: AbortSignal | undefined): Promise<void> {
+    let batch: string[] = []
+    const pending: Promise<void>[] = []
+    for await (const object of this.listObjects(prefix, io(signal))) {
+      batch.push(object.key)
+      if (batch.length >= 1000) {
+        pending.push(this.deleteObjects(batch, io(signal)))
+        batch = []
+      }
+    }
+    if (batch.length > 0) pending.push(this.deleteObjects(batch, io(signal)))
+    await Promise.all(pending)
+  }
+
+  /**
+   * Every job in the store, loaded with bounded parallelism while the listing goes on. Best effort, as in Toil:
+   * jobs deleted meanwhile are left out; records that cannot be decoded are skipped and reported through
+   * `onCorruptRecord`.
+   */
+  async *jobs(options: JobsOptions = {}): AsyncGenerator<JobDescription> {
+    const loaded = mapConcurrent(this.listObjects(keys.jobsPrefix, io(options.signal)), this.concurrency, async (object) => {
+      const id = keys.jobIdOfKey(object.key)
+      if (id === undefined) return undefined
+      try {
+        return await this.load(id, options)
+      } catch (err) {
+        if (err instanceof NoSuchJobError) return undefined
+        if (err instanceof CorruptRecordError) {
+          log('skipping %s', err.message)
+          options.onCorruptRecord?.(err)
+          return undefined
+        }
+        throw err
+      }
+    })
+    for await (const desc of loaded) if (desc !== undefined) yield desc
+  }
+
+  /**
+   * Repairs the store after a restart, as Toil does: walks the job graph from the root (children, follow-ons,
+   * services); deletes unreachable jobs and their `filesToDelete`; for reachable jobs deletes their
+   * `filesToDelete` and `jobsToDelete`, drops successors that no longer exist, resets `remainingTryCount` to
+   * `retryCount + 1`, drops (and deletes) `logJobStoreFileID`, and persists what changed. Then releases stats
+   * claims of crashed readers and removes leftovers of interrupted writes. Works in parallel throughout.
+   * @returns the root job, repaired.
+   */
+  async clean(jobCache?: JobCache, options: CleanOptions = {}): Promise<JobDescription> {
+    const signal = options.signal
+    const root = await this.loadRootJob(options)
+    const all = new Map<string, JobDescription>()
+    if (jobCache !== undefined) {
+      const entries = jobCache instanceof Map ? jobCache.values() : Object.values(jobCache as Record<string, JobDescription>)
+      for (const desc of entries) if (desc.jobStoreID !== undefined) all.set(desc.jobStoreID, desc)
+    } else {
+      for await (const desc of this.jobs(options)) all.set(desc.jobStoreID as string, desc)
+    }
+    all.set(root.jobStoreID as string, root)
+
+    const reachable = new Set<string>()
+    const stack = [root.jobStoreID as string]
+    while (stack.length > 0) {
+      const id = stack.pop() as string
+      if (reachable.has(id)) continue
+      const desc = all.get(id)
+      if (desc === undefined) continue
+      reachable.add(id)
+      for (const next of [...desc.children, ...desc.followOns, ...desc.services]) if (!reachable.has(next)) stack.push(next)
+    }
+
+    const unreachable = [...all.values()].filter((desc) => !reachable.has(desc.jobStoreID as string))
+    const deleted = new Set<string>()
+    await forEachConcurrent(unreachable, this.concurrency, async (desc) => {
+      await this.#deleteFiles(desc.filesToDelete, signal)
+      await this.delete(desc.jobStoreID as string, options)
+      deleted.add(desc.jobStoreID as string)
+    })
+
+    const tries = this.config.retryCount + 1
+    const repaired: JobDescription[] = []
+    await forEachConcurrent(reachable, this.concurrency, async (id) => {
+      const desc = all.get(id) as JobDescription
+      let changed = false
+      if (desc.filesToDelete.length > 0) {
+        await this.#deleteFiles(desc.filesToDelete, signal)
+        desc.filesToDelete = []
+        changed = true
+      }
+      if (desc.jobsToDelete.length > 0) {
+        await forEachConcurrent(desc.jobsToDelete, this.concurrency, async (gone) => {
+          await this.delete(gone, options)
+          deleted.add(gone)
+        })
+        desc.jobsToDelete = []
+        changed = true
+      }
+      if (desc.remainingTryCount !== tries) {
+        desc.remainingTryCount = tries
+        changed = true
+      }
+      if (desc.logJobStoreFileID !== undefined) {
+        await this.#deleteFiles([desc.logJobStoreFileID], signal)
+        delete desc.logJobStoreFileID
+        changed = true
+      }
+      if (changed) repaired.push(desc)
+    })
+    // Successors are dropped after all deletions, so that a job deleted through another's jobsToDelete goes too.
+    const alive = (id: string): boolean => all.has(id) && !deleted.has(id)
+    for (const id of reachable) {
+      const desc = all.get(id) as JobDescription
+      const before = desc.children.length + desc.followOns.length + desc.services.length
+      desc.children = desc.children.filter(alive)
+      desc.followOns = desc.followOns.filter(alive)
+      desc.services = desc.services.filter(alive)
+      if (desc.children.length + desc.followOns.length + desc.services.length !== before && !repaired.includes(desc)) {
+        repaired.push(desc)
+      }
+    }
+    await forEachConcurrent(repaired, this.concurrency, async (desc) => {
+      if (!deleted.has(desc.jobStoreID as string)) await this.update(desc, options)
+    })
+
+    const age = options.leftoverAgeMs ?? 15 * 60 * 1000
+    await this.#releaseStaleStatsClaims(age, signal)
+    const removed = await this.removeLeftovers(age, io(signal))
+    log('clean: %d reachable, %d deleted, %d repaired, %d leftovers removed', reachable.size, deleted.size, repaired.length, removed)
+    return root
+  }
+
+  async #deleteFiles(fileIDs: readonly string[], signal: AbortSignal | undefined): Promise<void> {
+    const fileKeys: string[] = []
+    for (const id of fileIDs) {
+      try {
+        fileKeys.push(keys.file(id))
+      } catch (err) {
+        log('ignoring invalid file ID %s in a job: %s', id, (err as Error).message)
+      }
+    }
+    if (fileKeys.length > 0) await this.deleteObjects(fileKeys, io(signal))
+  }
+
+  // ---------------------------------------------------------------- files
+
+  /**
+   * Copies the local file at `localFilePath` into the store; it is visible only once complete. The basename and
+   * the executable bit are kept.
+   * @returns the new file's ID.
+   */
+  async writeFile(localFilePath: string, options: NewFileOptions = {}): Promise<string> {
+    const fileID = mintFileId({
+      owner: options.jobStoreID,
+      cleanup: options.cleanup,
+      basename: options.basename ?? pathBasename(localFilePath),
+    })
+    await this.#putLocalFile(keys.file(fileID), localFilePath, { ifNoneMatch: true }, options.signal)
+    return fileID
+  }
+
+  async #putLocalFile(key: string, localFilePath: string, put: PutOptions, signal: AbortSignal | undefined): Promise<string> {
+    const handle = await open(localFilePath, 'r').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') throw new NoSuchFileError(localFilePath, { cause: err, message: `no local file ${localFilePath}` })
+      throw new JobStoreError(`cannot open ${localFilePath}`, { cause: err })
+    })
+    try {
+      const info = await handle.stat()
+      const body = handle.createReadStream({ highWaterMark: 256 * 1024, autoClose: false })
+      return await this.putObject(key, body, {
+        ...put,
+        executable: (info.mode & fsConstants.S_IXUSR) !== 0,
+        contentLength: info.size,
+        ...io(signal),
+      })
+    } finally {
+      await handle.close()
+    }
+  }
+
+  /**
+   * Writes a new file from a body callback: `await store.writeFileStream(async (w, id) => { w.write('…') })`.
+   * Nothing is visible until the callback returns and the upload completes; if it throws or the signal aborts,
+   * nothing is stored.
+   * @returns the new file's ID (also passed to the callback).
+   */
+  async writeFileStream(
+    body: BodyCallback<[fileID: string]>,
+    options: NewFileOptions & EncodingOptions = {},
+  ): Promise<string> {
+    const fileID = mintFileId({ owner: options.jobStoreID, cleanup: options.cleanup, basename: options.basename })
+    await this.#putFromCallback(keys.file(fileID), (w) => body(w, fileID), { ifNoneMatch: true }, options)
+    return fileID
+  }
+
+  /**
+   * Streams what the callback writes into `key`. The callback and the upload run together; whichever fails
+   * first stops the other, and the upload commits only after the callback returned.
+   */
+  async #putFromCallback(
+    key: string,
+    body: BodyCallback,
+    put: PutOptions,
+    options: SignalOptions & EncodingOptions & { encryptWith?: Buffer },
+  ): Promise<string> {
+    throwIfAborted(options.signal)
+    const writable = new PassThrough({ highWaterMark: 256 * 1024 })
+    if (options.encoding !== undefined) writable.setDefaultEncoding(options.encoding)
+    const controller = linkedAbortController(options.signal)
+    const source: Readable =
+      options.encryptWith === undefined ? writable : pipeline(writable, createEncryptStream(options.encryptWith), () => {})
+    let putFailure: { error: unknown } | undefined
+    const upload = this.putObject(key, source, { ...put, signal: controller.signal })
+    upload.catch((error: unknown) => {
+      putFailure = { error }
+      writable.destroy(error as Error)
+    })
+    try {
+      await body(writable)
+      if (putFailure !== undefined) throw putFailure.error
+      if (!writable.writableEnded) writable.end()
+      return await upload
+    } catch (err) {
+      const failure = putFailure !== undefined ? putFailure.error : err
+      controller.abort(failure)
+      writable.destroy(failure as Error)
+      await upload.catch(() => {})
+      throw failure
+    } finally {
+      controller.dispose()
+    }
+  }
+
+  /** Creates an empty file and returns its ID; `fileExists()` is then true. */
+  async getEmptyFileStoreID(options: NewFileOptions = {}): Promise<string> {
+    const fileID = mintFileId({ owner: options.jobStoreID, cleanup: options.cleanup, basename: options.basename })
+    await this.putObject(keys.file(fileID), Buffer.alloc(0), { ifNoneMatch: true, ...io(options.signal) })
+    return fileID
+  }
+
+  /**
+   * Puts the file at `localFilePath`, atomically (it appears whole or not at all), executable if it was stored
+   * as executable. The file backend hard links when it can (or symlinks with `symlink: true`): do not modify
+   * the local file afterwards.
+   */
+  async readFile(jobStoreFileID: string, localFilePath: string, options: SignalOptions & { symlink?: boolean } = {}): Promise<void> {
+    const key = keys.file(jobStoreFileID)
+    try {
+      await this.materializeObject(key, `file ${jobStoreFileID}`, localFilePath, {
+        symlink: options.symlink ?? false,
+        ...io(options.signal),
+      })
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) throw new NoSuchFileError(jobStoreFileID, { cause: err })
+      throw err
+    }
+  }
+
+  /**
+   * Opens a file for reading. Rejects with NoSuchFileError before any byte flows. The stream verifies size (and
+   * checksum where the service keeps one) and errors with IntegrityError on a mismatch. Destroy it to stop early.
+   */
+  async readFileStream(jobStoreFileID: string, options: SignalOptions & EncodingOptions = {}): Promise<StoreReadable> {
+    const key = keys.file(jobStoreFileID)
+    const object = await this.#getOr(key, options.signal, () => new NoSuchFileError(jobStoreFileID))
+    const stream = this.#verified(object, `file ${jobStoreFileID}`)
+    if (options.encoding !== undefined) stream.setEncoding(options.encoding)
+    return asStoreReadable(stream, { version: object.version, storedSize: object.size, executable: object.executable })
+  }
+
+  async #getOr(key: string, signal: AbortSignal | undefined, missing: () => Error): Promise<ObjectRead> {
+    try {
+      return await this.getObject(key, io(signal))
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) {
+        const error = missing()
+        ;(error as { cause?: unknown }).cause = err
+        throw error
+      }
+      throw err
+    }
+  }
+
+  #verified(object: ObjectRead, what: string, decrypt?: { key: Buffer | undefined }): Readable {
+    const verify = createVerifyStream(what, object.size, object.checksum)
+    const onDone = (err: Error | null | undefined): void => {
+      if (err && err.name !== 'AbortError' && (err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
+        log('read of %s failed: %s', what, err.message)
+      }
+    }
+    if (decrypt === undefined) return pipeline(object.body, verify, onDone)
+    return pipeline(object.body, verify, createDecryptStream(decrypt.key, what, true), onDone)
+  }
+
+  /** Deletes a file. Idempotent. */
+  async deleteFile(jobStoreFileID: string, options: SignalOptions = {}): Promise<void> {
+    await this.deleteObjects([keys.file(jobStoreFileID)], io(options.signal))
+  }
+
+  /** Whether the file exists. */
+  async fileExists(jobStoreFileID: string, options: SignalOptions = {}): Promise<boolean> {
+    return (await this.headObject(keys.file(jobStoreFileID), io(options.signal))) !== undefined
+  }
+
+  /** The file's size in bytes, or 0 when it does not exist. */
+  async getFileSize(jobStoreFileID: string, options: SignalOptions = {}): Promise<number> {
+    return (await this.headObject(keys.file(jobStoreFileID), io(options.signal)))?.size ?? 0
+  }
+
+  /** The file's current version token, for `ifVersion`; undefined when it does not exist. */
+  async getFileVersion(jobStoreFileID: string, options: SignalOptions = {}): Promise<string | undefined> {
+    return (await this.headObject(keys.file(jobStoreFileID), io(options.signal)))?.version
+  }
+
+  async #versionToReplace(key: string, what: string, options: SignalOptions & ConditionalOptions): Promise<PutOptions> {
+    if (options.ifVersion !== undefined) return { ifMatch: options.ifVersion }
+    const info = await this.headObject(key, io(options.signal))
+    if (info === undefined) throw new NoSuchFileError(what)
+    return {}
+  }
+
+  #conditionalFailure(err: unknown, what: string, options: ConditionalOptions): unknown {
+    if (err instanceof PreconditionFailedError) {
+      return new ConcurrentFileModificationError(what, {
+        cause: err,
+        message: `${what} was modified or deleted concurrently (expected version ${options.ifVersion})`,
+      })
+    }
+    return err
+  }
+
+  /**
+   * Replaces an existing file with the local file's content.
+   * @throws NoSuchFileError if the file does not exist; ConcurrentFileModificationError if `ifVersion` does not
+   * hold.
+   */
+  async updateFile(
+    jobStoreFileID: string,
+    localFilePath: string,
+    options: SignalOptions & ConditionalOptions = {},
+  ): Promise<string> {
+    const key = keys.file(jobStoreFileID)
+    const put = await this.#versionToReplace(key, jobStoreFileID, options)
+    try {
+      return await this.#putLocalFile(key, localFilePath, put, options.signal)
+    } catch (err) {
+      throw this.#conditionalFailure(err, `file ${jobStoreFileID}`, options)
+    }
+  }
+
+  /**
+   * Replaces an existing file with what the callback writes; atomic, as `writeFileStream`.
+   * @returns the new version token.
+   */
+  async updateFileStream(
+    jobStoreFileID: string,
+    body: BodyCallback,
+    options: SignalOptions & EncodingOptions & ConditionalOptions = {},
+  ): Promise<string> {
+    const key = keys.file(jobStoreFileID)
+    const put = await this.#versionToReplace(key, jobStoreFileID, options)
+    try {
+      return await this.#putFromCallback(key, body, put, options)
+    } catch (err) {
+      throw this.#conditionalFailure(err, `file ${jobStoreFileID}`, options)
+    }
+  }
+
+  /** A URL to read the file without credentials; it may expire after `config.publicUrlExpirySeconds`. */
+  async getPublicUrl(jobStoreFileID: string, options: SignalOptions = {}): Promise<string> {
+    const key = keys.file(jobStoreFileID)
+    if ((await this.headObject(key, io(options.signal))) === undefined) throw new NoSuchFileError(jobStoreFileID)
+    return this.getObjectUrl(key, this.#urlExpiry())
+  }
+
+  /** As `getPublicUrl`, for a shared file. Protected shared files are served as stored: encrypted. */
+  async getSharedPublicUrl(sharedFileName: string, options: SignalOptions = {}): Promise<string> {
+    const key = keys.shared(sharedFileName)
+    if ((await this.headObject(key, io(options.signal))) === undefined) throw new NoSuchFileError(sharedFileName)
+    return this.getObjectUrl(key, this.#urlExpiry())
+  }
+
+  #urlExpiry(): number {
+    return this.#config?.publicUrlExpirySeconds ?? 3600
+  }
+
+  // ---------------------------------------------------------------- shared files
+
+  /**
+   * Writes a shared file (a name in `^[a-zA-Z0-9._-]+$`) from a body callback, atomically. `isProtected: true`
+   * encrypts it at rest with the config's key (an error if there is none); `false` stores it in the clear;
+   * unset encrypts when a key is configured. `ifVersion` replaces only that version; `ifAbsent` only creates.
+   * @returns the new version token.
+   */
+  async writeSharedFileStream(
+    sharedFileName: string,
+    body: BodyCallback,
+    options: SignalOptions & EncodingOptions & ConditionalOptions & { isProtected?: boolean; ifAbsent?: boolean } = {},
+  ): Promise<string> {
+    const key = keys.shared(sharedFileName)
+    const encrypt = options.isProtected ?? this.#config?.encryptionKeyPath !== undefined
+    const encryptWith = encrypt ? await this.#loadEncryptionKey(sharedFileName) : undefined
+    const put: PutOptions = {
+      ...(options.ifVersion !== undefined ? { ifMatch: options.ifVersion } : {}),
+      ...(options.ifAbsent ? { ifNoneMatch: true } : {}),
+    }
+    try {
+      return await this.#putFromCallback(key, body, put, { ...options, ...(encryptWith ? { encryptWith } : {}) })
+    } catch (err) {
+      throw this.#conditionalFailure(err, `shared file ${sharedFileName}`, options)
+    }
+  }
+
+  async #loadEncryptionKey(what: string): Promise<Buffer> {
+    const path = this.#config?.encryptionKeyPath
+    if (path === undefined) {
+      throw new EncryptionError(`cannot protect ${what}: the store's config names no encryptionKeyPath`)
+    }
+    this.#encryptionKey ??= loadKeyFile(path)
+    return this.#encryptionKey
+  }
+
+  /**
+   * Opens a shared file; decrypts protected ones (EncryptionError without the right key).
+   * @throws NoSuchFileError before any byte flows when it does not exist.
+   */
+  async readSharedFileStream(sharedFileName: string, options: SignalOptions & EncodingOptions = {}): Promise<StoreReadable> {
+    const key = keys.shared(sharedFileName)
+    const object = await this.#getOr(key, options.signal, () => new NoSuchFileError(sharedFileName))
+    let master: Buffer | undefined
+    if (this.#config?.encryptionKeyPath !== undefined) {
+      try {
+        master = await this.#loadEncryptionKey(sharedFileName)
+      } catch (err) {
+        object.body.destroy()
+        throw err
+      }
+    }
+    const stream = this.#verified(object, `shared file ${sharedFileName}`, { key: master })
+    if (options.encoding !== undefined) stream.setEncoding(options.encoding)
+    return asStoreReadable(stream, { version: object.version, storedSize: object.size, executable: object.executable })
+  }
+
+  /** Names of all shared files. */
+  async *sharedFileNames(options: SignalOptions = {}): AsyncGenerator<string> {
+    for await (const object of this.listObjects(keys.sharedPrefix, io(options.signal))) {
+      yield object.key.slice(keys.sharedPrefix.length)
+    }
+  }
+
+  // ---------------------------------------------------------------- stats and logging
+
+  /** Adds a stats/logging message. */
+  async writeStatsAndLogging(statsAndLoggingString: string, options: SignalOptions = {}): Promise<void> {
+    const key = `${keys.statsUnreadPrefix}${keys.newStatsId()}`
+    await this.putObject(key, Buffer.from(statsAndLoggingString, 'utf8'), { ifNoneMatch: true, ...io(options.signal) })
+  }
+
+  /**
+   * Hands each unread message to `callback` once, across all concurrent readers in all processes (each reader
+   * claims a message with a create-if-absent write before handing it out), then marks it read. With `readAll`,
+   * also replays messages read before.
+   * @returns how many messages were handed to the callback.
+   */
+  async readStatsAndLogging(
+    callback: (text: string) => Promise<void> | void,
+    readAll = false,
+    options: SignalOptions = {},
+  ): Promise<number> {
+    const signal = options.signal
+    const claimedUnprocessed = new Set<string>()
+    const processed = new Set<string>()
+    const finishing: Promise<void>[] = []
+    let count = 0
+    const claimed = mapConcurrent(this.listObjects(keys.statsUnreadPrefix, io(signal)), this.concurrency, async (object) => {
+      const id = keys.statsIdOfKey(object.key)
+      return id === undefined ? undefined : this.#claimStats(id, signal, claimedUnprocessed)
+    })
+    try {
+      for await (const message of claimed) {
+        if (message === undefined) continue
+        await callback(message.text)
+        count++
+        claimedUnprocessed.delete(message.id)
+        processed.add(message.id)
+        finishing.push(this.#markStatsRead(message.id, message.bytes, signal))
+      }
+    } catch (err) {
+      await Promise.allSettled(finishing)
+      await this.deleteObjects([...claimedUnprocessed].map((id) => keys.statsClaimsPrefix + id), io(signal)).catch(() => {})
+      throw err
+    }
+    await Promise.all(finishing)
+    if (readAll) {
+      const replay = mapConcurrent(this.listObjects(keys.statsReadPrefix, io(signal)), this.concurrency, async (object) => {
+        const id = keys.statsIdOfKey(object.key)
+        if (id === undefined || processed.has(id)) return undefined
+        try {
+          return (await readToBuffer(this.#verified(await this.getObject(object.key, io(signal)), `stats ${id}`))).toString('utf8')
+        } catch (err) {
+          if (err instanceof ObjectNotFoundError) return undefined
+          throw err
+        }
+      })
+      for await (const text of replay) {
+        if (text === undefined) continue
+        await callback(text)
+        count++
+      }
+    }
+    return count
+  }
+
+  async #claimStats(
+    id: string,
+    signal: AbortSignal | undefined,
+    claimed: Set<string>,
+  ): Promise<{ id: string; text: string; bytes: Buffer } | undefined> {
+    const claimKey = keys.statsClaimsPrefix + id
+    try {
+      await this.putObject(claimKey, Buffer.from(String(Date.now())), { ifNoneMatch: true, ...io(signal) })
+    } catch (err) {
+      if (err instanceof PreconditionFailedError) return undefined // another reader has it
+      throw err
+    }
+    claimed.add(id)
+    try {
+      const bytes = await readToBuffer(this.#verified(await this.getObject(keys.statsUnreadPrefix + id, io(signal)), `stats ${id}`))
+      return { id, text: bytes.toString('utf8'), bytes }
+    } catch (err) {
+      claimed.delete(id)
+      await this.deleteObjects([claimKey], io(signal))
+      // Gone: another reader finished it between our listing and our claim.
+      if (err instanceof ObjectNotFoundError) return undefined
+      throw err
+    }
+  }
+
+  async #markStatsRead(id: string, bytes: Buffer, signal: AbortSignal | undefined): Promise<void> {
+    await this.putObject(keys.statsReadPrefix + id, bytes, io(signal))
+    // Unread before claim: a reader that claims after us then finds nothing to read.
+    await this.deleteObjects([keys.statsUnreadPrefix + id], io(signal))
+    await this.deleteObjects([keys.statsClaimsPrefix + id], io(signal))
+  }
+
+  async #releaseStaleStatsClaims(olderThanMs: number, signal: AbortSignal | undefined): Promise<void> {
+    const now = Date.now()
+    await forEachConcurrent(this.listObjects(keys.statsClaimsPrefix, io(signal)), this.concurrency, async (object) => {
+      try {
+        const since = Number((await readToBuffer((await this.getObject(object.key, io(signal))).body)).toString('utf8'))
+        if (!(now - since < olderThanMs)) await this.deleteObjects([object.key], io(signal))
+      } catch (err) {
+        if (!(err instanceof ObjectNotFoundError)) throw err
+      }
+    })
+  }
+
+  // ---------------------------------------------------------------- import and export
+
+  /**
+   * Imports the file at `srcUrl` (`file:`, `http(s):`, and the schemes of the loaded backends). Executable bits of
+   * local files are kept. With `sharedFileName`, stores it as that shared file and returns undefined. With
+   * `hardlink`/`symlink`, a backend that can (the file backend) links a `file:` source instead of copying it.
+   * @throws InvalidImportExportUrlError for a malformed URL or unknown scheme; NoSuchFileError when the source is
+   * missing. Nothing is stored in either case.
+   */
+  async importFile(
+    srcUrl: string,
+    options: SignalOptions & { sharedFileName?: string; hardlink?: boolean; symlink?: boolean; jobStoreID?: string } = {},
+  ): Promise<string | undefined> {
+    const { handler, url } = await resolveUrlHandler(srcUrl)
+    let fileID: string | undefined
+    let key: string
+    if (options.sharedFileName !== undefined) {
+      key = keys.shared(options.sharedFileName)
+    } else {
+      const name = decodeURIComponent(url.pathname.slice(url.pathname.lastIndexOf('/') + 1))
+      fileID = mintFileId({ owner: options.jobStoreID, basename: name === '' ? undefined : name })
+      key = keys.file(fileID)
+    }
+    const put: PutOptions = fileID !== undefined ? { ifNoneMatch: true } : {}
+    if (url.protocol === 'file:' && (options.hardlink || options.symlink)) {
+      const linked = await this.linkLocalFile(fileURLToPath(url), key, {
+        hardlink: options.hardlink ?? false,
+        symlink: options.symlink ?? false,
+      })
+      if (linked) return fileID
+    }
+    const source = await handler.openRead(url, io(options.signal))
+    try {
+      await this.putObject(key, source.body, {
+        ...put,
+        executable: source.executable,
+        ...(source.size !== undefined ? { contentLength: source.size } : {}),
+        ...io(options.signal),
+      })
+    } catch (err) {
+      source.body.destroy()
+      throw err
+    }
+    return fileID
+  }
+
+  /**
+   * Exports a file to `dstUrl`; the result is executable if and only if the file was imported/written from an
+   * executable local file. Written atomically where the destination allows.
+   */
+  async exportFile(jobStoreFileID: string, dstUrl: string, options: SignalOptions = {}): Promise<void> {
+    const key = keys.file(jobStoreFileID)
+    const { handler, url } = await resolveUrlHandler(dstUrl)
+    const writer = requireWritable(handler, url)
+    const object = await this.#getOr(key, options.signal, () => new NoSuchFileError(jobStoreFileID))
+    await writer.write(url, this.#verified(object, `file ${jobStoreFileID}`), {
+      executable: object.executable,
+      size: object.size,
+      ...io(options.signal),
+    })
+  }
+
+  /** Size in bytes of the object at `url`, or undefined when it cannot be told. */
+  static async getSize(url: string, options: SignalOptions = {}): Promise<number | undefined> {
+    const { handler, url: parsed } = await resolveUrlHandler(url)
+    return handler.getSize(parsed, io(options.signal))
+  }
+}
+
+function encodeConfig(config: JobStoreConfig): Buffer {
+  return Buffer.from(JSON.stringify(config, null, 2), 'utf8')
+}

@@ -1,0 +1,144 @@
+/**
+ * Encryption at rest for protected shared files: AES-256-GCM in 64 KiB chunks, so it streams with bounded memory.
+ *
+ * Format: `MAGIC (16 bytes) | salt (32 bytes) | chunk…`. The file key is HKDF-SHA256(key file bytes, salt), fresh
+ * per file, so nonces can be the chunk counter. Each chunk is `ciphertext | tag (16)`; its nonce is the 11-byte
+ * counter plus a final-chunk flag byte, so reordering, dropping or truncating chunks fails authentication.
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { Transform, type TransformCallback } from 'node:stream'
+import { EncryptionError } from './errors.js'
+
+/** First bytes of every encrypted object. */
+export const ENCRYPTION_MAGIC = Buffer.from('jobstore-aead-v1', 'ascii')
+const SALT_LENGTH = 32
+const TAG_LENGTH = 16
+/** Plaintext bytes per chunk. */
+export const PLAINTEXT_CHUNK = 64 * 1024
+const CIPHERTEXT_CHUNK = PLAINTEXT_CHUNK + TAG_LENGTH
+const HEADER_LENGTH = ENCRYPTION_MAGIC.length + SALT_LENGTH
+
+/** Reads the key file named in the config. It must hold at least 32 bytes of key material. */
+export async function loadKeyFile(path: string): Promise<Buffer> {
+  let bytes: Buffer
+  try {
+    bytes = await readFile(path)
+  } catch (err) {
+    throw new EncryptionError(`cannot read the encryption key file named in the config`, { cause: err })
+  }
+  const material = Buffer.from(bytes.toString('latin1').trim(), 'latin1')
+  if (material.length < 32) throw new EncryptionError('the encryption key file must hold at least 32 bytes')
+  return material
+}
+
+function fileKey(master: Buffer, salt: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', master, salt, 'jobstore protected file', 32))
+}
+
+function nonce(counter: number, final: boolean): Buffer {
+  const iv = Buffer.alloc(12)
+  iv.writeUIntBE(counter, 5, 6) // 48-bit counter: 2^48 chunks of 64 KiB is far beyond any object
+  iv[11] = final ? 1 : 0
+  return iv
+}
+
+/** A Transform that encrypts its input. */
+export function createEncryptStream(master: Buffer): Transform {
+  const salt = randomBytes(SALT_LENGTH)
+  const key = fileKey(master, salt)
+  let counter = 0
+  let pending: Buffer = Buffer.alloc(0)
+  const seal = (plain: Buffer, final: boolean): Buffer => {
+    const cipher = createCipheriv('aes-256-gcm', key, nonce(counter++, final))
+    return Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()])
+  }
+  return new Transform({
+    construct(callback) {
+      this.push(Buffer.concat([ENCRYPTION_MAGIC, salt]))
+      callback()
+    },
+    transform(data: Buffer, _encoding, callback: TransformCallback) {
+      pending = pending.length === 0 ? data : Buffer.concat([pending, data])
+      // Keep at least one byte back: the last chunk, even a full one, must be sealed as final.
+      while (pending.length > PLAINTEXT_CHUNK) {
+        this.push(seal(pending.subarray(0, PLAINTEXT_CHUNK), false))
+        pending = pending.subarray(PLAINTEXT_CHUNK)
+      }
+      callback()
+    },
+    flush(callback) {
+      this.push(seal(pending, true))
+      callback()
+    },
+  })
+}
+
+/**
+ * A Transform that decrypts what {@link createEncryptStream} wrote; errors with {@link EncryptionError}. With
+ * `plaintextAllowed`, input that does not start with {@link ENCRYPTION_MAGIC} passes through unchanged (shared files
+ * may be stored in the clear).
+ */
+export function createDecryptStream(master: Buffer | undefined, what: string, plaintextAllowed = false): Transform {
+  let passThrough = false
+  let header: Buffer | undefined
+  let key: Buffer | undefined
+  let counter = 0
+  let pending: Buffer = Buffer.alloc(0)
+  const open = (sealed: Buffer, final: boolean): Buffer => {
+    if (sealed.length < TAG_LENGTH) throw new EncryptionError(`${what} is truncated`)
+    const decipher = createDecipheriv('aes-256-gcm', key as Buffer, nonce(counter++, final))
+    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_LENGTH))
+    try {
+      return Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - TAG_LENGTH)), decipher.final()])
+    } catch (err) {
+      throw new EncryptionError(`cannot decrypt ${what}: wrong key, or the stored bytes were altered or truncated`, {
+        cause: err,
+      })
+    }
+  }
+  return new Transform({
+    transform(data: Buffer, _encoding, callback: TransformCallback) {
+      if (passThrough) return callback(null, data)
+      try {
+        pending = pending.length === 0 ? data : Buffer.concat([pending, data])
+        if (header === undefined) {
+          const magicSoFar = pending.subarray(0, ENCRYPTION_MAGIC.length)
+          if (!ENCRYPTION_MAGIC.subarray(0, magicSoFar.length).equals(magicSoFar)) {
+            if (!plaintextAllowed) throw new EncryptionError(`${what} is not an encrypted object`)
+            passThrough = true
+            return callback(null, pending)
+          }
+          if (pending.length < HEADER_LENGTH) return callback()
+          header = pending.subarray(0, HEADER_LENGTH)
+          if (master === undefined) {
+            throw new EncryptionError(`${what} is encrypted, and the store's config names no encryption key file`)
+          }
+          key = fileKey(master, header.subarray(ENCRYPTION_MAGIC.length))
+          pending = pending.subarray(HEADER_LENGTH)
+        }
+        while (pending.length > CIPHERTEXT_CHUNK) {
+          this.push(open(pending.subarray(0, CIPHERTEXT_CHUNK), false))
+          pending = pending.subarray(CIPHERTEXT_CHUNK)
+        }
+        callback()
+      } catch (err) {
+        callback(err as Error)
+      }
+    },
+    flush(callback) {
+      if (passThrough) return callback()
+      try {
+        if (header === undefined) {
+          // Shorter than a header: plaintext that happens to start like the magic, or a truncated object.
+          if (plaintextAllowed && pending.length < ENCRYPTION_MAGIC.length) return callback(null, pending)
+          throw new EncryptionError(`${what} is truncated`)
+        }
+        this.push(open(pending, true))
+        callback()
+      } catch (err) {
+        callback(err as Error)
+      }
+    },
+  })
+}

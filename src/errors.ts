@@ -1,0 +1,152 @@
+/**
+ * Typed errors. Every error jobstore throws is a {@link JobStoreError} with a stable `code` string that scripts
+ * and the CLI can switch on, and the underlying SDK or system error as `cause`. Backends map their SDK errors to
+ * these; raw SDK errors never reach the caller.
+ */
+
+/** Stable error codes, one per error class. */
+export type JobStoreErrorCode =
+  | 'JOBSTORE_ERROR'
+  | 'NO_SUCH_JOB'
+  | 'NO_SUCH_FILE'
+  | 'NO_SUCH_JOB_STORE'
+  | 'JOB_STORE_EXISTS'
+  | 'CONCURRENT_MODIFICATION'
+  | 'INVALID_IMPORT_EXPORT_URL'
+  | 'INVALID_ARGUMENT'
+  | 'UNSUPPORTED'
+  | 'CORRUPT_RECORD'
+  | 'INTEGRITY'
+  | 'ENCRYPTION'
+  | 'ABORTED'
+
+/** Base class of every error jobstore throws. */
+export class JobStoreError extends Error {
+  readonly code: JobStoreErrorCode
+  constructor(message: string, options?: { cause?: unknown; code?: JobStoreErrorCode }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
+    this.name = new.target.name
+    this.code = options?.code ?? 'JOBSTORE_ERROR'
+  }
+}
+
+/** No job description with the given ID exists. */
+export class NoSuchJobError extends JobStoreError {
+  readonly jobStoreID: string
+  constructor(jobStoreID: string, options?: { cause?: unknown; message?: string }) {
+    super(options?.message ?? `no job with ID ${jobStoreID} in the job store`, { ...options, code: 'NO_SUCH_JOB' })
+    this.jobStoreID = jobStoreID
+  }
+}
+
+/** No file (or shared file) with the given ID or name exists. */
+export class NoSuchFileError extends JobStoreError {
+  readonly fileID: string
+  constructor(fileID: string, options?: { cause?: unknown; message?: string }) {
+    super(options?.message ?? `no file ${fileID} in the job store`, { ...options, code: 'NO_SUCH_FILE' })
+    this.fileID = fileID
+  }
+}
+
+/** `resume()` (or any call needing a store) found no job store at the locator. */
+export class NoSuchJobStoreError extends JobStoreError {
+  readonly locator: string
+  constructor(locator: string, options?: { cause?: unknown }) {
+    super(`no job store at ${locator}`, { ...options, code: 'NO_SUCH_JOB_STORE' })
+    this.locator = locator
+  }
+}
+
+/** `initialize()` found a job store already at the locator. */
+export class JobStoreExistsError extends JobStoreError {
+  readonly locator: string
+  constructor(locator: string, options?: { cause?: unknown }) {
+    super(`a job store already exists at ${locator}`, { ...options, code: 'JOB_STORE_EXISTS' })
+    this.locator = locator
+  }
+}
+
+/**
+ * A conditional write lost a race: the stored version was not the one the caller expected (or the object
+ * existed when it had to be absent). Reload and retry.
+ */
+export class ConcurrentFileModificationError extends JobStoreError {
+  readonly target: string
+  constructor(target: string, options?: { cause?: unknown; message?: string }) {
+    super(options?.message ?? `${target} was modified concurrently`, { ...options, code: 'CONCURRENT_MODIFICATION' })
+    this.target = target
+  }
+}
+
+/** A URL given to `importFile`, `exportFile` or `getSize` is malformed or has no handler for its scheme. */
+export class InvalidImportExportUrlError extends JobStoreError {
+  readonly url: string
+  constructor(url: string, reason: string, options?: { cause?: unknown }) {
+    super(`invalid import/export URL ${redactUrl(url)}: ${reason}`, { ...options, code: 'INVALID_IMPORT_EXPORT_URL' })
+    this.url = redactUrl(url)
+  }
+}
+
+/** An argument is malformed: a hostile ID, a bad shared-file name, a bad locator. Thrown before any I/O. */
+export class InvalidArgumentError extends JobStoreError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'INVALID_ARGUMENT' })
+  }
+}
+
+/** The operation is not supported by this backend or configuration. */
+export class UnsupportedOperationError extends JobStoreError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'UNSUPPORTED' })
+  }
+}
+
+/** A stored record (job description, config) cannot be decoded. The message names the record. */
+export class CorruptRecordError extends JobStoreError {
+  readonly record: string
+  constructor(record: string, reason: string, options?: { cause?: unknown }) {
+    super(`corrupt record ${record}: ${reason}`, { ...options, code: 'CORRUPT_RECORD' })
+    this.record = record
+  }
+}
+
+/** Bytes read back do not match what was written (size or checksum). */
+export class IntegrityError extends JobStoreError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'INTEGRITY' })
+  }
+}
+
+/** Encrypting or decrypting a protected file failed: missing key, wrong key, tampered ciphertext. */
+export class EncryptionError extends JobStoreError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'ENCRYPTION' })
+  }
+}
+
+/** The operation was aborted through its `AbortSignal`. */
+export class AbortedError extends JobStoreError {
+  constructor(options?: { cause?: unknown }) {
+    super('the operation was aborted', { ...options, code: 'ABORTED' })
+  }
+}
+
+/** Removes user info and query strings (which may hold credentials or signatures) from a URL for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.username || parsed.password) {
+      parsed.username = '***'
+      parsed.password = ''
+    }
+    if (parsed.search) parsed.search = '?…'
+    return parsed.toString()
+  } catch {
+    return url.length > 200 ? `${url.slice(0, 200)}…` : url
+  }
+}
+
+/** True if `err` is a JobStoreError (from any copy of this package) with the given code. */
+export function hasErrorCode(err: unknown, code: JobStoreErrorCode): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code && err instanceof Error
+}

@@ -1,0 +1,68 @@
+/**
+ * jobstore: durable job stores for workflow engines.
+ *
+ * ```ts
+ * import { openJobStore, newJobDescription } from 'jobstore'
+ * const store = await openJobStore('file:/var/lib/wf')
+ * await store.initialize({ retryCount: 2 })
+ * ```
+ */
+import './builtin-backends.js'
+
+export {
+  AbstractJobStore,
+  type BodyCallback,
+  type CleanOptions,
+  type ConditionalOptions,
+  type EncodingOptions,
+  type JobCache,
+  type JobStoreConfig,
+  type JobStoreConfigInit,
+  type JobStoreOptions,
+  type JobsOptions,
+  type NewFileOptions,
+  type SignalOptions,
+} from './abstract-job-store.js'
+export * from './errors.js'
+export {
+  DEFAULT_REQUIREMENTS,
+  JOB_SCHEMA_VERSION,
+  decodeJob,
+  encodeJob,
+  newJobDescription,
+  type AcceleratorRequirement,
+  type JobDescription,
+  type JobDescriptionInit,
+  type JobRequirements,
+  type JsonObject,
+  type JsonValue,
+} from './job-description.js'
+export { checkJobId, checkSharedFileName, parseFileId, type ParsedFileId } from './ids.js'
+export {
+  locatorScheme,
+  openJobStore,
+  registerBackend,
+  registerLazyBackend,
+  type BackendModule,
+  type JobStoreBackend,
+} from './open.js'
+export {
+  ObjectNotFoundError,
+  PreconditionFailedError,
+  type ExpectedChecksum,
+  type IoOptions,
+  type ListedObject,
+  type ObjectInfo,
+  type ObjectRead,
+  type PutOptions,
+} from './storage.js'
+export type { BodyWritable, StoreReadable } from './streams.js'
+export {
+  fileUrlHandler,
+  httpUrlHandler,
+  registerUrlHandler,
+  resolveUrlHandler,
+  type UrlHandler,
+  type UrlIoOptions,
+  type UrlSource,
+} from './url-handlers.js'

@@ -1,0 +1,107 @@
+/**
+ * The storage primitives a backend supplies. `AbstractJobStore` builds every public method on these; a backend
+ * maps them to its service and maps the service's errors to {@link ObjectNotFoundError} and
+ * {@link PreconditionFailedError}. Keys are store-relative (`jobs/ab/abc…`), built by the core from validated IDs
+ * and made only of `[A-Za-z0-9._%-]` segments joined by `/`, so they are safe as object keys and as file paths.
+ */
+import type { Readable } from 'node:stream'
+import { ConcurrentFileModificationError, NoSuchFileError } from './errors.js'
+
+/** What a backend knows about one stored object. */
+export interface ObjectInfo {
+  /** Store-relative key. */
+  readonly key: string
+  /** Size in bytes of the stored bytes. */
+  readonly size: number
+  /**
+   * Opaque token that changes whenever the object is replaced: an ETag, a generation, or (file backend) inode and
+   * mtime. Used for compare-and-swap through {@link PutOptions.ifMatch}.
+   */
+  readonly version: string
+  /** Whether the object was stored as executable (from a local file with an execute bit). */
+  readonly executable: boolean
+}
+
+/** An expected digest of a whole object, as stored by the service, for the core to verify while streaming. */
+export interface ExpectedChecksum {
+  /** A `node:crypto` hash name: `md5`, `sha256`, `sha1`. */
+  readonly algorithm: string
+  /** The digest, base64. */
+  readonly digest: string
+}
+
+/** An object opened for reading: its metadata and its bytes. */
+export interface ObjectRead extends ObjectInfo {
+  readonly body: Readable
+  /**
+   * The service's digest of the object, when it has one the core can check. The core verifies it and the size
+   * while streaming and fails the stream with `IntegrityError` on a mismatch. A backend whose SDK already
+   * verifies a checksum leaves this out.
+   */
+  readonly checksum?: ExpectedChecksum
+}
+
+/** Options of {@link StoragePrimitives.putObject}. */
+export interface PutOptions {
+  /** Create only: fail with {@link PreconditionFailedError} if the key exists. */
+  readonly ifNoneMatch?: boolean
+  /** Replace only the stored version with this token; otherwise {@link PreconditionFailedError}. */
+  readonly ifMatch?: string
+  /** Store the object as executable. */
+  readonly executable?: boolean
+  /** The body's length, when the core knows it up front. */
+  readonly contentLength?: number
+  readonly signal?: AbortSignal
+}
+
+/** Options shared by the read-only primitives. */
+export interface IoOptions {
+  readonly signal?: AbortSignal
+}
+
+/** One listed object. `size` is there when the listing gives it for free. */
+export interface ListedObject {
+  readonly key: string
+  readonly size?: number
+}
+
+/**
+ * The primitives a backend implements. Every method must be safe to call concurrently from many processes on
+ * many hosts: conditional puts are the only synchronisation the core relies on.
+ */
+export interface StoragePrimitives {
+  /** Creates the bucket, container or directory when missing. Idempotent. */
+  createStorage(options?: IoOptions): Promise<void>
+  /**
+   * Stores `body` at `key` atomically: readers see the old object or the whole new one, never a part. If the body
+   * errors or the signal aborts, nothing is stored and the old object stays; no upload is left behind.
+   * Resolves with the new version token.
+   */
+  putObject(key: string, body: Buffer | Readable, options: PutOptions): Promise<string>
+  /** Opens `key` for reading; rejects with {@link ObjectNotFoundError} before any byte flows. */
+  getObject(key: string, options?: IoOptions): Promise<ObjectRead>
+  /** Metadata of `key`, or `undefined` when it does not exist. */
+  headObject(key: string, options?: IoOptions): Promise<ObjectInfo | undefined>
+  /** Deletes the keys; missing keys are not an error. Backends batch and parallelise. */
+  deleteObjects(keys: readonly string[], options?: IoOptions): Promise<void>
+  /** Every key under `prefix` (which ends with `/`), recursively, in pages; no order promised. */
+  listObjects(prefix: string, options?: IoOptions): AsyncIterable<ListedObject>
+  /** Deletes everything this store owns, and nothing else (other prefixes of the same bucket stay). Idempotent. */
+  destroyStorage(options?: IoOptions): Promise<void>
+  /** A URL from which the object can be read without credentials for at least `expiresInSeconds`. */
+  getObjectUrl(key: string, expiresInSeconds: number): Promise<string>
+}
+
+/** Thrown by primitives when a key does not exist. The core turns it into the error that fits the context. */
+export class ObjectNotFoundError extends NoSuchFileError {
+  constructor(key: string, options?: { cause?: unknown }) {
+    super(key, { ...options, message: `no object ${key}` })
+  }
+}
+
+/** Thrown by primitives when `ifNoneMatch` or `ifMatch` does not hold. */
+export class PreconditionFailedError extends ConcurrentFileModificationError {
+  constructor(key: string, options?: { cause?: unknown }) {
+    super(key, { ...options, message: `precondition failed on ${key}` })
+  }
+}

@@ -1,0 +1,71 @@
+/** Stream helpers: end-to-end verification of reads, and the readable type the store hands out. */
+import { createHash, type Hash } from 'node:crypto'
+import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream'
+import { IntegrityError } from './errors.js'
+import type { ExpectedChecksum } from './storage.js'
+
+/** A stream handed out by the store's read methods, with what the store knows about the object. */
+export interface StoreReadable extends Readable {
+  /** Version token of the bytes being read: pass it as `ifVersion` to a conditional update. */
+  readonly version: string
+  /** Size in bytes as stored (for protected shared files: of the ciphertext). */
+  readonly storedSize: number
+  /** Whether the file was stored as executable. */
+  readonly executable: boolean
+}
+
+/**
+ * A Transform that counts and hashes the bytes passing through and fails with {@link IntegrityError} at the end
+ * if their count is not `expectedSize` or their digest is not `checksum`. Never lets a short or corrupted read
+ * end quietly.
+ */
+export function createVerifyStream(what: string, expectedSize: number, checksum?: ExpectedChecksum): Transform {
+  let seen = 0
+  let hash: Hash | undefined
+  if (checksum !== undefined) hash = createHash(checksum.algorithm)
+  return new Transform({
+    transform(data: Buffer, _encoding, callback: TransformCallback) {
+      seen += data.length
+      if (seen > expectedSize) {
+        return callback(new IntegrityError(`${what}: read more than the ${expectedSize} bytes stored`))
+      }
+      hash?.update(data)
+      callback(null, data)
+    },
+    flush(callback) {
+      if (seen !== expectedSize) {
+        return callback(new IntegrityError(`${what}: read ${seen} bytes of the ${expectedSize} stored (short read)`))
+      }
+      if (hash !== undefined && checksum !== undefined) {
+        const digest = hash.digest('base64')
+        if (digest !== checksum.digest) {
+          return callback(
+            new IntegrityError(`${what}: ${checksum.algorithm} of the bytes read does not match the stored checksum`),
+          )
+        }
+      }
+      callback()
+    },
+  })
+}
+
+/** Attaches the store's metadata to a readable. */
+export function asStoreReadable(
+  stream: Readable,
+  meta: { version: string; storedSize: number; executable: boolean },
+): StoreReadable {
+  return Object.assign(stream, meta) as StoreReadable
+}
+
+/**
+ * Reads a whole stream into a Buffer. Only for objects the store itself keeps small (job descriptions, config,
+ * stats messages); file contents are never buffered.
+ */
+export async function readToBuffer(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = []
+  for await (const part of stream) parts.push(typeof part === 'string' ? Buffer.from(part) : (part as Buffer))
+  return Buffer.concat(parts)
+}
+
+/** A writable handed to body callbacks: write to it, optionally end it; the store ends it when the callback returns. */
+export type BodyWritable = PassThrough
