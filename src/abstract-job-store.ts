@@ -493,6 +493,9 @@ export abstract class AbstractJobStore {
     } catch (err) {
       if (err instanceof PreconditionFailedError) {
         this.#jobTokens.delete(id)
+        if ((await this.headObject(keys.job(id), io(options.signal))) === undefined) {
+          throw new NoSuchJobError(id, { cause: err })
+        }
         throw new ConcurrentFileModificationError(`job ${id}`, {
           cause: err,
           message: `job ${id} was modified concurrently (expected version ${options.ifVersion})`,
@@ -720,6 +723,9 @@ export abstract class AbstractJobStore {
   ): Promise<string> {
     throwIfAborted(options.signal)
     const writable = new PassThrough({ highWaterMark: 256 * 1024 })
+    // The consumer (the backend's upload) sees errors through the stream's state; this listener only keeps a
+    // destroy before the upload started reading from being an uncaught 'error' event.
+    writable.on('error', () => {})
     if (options.encoding !== undefined) writable.setDefaultEncoding(options.encoding)
     const controller = linkedAbortController(options.signal)
     const source: Readable =
@@ -931,7 +937,11 @@ export abstract class AbstractJobStore {
     if (path === undefined) {
       throw new EncryptionError(`cannot protect ${what}: the store's config names no encryptionKeyPath`)
     }
-    this.#encryptionKey ??= loadKeyFile(path)
+    // Cache the key, but not a failure: the key file may appear later.
+    this.#encryptionKey ??= loadKeyFile(path).catch((err: unknown) => {
+      this.#encryptionKey = undefined
+      throw err
+    })
     return this.#encryptionKey
   }
 

@@ -125,6 +125,13 @@ async function installGo(root: string, name: ServerName, spec: GoServerSpec): Pr
   return installed
 }
 
+/** The Go that builds every pinned Go server, so one fix covers them all. */
+function newestMinGo(): string {
+  const mins = Object.values(serverSpecs()).flatMap((s) => (s.kind === 'go' ? [s.minGo] : []))
+  const key = (v: string) => v.split('.').map((n) => n.padStart(4, '0')).join('.')
+  return mins.sort((a, b) => key(a).localeCompare(key(b))).at(-1) ?? '1.24'
+}
+
 function goInstallHint(minGo: string): string {
   return (
     `install Go >= ${minGo} from https://go.dev/dl/ and put it on PATH ` +
@@ -142,7 +149,7 @@ async function findGo(name: ServerName, spec: GoServerSpec): Promise<string> {
     if (errnoCode(error) === 'ENOENT') {
       throw new MissingToolError(
         'go',
-        `cannot build ${name}: \`go\` is not on PATH. To fix: ${goInstallHint(spec.minGo)} ` +
+        `cannot build ${name}: \`go\` is not on PATH. To fix: ${goInstallHint(newestMinGo())} ` +
           `Or point the tests at servers you run yourself with JOBSTORE_EXTERNAL_SERVERS=1 (see test-servers/README.md).`,
       )
     }

@@ -322,7 +322,7 @@ class ServerProcess {
         this.exit = signal !== null ? `signal ${signal}` : `code ${code}`
         resolve()
       })
-      this.child.once('error', (error) => {
+      this.child.on('error', (error) => {
         // Spawn failed (ENOENT...): there will be no 'exit' event.
         if (this.child.pid === undefined) {
           this.exit = `could not start: ${error.message}`

@@ -304,6 +304,13 @@ export class FileJobStore extends AbstractJobStore {
     await forEachConcurrent(keys, this.concurrency, async (key) => {
       const path = this.#path(key)
       try {
+        // Nothing there: done, without a lock (whose folder may not even exist).
+        await lstat(path)
+      } catch (err) {
+        if (isErrno(err, 'ENOENT', 'ENOTDIR')) return
+        throw err
+      }
+      try {
         // Under the lock, so that a compare-and-swap cannot put back what was just deleted.
         await this.#withLock(path, async () => {
           await unlink(path)

@@ -1,0 +1,183 @@
+/** Atomicity (throwing bodies, aborts, killed writers) and concurrency between processes. */
+import { describe, expect, it } from 'vitest'
+import { newJobDescription } from '../src/job-description.js'
+import { caught, collect, randomPayload, sha256, writeChunks, type SuiteContext } from './harness.js'
+
+export function atomicityTests(ctx: SuiteContext): void {
+  describe('atomicity', () => {
+    it('a body callback that throws stores nothing, keeps the old content, and leaves no upload behind', async () => {
+      const { store, locator } = await ctx.freshStore()
+      const big = randomPayload(ctx.partSize + 1024 * 1024)
+      let newId: string | undefined
+      const error = await caught(() =>
+        store.writeFileStream(async (w, id) => {
+          newId = id
+          await writeChunks(w, big, 256 * 1024)
+          throw new Error('body failed')
+        }),
+      )
+      expect(error.message).toBe('body failed')
+      expect(await store.fileExists(newId as string)).toBe(false)
+
+      const old = randomPayload(100_000)
+      const id = await store.writeFileStream(async (w) => writeChunks(w, old, 64 * 1024))
+      expect(
+        (await caught(() =>
+          store.updateFileStream(id, async (w) => {
+            await writeChunks(w, big, 256 * 1024)
+            throw new Error('update failed')
+          }),
+        )).message,
+      ).toBe('update failed')
+      await store.writeSharedFileStream('config.txt', (w) => void w.end('old shared'))
+      expect(
+        (await caught(() =>
+          store.writeSharedFileStream('config.txt', async (w) => {
+            w.write('new sha')
+            throw new Error('shared failed')
+          }),
+        )).message,
+      ).toBe('shared failed')
+      const other = await ctx.reopen(locator)
+      expect(sha256(await collect(await other.readFileStream(id)))).toBe(sha256(old))
+      expect((await collect(await other.readSharedFileStream('config.txt'))).toString()).toBe('old shared')
+      expect(await ctx.leftovers(locator)).toBe(0)
+    })
+
+    it('an aborted write stores nothing and keeps the old content', async () => {
+      const { store, locator } = await ctx.freshStore()
+      const old = randomPayload(50_000)
+      const id = await store.writeFileStream(async (w) => writeChunks(w, old, 64 * 1024))
+      const controller = new AbortController()
+      const error = await caught(() =>
+        store.updateFileStream(
+          id,
+          async (w) => {
+            await writeChunks(w, randomPayload(ctx.partSize + 100_000), 256 * 1024)
+            controller.abort(new Error('stop'))
+            await writeChunks(w, randomPayload(1024 * 1024), 256 * 1024)
+          },
+          { signal: controller.signal },
+        ),
+      )
+      expect(error).toBeInstanceOf(Error)
+      expect(sha256(await collect(await store.readFileStream(id)))).toBe(sha256(old))
+      const before = new AbortController()
+      before.abort()
+      expect((await caught(() => store.writeFileStream(() => {}, { signal: before.signal }))).code).toBe('ABORTED')
+      expect(await ctx.leftovers(locator)).toBe(0)
+    })
+
+    it('a writer process killed mid-stream leaves the old content, and clean() removes its leftovers', async () => {
+      const { store, locator } = await ctx.freshStore()
+      const root = newJobDescription({ jobName: 'root' })
+      store.assignID(root)
+      await store.createRootJob(root)
+      const old = randomPayload(70_000)
+      const id = await store.writeFileStream(async (w) => writeChunks(w, old, 64 * 1024))
+      await store.writeSharedFileStream('state', (w) => void w.end('old state'))
+      for (const target of [{ fileID: id }, { shared: 'state' }, {}]) {
+        const worker = ctx.startWorker('slow-writer', { locator, announceAfter: ctx.partSize + 512 * 1024, ...target })
+        await worker.waitForLine('writing')
+        worker.kill('SIGKILL')
+        expect((await worker.done).signal).toBe('SIGKILL')
+      }
+      expect(sha256(await collect(await store.readFileStream(id)))).toBe(sha256(old))
+      expect((await collect(await store.readSharedFileStream('state'))).toString()).toBe('old state')
+      await store.clean(undefined, { leftoverAgeMs: 0 })
+      expect(await ctx.leftovers(locator)).toBe(0)
+    })
+
+    it('a job updater killed mid-update leaves a whole job, old or new', async () => {
+      const { store, locator } = await ctx.freshStore()
+      const job = newJobDescription({ jobName: 'hot' })
+      store.assignID(job)
+      await store.create(job)
+      const worker = ctx.startWorker('job-updater', { locator, jobID: job.jobStoreID })
+      await worker.waitForLine('updating')
+      await new Promise((resolve) => setTimeout(resolve, 150))
+      worker.kill('SIGKILL')
+      await worker.done
+      const loaded = await store.load(job.jobStoreID as string)
+      expect(loaded.jobName).toBe('hot')
+      expect(typeof loaded.extra['n']).toBe('number')
+    })
+  })
+
+  describe('concurrency between processes', () => {
+    it('16 processes creating the same job: exactly one wins', async () => {
+      const { store, locator } = await ctx.freshStore()
+      const job = newJobDescription({ jobName: 'contested' })
+      store.assignID(job)
+      job.remainingTryCount = 2
+      const startAt = Date.now() + 4000
+      const results = await Promise.all(
+        Array.from({ length: 16 }, () => ctx.runWorker('create-race', { locator, job, startAt })),
+      )
+      for (const result of results) expect(result.code, result.stderr).toBe(0)
+      const outcomes = results.map((r) => r.stdout.trim())
+      expect(outcomes.filter((o) => o === 'won')).toHaveLength(1)
+      expect(outcomes.filter((o) => o === 'lost')).toHaveLength(15)
+      expect((await store.load(job.jobStoreID as string)).version).toBe(1)
+    })
+
+    it('compare-and-swap increments from 4 processes end exact, on a shared file and on a job', async () => {
+      const { store, locator } = await ctx.freshStore()
+      await store.writeSharedFileStream('counter', (w) => void w.end('0'))
+      const job = newJobDescription({ jobName: 'counter', extra: { count: 0 } })
+      store.assignID(job)
+      await store.create(job)
+      const startAt = Date.now() + 4000
+      const workers = [
+        ...Array.from({ length: 4 }, () => ctx.runWorker('increment-shared', { locator, name: 'counter', count: 25, startAt })),
+        ...Array.from({ length: 4 }, () => ctx.runWorker('increment-job', { locator, jobID: job.jobStoreID, count: 25, startAt })),
+      ]
+      for (const result of await Promise.all(workers)) expect(result.code, result.stderr).toBe(0)
+      expect((await collect(await store.readSharedFileStream('counter'))).toString()).toBe('100')
+      const loaded = await store.load(job.jobStoreID as string)
+      expect(loaded.extra['count']).toBe(100)
+      expect(loaded.version).toBe(101)
+    })
+
+    it('many racers in one process: exactly one create wins, stale updates are refused', async () => {
+      const { store, locator } = await ctx.freshStore()
+      const other = await ctx.reopen(locator)
+      const job = newJobDescription({ jobName: 'race' })
+      store.assignID(job)
+      const attempts = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? store : other).create({ ...job })),
+      )
+      expect(attempts.filter((a) => a.status === 'fulfilled')).toHaveLength(1)
+      for (const failed of attempts.filter((a): a is PromiseRejectedResult => a.status === 'rejected')) {
+        expect((failed.reason as { code?: string }).code).toBe('CONCURRENT_MODIFICATION')
+      }
+      const mine = await store.load(job.jobStoreID as string)
+      const theirs = await other.load(job.jobStoreID as string)
+      await other.update(theirs, { ifVersion: theirs.version })
+      expect((await caught(() => store.update(mine, { ifVersion: mine.version }))).code).toBe('CONCURRENT_MODIFICATION')
+      // Without a precondition the last writer wins.
+      mine.jobName = 'last'
+      await store.update(mine)
+      expect((await other.load(job.jobStoreID as string)).jobName).toBe('last')
+    })
+
+    it('shared files: ifAbsent creates once, stale ifVersion is refused', async () => {
+      const { store, locator } = await ctx.freshStore()
+      const other = await ctx.reopen(locator)
+      const results = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) =>
+          (i % 2 ? store : other).writeSharedFileStream('lock', (w) => void w.end(String(i)), { ifAbsent: true }),
+        ),
+      )
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
+      const read = await store.readSharedFileStream('lock')
+      await collect(read)
+      await other.writeSharedFileStream('lock', (w) => void w.end('changed'), { ifVersion: read.version })
+      const error = await caught(() =>
+        store.writeSharedFileStream('lock', (w) => void w.end('stale'), { ifVersion: read.version }),
+      )
+      expect(error.code).toBe('CONCURRENT_MODIFICATION')
+      expect((await collect(await store.readSharedFileStream('lock'))).toString()).toBe('changed')
+    })
+  })
+}

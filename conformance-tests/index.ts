@@ -1,0 +1,32 @@
+/**
+ * `jobstore/conformance`: the conformance suite. One call registers every test (vitest) against a backend:
+ *
+ * ```ts
+ * import { defineConformanceSuite } from 'jobstore/conformance'
+ * defineConformanceSuite({ name: 'my-backend', newLocator: () => `my://bucket/${crypto.randomUUID()}` })
+ * ```
+ *
+ * Every test opens fresh, isolated stores from `newLocator()`, and a second instance of the same store where it
+ * matters (as a worker on another host would). Racing and killed writers run in real child processes.
+ */
+import { describe } from 'vitest'
+import { atomicityTests } from './atomicity-tests.js'
+import { fileTests } from './file-tests.js'
+import { makeContext, type ConformanceHarness } from './harness.js'
+import { jobTests } from './job-tests.js'
+import { lifecycleTests } from './lifecycle-tests.js'
+import { urlTests } from './url-tests.js'
+
+export type { Capabilities, Capability, ConformanceHarness, SuiteContext } from './harness.js'
+
+/** Registers the whole conformance suite for one backend under `describe('conformance: <name>')`. */
+export function defineConformanceSuite(harness: ConformanceHarness): void {
+  const ctx = makeContext(harness)
+  describe(`conformance: ${harness.name}`, () => {
+    lifecycleTests(ctx)
+    fileTests(ctx)
+    atomicityTests(ctx)
+    jobTests(ctx)
+    urlTests(ctx)
+  })
+}

@@ -1,0 +1,16 @@
+import { defineConfig } from 'vitest/config'
+
+export default defineConfig({
+  test: {
+    include: ['**/*.test.ts'],
+    exclude: ['node_modules/**', 'dist/**'],
+    // Starts MinIO, Azurite and fake-gcs-server on loopback (installing them into a cache on first use).
+    globalSetup: ['./test-servers/vitest-global-setup.ts'],
+    // Child processes, not threads: the suite spawns racing and killed writers, and env set up by the global
+    // setup must reach every worker.
+    pool: 'forks',
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    reporters: ['default', './conformance-tests/summary-reporter.ts'],
+  },
+})
