@@ -66,3 +66,4 @@ export {
   type UrlIoOptions,
   type UrlSource,
 } from './url-handlers.js'
+export { chunk, forEachConcurrent, mapConcurrent } from './concurrency.js'
