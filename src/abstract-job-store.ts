@@ -4,7 +4,7 @@
  * protected abstract primitives and maps its errors; it overrides a public method only where it can do better.
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { constants as fsConstants } from 'node:fs'
 import { open, rename, rm, chmod } from 'node:fs/promises'
 import { basename as pathBasename, dirname, join } from 'node:path'
@@ -18,6 +18,7 @@ import {
   ConcurrentFileModificationError,
   CorruptRecordError,
   EncryptionError,
+  IntegrityError,
   InvalidArgumentError,
   JobStoreError,
   JobStoreExistsError,
@@ -105,6 +106,55 @@ export interface JobsOptions extends SignalOptions {
 export interface CleanOptions extends JobsOptions {
   /** Leftovers (temporary files, uploads, stats claims) younger than this are kept. Default 15 minutes. */
   readonly leftoverAgeMs?: number
+  /** Receives what `clean()` did. */
+  readonly onReport?: (report: CleanReport) => void
+}
+
+/** What `clean()` did. */
+export interface CleanReport {
+  readonly reachableJobs: number
+  /** Jobs deleted: unreachable ones and those in `jobsToDelete`. */
+  readonly deletedJobs: string[]
+  /** Jobs rewritten: files or jobs to delete cleared, successors dropped, tries reset, log dropped. */
+  readonly repairedJobs: string[]
+  /** Files deleted through `filesToDelete` and `logJobStoreFileID`. */
+  readonly deletedFiles: string[]
+  /** Stats claims of crashed readers released. */
+  readonly releasedStatsClaims: number
+  /** Leftovers of interrupted writes removed (temporary files, uploads). */
+  readonly leftoversRemoved: number
+}
+
+/** A file as listed by `files()`. */
+export interface ListedFile {
+  readonly fileID: string
+  /** Size in bytes, when the listing tells it without another round trip. */
+  readonly size?: number
+}
+
+/** Options of `copyTo()`. */
+export interface CopyOptions extends SignalOptions {
+  /** Called as objects are copied and verified. */
+  readonly onProgress?: (progress: CopyProgress) => void
+}
+
+/** Progress of `copyTo()`. */
+export interface CopyProgress {
+  readonly phase: 'list' | 'copy' | 'verify'
+  readonly done: number
+  readonly total: number
+  readonly bytes: number
+}
+
+/** What `copyTo()` did. */
+export interface CopyReport {
+  readonly objects: number
+  readonly copied: number
+  /** Already in the destination from an interrupted copy, with the same size. */
+  readonly skipped: number
+  readonly bytes: number
+  /** Objects whose SHA-256 was compared between source and destination. */
+  readonly verified: number
 }
 
 /** A job cache for `clean()`: job descriptions by ID. */
@@ -590,8 +640,9 @@ export abstract class AbstractJobStore {
 
     const unreachable = [...all.values()].filter((desc) => !reachable.has(desc.jobStoreID as string))
     const deleted = new Set<string>()
+    const deletedFiles: string[] = []
     await forEachConcurrent(unreachable, this.concurrency, async (desc) => {
-      await this.#deleteFiles(desc.filesToDelete, signal)
+      deletedFiles.push(...(await this.#deleteFiles(desc.filesToDelete, signal)))
       await this.delete(desc.jobStoreID as string, options)
       deleted.add(desc.jobStoreID as string)
     })
@@ -602,7 +653,7 @@ export abstract class AbstractJobStore {
       const desc = all.get(id) as JobDescription
       let changed = false
       if (desc.filesToDelete.length > 0) {
-        await this.#deleteFiles(desc.filesToDelete, signal)
+        deletedFiles.push(...(await this.#deleteFiles(desc.filesToDelete, signal)))
         desc.filesToDelete = []
         changed = true
       }
@@ -619,7 +670,7 @@ export abstract class AbstractJobStore {
         changed = true
       }
       if (desc.logJobStoreFileID !== undefined) {
-        await this.#deleteFiles([desc.logJobStoreFileID], signal)
+        deletedFiles.push(...(await this.#deleteFiles([desc.logJobStoreFileID], signal)))
         delete desc.logJobStoreFileID
         changed = true
       }
@@ -642,22 +693,33 @@ export abstract class AbstractJobStore {
     })
 
     const age = options.leftoverAgeMs ?? 15 * 60 * 1000
-    await this.#releaseStaleStatsClaims(age, signal)
+    const releasedStatsClaims = await this.#releaseStaleStatsClaims(age, signal)
     const removed = await this.removeLeftovers(age, io(signal))
     log('clean: %d reachable, %d deleted, %d repaired, %d leftovers removed', reachable.size, deleted.size, repaired.length, removed)
+    options.onReport?.({
+      reachableJobs: reachable.size,
+      deletedJobs: [...deleted],
+      repairedJobs: repaired.filter((d) => !deleted.has(d.jobStoreID as string)).map((d) => d.jobStoreID as string),
+      deletedFiles,
+      releasedStatsClaims,
+      leftoversRemoved: removed,
+    })
     return root
   }
 
-  async #deleteFiles(fileIDs: readonly string[], signal: AbortSignal | undefined): Promise<void> {
-    const fileKeys: string[] = []
+  /** Deletes the valid file IDs among `fileIDs` (invalid ones are logged and left); returns the deleted IDs. */
+  async #deleteFiles(fileIDs: readonly string[], signal: AbortSignal | undefined): Promise<string[]> {
+    const valid: string[] = []
     for (const id of fileIDs) {
       try {
-        fileKeys.push(keys.file(id))
+        keys.file(id)
+        valid.push(id)
       } catch (err) {
         log('ignoring invalid file ID %s in a job: %s', id, (err as Error).message)
       }
     }
-    if (fileKeys.length > 0) await this.deleteObjects(fileKeys, io(signal))
+    if (valid.length > 0) await this.deleteObjects(valid.map((id) => keys.file(id)), io(signal))
+    return valid
   }
 
   // ---------------------------------------------------------------- files
@@ -1068,16 +1130,111 @@ export abstract class AbstractJobStore {
     await this.deleteObjects([keys.statsClaimsPrefix + id], io(signal))
   }
 
-  async #releaseStaleStatsClaims(olderThanMs: number, signal: AbortSignal | undefined): Promise<void> {
+  async #releaseStaleStatsClaims(olderThanMs: number, signal: AbortSignal | undefined): Promise<number> {
     const now = Date.now()
+    let released = 0
     await forEachConcurrent(this.listObjects(keys.statsClaimsPrefix, io(signal)), this.concurrency, async (object) => {
       try {
         const since = Number((await readToBuffer((await this.getObject(object.key, io(signal))).body)).toString('utf8'))
-        if (!(now - since < olderThanMs)) await this.deleteObjects([object.key], io(signal))
+        if (!(now - since < olderThanMs)) {
+          await this.deleteObjects([object.key], io(signal))
+          released++
+        }
       } catch (err) {
         if (!(err instanceof ObjectNotFoundError)) throw err
       }
     })
+    return released
+  }
+
+  /** How many stats/logging messages are waiting to be read, and how many were read. */
+  async countStatsAndLogging(options: SignalOptions = {}): Promise<{ unread: number; read: number }> {
+    let unread = 0
+    let read = 0
+    for await (const _ of this.listObjects(keys.statsUnreadPrefix, io(options.signal))) unread++
+    for await (const _ of this.listObjects(keys.statsReadPrefix, io(options.signal))) read++
+    return { unread, read }
+  }
+
+  // ---------------------------------------------------------------- administration
+
+  /** Every file in the store (not shared files), streamed from the listing. Best effort, like `jobs()`. */
+  async *files(options: SignalOptions = {}): AsyncGenerator<ListedFile> {
+    for await (const object of this.listObjects(keys.filesPrefix, io(options.signal))) {
+      const fileID = keys.fileIdOfKey(object.key)
+      if (fileID !== undefined) yield object.size === undefined ? { fileID } : { fileID, size: object.size }
+    }
+  }
+
+  /**
+   * Copies this whole store (config, root job, jobs, files, shared files, stats messages) into `destination`,
+   * which may be on another backend. Byte for byte: protected shared files stay encrypted with the same key.
+   * Resumable: an interrupted copy run again skips what it already copied (same key, same size). Verified: every
+   * object's SHA-256 is compared between source and destination at the end. The destination's config is written
+   * last, so a half-done copy is not a store anyone can resume.
+   * @throws JobStoreExistsError if the destination holds a different store.
+   */
+  async copyTo(destination: AbstractJobStore, options: CopyOptions = {}): Promise<CopyReport> {
+    const signal = options.signal
+    const workflowID = this.config.workflowID
+    const marker = 'meta/copy-source'
+    await destination.createStorage(io(signal))
+    for (const key of [keys.config, marker]) {
+      const existing = await destination.headObject(key, io(signal))
+      if (existing === undefined) continue
+      const text = (await readToBuffer((await destination.getObject(key, io(signal))).body)).toString('utf8')
+      const id = key === marker ? text : (JSON.parse(text) as { workflowID?: string }).workflowID
+      if (id !== workflowID) throw new JobStoreExistsError(destination.locator)
+    }
+    await destination.putObject(marker, Buffer.from(workflowID, 'utf8'), io(signal))
+
+    const objects: { key: string; size: number }[] = []
+    for (const prefix of ['meta/', keys.jobsPrefix, keys.filesPrefix, keys.sharedPrefix, keys.statsUnreadPrefix, keys.statsReadPrefix]) {
+      for await (const object of this.listObjects(prefix, io(signal))) {
+        if (object.key === marker) continue
+        const size = object.size ?? (await this.headObject(object.key, io(signal)))?.size
+        if (size !== undefined) objects.push({ key: object.key, size })
+        options.onProgress?.({ phase: 'list', done: objects.length, total: objects.length, bytes: 0 })
+      }
+    }
+    const total = objects.length
+    let done = 0
+    let copied = 0
+    let skipped = 0
+    let bytes = 0
+    await forEachConcurrent(objects, this.concurrency, async ({ key, size }) => {
+      const there = await destination.headObject(key, io(signal))
+      if (there !== undefined && there.size === size) {
+        skipped++
+      } else {
+        const source = await this.getObject(key, io(signal))
+        await destination.putObject(key, this.#verified(source, key), {
+          executable: source.executable,
+          contentLength: source.size,
+          ...io(signal),
+        })
+        copied++
+        bytes += size
+      }
+      options.onProgress?.({ phase: 'copy', done: ++done, total, bytes })
+    })
+
+    let verified = 0
+    const mismatched: string[] = []
+    await forEachConcurrent(objects, this.concurrency, async ({ key }) => {
+      const [mine, theirs] = await Promise.all([
+        sha256Of(this.#verified(await this.getObject(key, io(signal)), key)),
+        sha256Of(destination.#verified(await destination.getObject(key, io(signal)), key)),
+      ])
+      if (mine !== theirs) mismatched.push(key)
+      options.onProgress?.({ phase: 'verify', done: ++verified, total, bytes })
+    })
+    if (mismatched.length > 0) {
+      throw new IntegrityError(`copy to ${destination.locator}: ${mismatched.length} object(s) differ: ${mismatched.slice(0, 5).join(', ')}`)
+    }
+    await destination.putObject(keys.config, encodeConfig(this.config), io(signal))
+    await destination.deleteObjects([marker], io(signal))
+    return { objects: total, copied, skipped, bytes, verified }
   }
 
   // ---------------------------------------------------------------- import and export
@@ -1147,6 +1304,12 @@ export abstract class AbstractJobStore {
     const { handler, url: parsed } = await resolveUrlHandler(url)
     return handler.getSize(parsed, io(options.signal))
   }
+}
+
+async function sha256Of(stream: Readable): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const part of stream) hash.update(part as Buffer)
+  return hash.digest('hex')
 }
 
 function encodeConfig(config: JobStoreConfig): Buffer {
