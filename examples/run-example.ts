@@ -13,32 +13,39 @@ import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { NoSuchJobStoreError, openJobStore } from '../src/index.js'
 import { recoverWorkflow, snapshot, startWorkflow } from './engine/engine.js'
+import { sampleText } from './engine/sample-text.js'
 
-const SAMPLE = `It was the best of times, it was the worst of times, it was the age of wisdom,
-it was the age of foolishness, it was the epoch of belief, it was the epoch of incredulity,
-it was the season of Light, it was the season of Darkness, it was the spring of hope,
-it was the winter of despair, we had everything before us, we had nothing before us,
-we were all going direct to Heaven, we were all going direct the other way`
 
-function parseArgs(argv: string[]): { locator: string; workers: number; fresh: boolean } {
-  let locator = 'file:./example-store'
-  let workers = 3
-  let fresh = false
+interface Options {
+  locator: string
+  workers: number
+  fresh: boolean
+  chunks: number
+  delayMs: number
+}
+
+function parseArgs(argv: string[]): Options {
+  const options: Options = { locator: 'file:./example-store', workers: 3, fresh: false, chunks: 6, delayMs: 0 }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string
-    if (arg === '--workers') workers = Number(argv[++i])
-    else if (arg === '--fresh') fresh = true
+    if (arg === '--workers') options.workers = Number(argv[++i])
+    else if (arg === '--chunks') options.chunks = Number(argv[++i])
+    else if (arg === '--delay-ms') options.delayMs = Number(argv[++i])
+    else if (arg === '--fresh') options.fresh = true
     else if (arg === '--help' || arg === '-h') {
-      console.log('usage: run-example [locator] [--workers N] [--fresh]')
+      console.log('usage: run-example [locator] [--workers N] [--chunks N] [--delay-ms MS] [--fresh]')
       process.exit(0)
-    } else locator = arg
+    } else options.locator = arg
   }
-  if (!Number.isInteger(workers) || workers < 1) throw new Error('--workers takes a positive integer')
-  return { locator, workers, fresh }
+  for (const [name, value] of [['--workers', options.workers], ['--chunks', options.chunks]] as const) {
+    if (!Number.isInteger(value) || value < 1) throw new Error(`${name} takes a positive integer`)
+  }
+  if (!(options.delayMs >= 0)) throw new Error('--delay-ms takes a number of milliseconds')
+  return options
 }
 
 async function main(): Promise<void> {
-  const { locator, workers, fresh } = parseArgs(process.argv.slice(2))
+  const { locator, workers, fresh, chunks, delayMs } = parseArgs(process.argv.slice(2))
   const store = await openJobStore(locator)
   if (fresh) await store.destroy()
   try {
@@ -50,10 +57,10 @@ async function main(): Promise<void> {
     await store.initialize({ retryCount: 2 })
     const dir = await mkdtemp(join(tmpdir(), 'jobstore-example-'))
     const input = join(dir, 'input.txt')
-    await writeFile(input, Array.from({ length: 200 }, () => SAMPLE).join('\n'))
+    await writeFile(input, sampleText())
     const inputId = (await store.importFile(pathToFileURL(input).href)) as string
     await rm(dir, { recursive: true, force: true })
-    await startWorkflow(store, { fn: 'split', args: { input: inputId, chunks: 6 }, name: 'split' })
+    await startWorkflow(store, { fn: 'split', args: { input: inputId, chunks, delayMs }, name: 'split' })
     console.error(`started a new workflow in ${locator} (workflow ${store.config.workflowID})`)
   }
 

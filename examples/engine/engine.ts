@@ -247,7 +247,12 @@ export async function runJob(
 export async function workerLoop(
   store: AbstractJobStore,
   functions: Record<string, JobFunction>,
-  options: { worker: string; pollMs?: number; signal?: AbortSignal; onJob?: (desc: JobDescription, result: JobResult) => void },
+  options: {
+    worker: string
+    pollMs?: number
+    signal?: AbortSignal
+    onJob?: (desc: JobDescription, result: JobResult) => void | Promise<void>
+  },
 ): Promise<number> {
   let ran = 0
   for (;;) {
@@ -261,7 +266,7 @@ export async function workerLoop(
       const desc = state.ready[(i + offset) % state.ready.length] as JobDescription
       if (await claim(store, desc, options.worker)) {
         const result = await runJob(store, desc, state.jobs, functions)
-        options.onJob?.(desc, result)
+        await options.onJob?.(desc, result)
         ran++
         progressed = true
       }

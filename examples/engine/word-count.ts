@@ -32,7 +32,8 @@ export const wordCountFunctions: Record<string, JobFunction> = {
         basename: `chunk-${i}.txt`,
         encoding: 'utf8',
       })
-      counts.push({ $ref: addChild({ fn: 'count', args: { chunk: chunkFile, flaky: i === 0 }, name: `count-${i}` }) })
+      const countArgs = { chunk: chunkFile, flaky: i === 0, delayMs: Number(args['delayMs'] ?? 0) }
+      counts.push({ $ref: addChild({ fn: 'count', args: countArgs, name: `count-${i}` }) })
     }
     addFollowOn({ fn: 'total', args: { counts }, name: 'total' })
     return Success({ chunks })
@@ -44,6 +45,8 @@ export const wordCountFunctions: Record<string, JobFunction> = {
       return Retry('simulated transient failure')
     }
     const text = await readText(await store.readFileStream(args['chunk'] as string, { encoding: 'utf8' }))
+    // A slower job, to make an interruption mid-run easy to show (and to test).
+    if (Number(args['delayMs']) > 0) await new Promise((resolve) => setTimeout(resolve, Number(args['delayMs'])))
     const counts: Record<string, number> = {}
     for (const word of text.toLowerCase().match(/[a-z']+/g) ?? []) counts[word] = (counts[word] ?? 0) + 1
     return Success({ words: Object.values(counts).reduce((a, b) => a + b, 0), counts })

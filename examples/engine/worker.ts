@@ -12,6 +12,11 @@ const store = await openJobStore(locator)
 await store.resume()
 const ran = await workerLoop(store, wordCountFunctions, {
   worker: name,
-  onJob: (desc, result) => console.error(`[${name}] ${desc.jobName}: ${result.kind}`),
+  onJob: async (desc, result) => {
+    console.error(`[${name}] ${desc.jobName}: ${result.kind}`)
+    // A trace an operator (or a test) can read back with readStatsAndLogging / `jobstore logs`.
+    const trace = { worker: name, job: desc.jobStoreID, name: desc.jobName, result: result.kind, at: Date.now() }
+    await store.writeStatsAndLogging(JSON.stringify(trace))
+  },
 })
 console.error(`[${name}] done after ${ran} jobs`)
