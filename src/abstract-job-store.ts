@@ -269,6 +269,26 @@ export abstract class AbstractJobStore {
     }
   }
 
+  /**
+   * `putObject` with a precondition, safe under SDK retries: if the condition fails, but the stored object carries
+   * this call's write token, the first attempt did land (its response was lost) and the write succeeded.
+   */
+  async #putConditional(key: string, body: Buffer | Readable, put: PutOptions): Promise<string> {
+    const writeToken = randomId()
+    try {
+      return await this.putObject(key, body, { ...put, writeToken })
+    } catch (err) {
+      if (err instanceof PreconditionFailedError) {
+        const stored = await this.headObject(key, io(put.signal)).catch(() => undefined)
+        if (stored?.writeToken === writeToken) {
+          log('conditional write of %s landed before a retry failed its condition', key)
+          return stored.version
+        }
+      }
+      throw err
+    }
+  }
+
   // ---------------------------------------------------------------- lifecycle
 
   /**
@@ -290,7 +310,7 @@ export abstract class AbstractJobStore {
     }
     await this.createStorage(io(options.signal))
     try {
-      await this.putObject(keys.config, encodeConfig(full), { ifNoneMatch: true, ...io(options.signal) })
+      await this.#putConditional(keys.config, encodeConfig(full), { ifNoneMatch: true, ...io(options.signal) })
     } catch (err) {
       if (err instanceof PreconditionFailedError) throw new JobStoreExistsError(this.locator, { cause: err })
       throw err
@@ -458,7 +478,7 @@ export abstract class AbstractJobStore {
     const record = { ...desc, version }
     let token: string
     try {
-      token = await this.putObject(keys.job(id), encodeJob(record), { ifNoneMatch: true, ...io(options.signal) })
+      token = await this.#putConditional(keys.job(id), encodeJob(record), { ifNoneMatch: true, ...io(options.signal) })
     } catch (err) {
       if (err instanceof PreconditionFailedError) {
         throw new ConcurrentFileModificationError(`job ${id}`, { cause: err, message: `job ${id} already exists` })
@@ -536,7 +556,7 @@ export abstract class AbstractJobStore {
     }
     let token: string
     try {
-      token = await this.putObject(keys.job(id), encodeJob({ ...desc, version: next }), {
+      token = await this.#putConditional(keys.job(id), encodeJob({ ...desc, version: next }), {
         ...(ifMatch !== undefined ? { ifMatch } : {}),
         ...io(options.signal),
       })
@@ -747,7 +767,7 @@ export abstract class AbstractJobStore {
     try {
       const info = await handle.stat()
       const body = handle.createReadStream({ highWaterMark: 256 * 1024, autoClose: false })
-      return await this.putObject(key, body, {
+      return await this.#putConditional(key, body, {
         ...put,
         executable: (info.mode & fsConstants.S_IXUSR) !== 0,
         contentLength: info.size,
@@ -793,7 +813,7 @@ export abstract class AbstractJobStore {
     const source: Readable =
       options.encryptWith === undefined ? writable : pipeline(writable, createEncryptStream(options.encryptWith), () => {})
     let putFailure: { error: unknown } | undefined
-    const upload = this.putObject(key, source, { ...put, signal: controller.signal })
+    const upload = this.#putConditional(key, source, { ...put, signal: controller.signal })
     upload.catch((error: unknown) => {
       putFailure = { error }
       writable.destroy(error as Error)
@@ -817,7 +837,7 @@ export abstract class AbstractJobStore {
   /** Creates an empty file and returns its ID; `fileExists()` is then true. */
   async getEmptyFileStoreID(options: NewFileOptions = {}): Promise<string> {
     const fileID = mintFileId({ owner: options.jobStoreID, cleanup: options.cleanup, basename: options.basename })
-    await this.putObject(keys.file(fileID), Buffer.alloc(0), { ifNoneMatch: true, ...io(options.signal) })
+    await this.#putConditional(keys.file(fileID), Buffer.alloc(0), { ifNoneMatch: true, ...io(options.signal) })
     return fileID
   }
 
@@ -1040,7 +1060,7 @@ export abstract class AbstractJobStore {
   /** Adds a stats/logging message. */
   async writeStatsAndLogging(statsAndLoggingString: string, options: SignalOptions = {}): Promise<void> {
     const key = `${keys.statsUnreadPrefix}${keys.newStatsId()}`
-    await this.putObject(key, Buffer.from(statsAndLoggingString, 'utf8'), { ifNoneMatch: true, ...io(options.signal) })
+    await this.#putConditional(key, Buffer.from(statsAndLoggingString, 'utf8'), { ifNoneMatch: true, ...io(options.signal) })
   }
 
   /**
@@ -1105,7 +1125,7 @@ export abstract class AbstractJobStore {
   ): Promise<{ id: string; text: string; bytes: Buffer } | undefined> {
     const claimKey = keys.statsClaimsPrefix + id
     try {
-      await this.putObject(claimKey, Buffer.from(String(Date.now())), { ifNoneMatch: true, ...io(signal) })
+      await this.#putConditional(claimKey, Buffer.from(String(Date.now())), { ifNoneMatch: true, ...io(signal) })
     } catch (err) {
       if (err instanceof PreconditionFailedError) return undefined // another reader has it
       throw err
@@ -1270,7 +1290,7 @@ export abstract class AbstractJobStore {
     }
     const source = await handler.openRead(url, io(options.signal))
     try {
-      await this.putObject(key, source.body, {
+      await this.#putConditional(key, source.body, {
         ...put,
         executable: source.executable,
         ...(source.size !== undefined ? { contentLength: source.size } : {}),

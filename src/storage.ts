@@ -20,6 +20,11 @@ export interface ObjectInfo {
   readonly version: string
   /** Whether the object was stored as executable (from a local file with an execute bit). */
   readonly executable: boolean
+  /**
+   * The `writeToken` the object was stored with, if the backend keeps it (as object metadata). Lets the core
+   * recognise its own conditional write whose response was lost and whose SDK retry then failed the condition.
+   */
+  readonly writeToken?: string
 }
 
 /** An expected digest of a whole object, as stored by the service, for the core to verify while streaming. */
@@ -51,6 +56,13 @@ export interface PutOptions {
   readonly executable?: boolean
   /** The body's length, when the core knows it up front. */
   readonly contentLength?: number
+  /**
+   * A random token the core attaches to conditional writes. Backends whose SDK retries requests should store it
+   * as object metadata and return it from `getObject`/`headObject`: a retried conditional write whose first
+   * attempt succeeded fails its own condition, and the token tells the core the write is in fact done. Backends
+   * that never retry (the file system) may ignore it.
+   */
+  readonly writeToken?: string
   readonly signal?: AbortSignal
 }
 
