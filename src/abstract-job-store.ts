@@ -241,6 +241,24 @@ export abstract class AbstractJobStore {
   }
 
   /**
+   * Server-side import: when `url` names an object in this backend's own service, copy it into `key` without the
+   * bytes passing through this process (S3 CopyObject, GCS rewrite, Azure copy from URL), keeping `executable`
+   * from the source. Return false to fall back to streaming. Throw `NoSuchFileError` when the source is missing.
+   */
+  protected async copyFromUrl(_url: URL, _key: string, _options: PutOptions): Promise<boolean> {
+    return false
+  }
+
+  /** Server-side export of `key` to `url`, when `url` is in this backend's own service; false to stream instead. */
+  protected async copyToUrl(
+    _key: string,
+    _url: URL,
+    _options: { executable: boolean; signal?: AbortSignal },
+  ): Promise<boolean> {
+    return false
+  }
+
+  /**
    * Puts the object at `key` at `localPath` (for `readFile`): by default a verified stream into a temporary file
    * beside the target and a rename, so the file appears whole or not at all. The file backend links instead.
    */
@@ -1288,6 +1306,10 @@ export abstract class AbstractJobStore {
       })
       if (linked) return fileID
     }
+    if (await this.copyFromUrl(url, key, { ...put, ...io(options.signal) })) {
+      log('imported %s server-side', url.href)
+      return fileID
+    }
     const source = await handler.openRead(url, io(options.signal))
     try {
       await this.#putConditional(key, source.body, {
@@ -1311,6 +1333,12 @@ export abstract class AbstractJobStore {
     const key = keys.file(jobStoreFileID)
     const { handler, url } = await resolveUrlHandler(dstUrl)
     const writer = requireWritable(handler, url)
+    const info = await this.headObject(key, io(options.signal))
+    if (info === undefined) throw new NoSuchFileError(jobStoreFileID)
+    if (await this.copyToUrl(key, url, { executable: info.executable, ...io(options.signal) })) {
+      log('exported %s server-side', url.href)
+      return
+    }
     const object = await this.#getOr(key, options.signal, () => new NoSuchFileError(jobStoreFileID))
     await writer.write(url, this.#verified(object, `file ${jobStoreFileID}`), {
       executable: object.executable,
