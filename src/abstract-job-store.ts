@@ -249,12 +249,11 @@ export abstract class AbstractJobStore {
     return false
   }
 
-  /** Server-side export of `key` to `url`, when `url` is in this backend's own service; false to stream instead. */
-  protected async copyToUrl(
-    _key: string,
-    _url: URL,
-    _options: { executable: boolean; signal?: AbortSignal },
-  ): Promise<boolean> {
+  /**
+   * Server-side export of `key` to `url` (keeping the executable flag), when `url` is in this backend's own
+   * service; false, without I/O, to stream instead. `ObjectNotFoundError` when `key` is missing.
+   */
+  protected async copyToUrl(_key: string, _url: URL, _options: IoOptions): Promise<boolean> {
     return false
   }
 
@@ -1333,9 +1332,14 @@ export abstract class AbstractJobStore {
     const key = keys.file(jobStoreFileID)
     const { handler, url } = await resolveUrlHandler(dstUrl)
     const writer = requireWritable(handler, url)
-    const info = await this.headObject(key, io(options.signal))
-    if (info === undefined) throw new NoSuchFileError(jobStoreFileID)
-    if (await this.copyToUrl(key, url, { executable: info.executable, ...io(options.signal) })) {
+    let copied: boolean
+    try {
+      copied = await this.copyToUrl(key, url, io(options.signal))
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) throw new NoSuchFileError(jobStoreFileID, { cause: err })
+      throw err
+    }
+    if (copied) {
       log('exported %s server-side', url.href)
       return
     }
