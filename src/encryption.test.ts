@@ -8,8 +8,8 @@ async function run(input: Buffer, transform: NodeJS.ReadWriteStream, pieceSize =
   const pieces: Buffer[] = []
   for (let i = 0; i < input.length; i += pieceSize) pieces.push(input.subarray(i, i + pieceSize))
   const out: Buffer[] = []
-  await pipeline(Readable.from(pieces), transform, async (source: AsyncIterable<Buffer>) => {
-    for await (const part of source) out.push(part)
+  await pipeline(Readable.from(pieces), transform, async (source: AsyncIterable<string | Buffer>) => {
+    for await (const part of source) out.push(Buffer.from(part))
   })
   return Buffer.concat(out)
 }

@@ -6,7 +6,7 @@ import { createVerifyStream } from './streams.js'
 
 async function drain(data: Buffer, verify: NodeJS.ReadWriteStream): Promise<number> {
   let seen = 0
-  await pipeline(Readable.from([data.subarray(0, 3), data.subarray(3)]), verify, async (source: AsyncIterable<Buffer>) => {
+  await pipeline(Readable.from([data.subarray(0, 3), data.subarray(3)]), verify, async (source: AsyncIterable<string | Buffer>) => {
     for await (const part of source) seen += part.length
   })
   return seen

@@ -1,0 +1,1074 @@
+/**
+ * The S3 backend: a job store in an S3 bucket (or under a prefix of one), on AWS or any S3-compatible service
+ * (MinIO in the tests).
+ *
+ * - Atomic writes: one PutObject for bodies up to one part, else a multipart upload committed by
+ *   CompleteMultipartUpload. Until the commit nothing is visible; a failed or aborted write aborts its upload
+ *   before `putObject` rejects, so none is left behind.
+ * - Conditional writes: `If-None-Match: *` (create only) and `If-Match: <ETag>` (compare-and-swap) go on the
+ *   request that commits: PutObject, or CompleteMultipartUpload for multipart writes, so the condition is checked
+ *   at the commit and not before.
+ * - Integrity: every upload carries a CRC32 that S3 checks (per request, and for multipart also of the whole
+ *   object, `ChecksumType: FULL_OBJECT`); every read asks for it back (`ChecksumMode: ENABLED`) and the SDK
+ *   checks the bytes against it, failing the stream on a mismatch.
+ * - Version token: the ETag.
+ */
+import { randomUUID } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
+import { PassThrough, Readable } from 'node:stream'
+import { debuglog } from 'node:util'
+import { crc32 } from 'node:zlib'
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type CompletedPart,
+  type ListObjectsV2CommandOutput,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3'
+import { AbstractJobStore, type JobStoreOptions } from '../../src/abstract-job-store.js'
+import { chunk, forEachConcurrent, linkedAbortController, sleep, throwIfAborted } from '../../src/concurrency.js'
+import {
+  AbortedError,
+  InvalidArgumentError,
+  InvalidImportExportUrlError,
+  JobStoreError,
+  NoSuchFileError,
+} from '../../src/errors.js'
+import { checkLocatorPrefix, keys } from '../../src/ids.js'
+import {
+  ObjectNotFoundError,
+  PreconditionFailedError,
+  type IoOptions,
+  type ListedObject,
+  type ObjectInfo,
+  type ObjectRead,
+  type PutOptions,
+} from '../../src/storage.js'
+import type { UrlHandler } from '../../src/url-handlers.js'
+import {
+  attempts,
+  errorCode,
+  isNoSuchBucket,
+  isNoSuchUpload,
+  isNotFound,
+  isPreconditionFailed,
+  wrapS3Error,
+} from './errors.js'
+
+const log = debuglog('jobstore:s3')
+
+const MIB = 1024 * 1024
+const DEFAULT_PART_SIZE = 5 * MIB
+const MIN_PART_SIZE = 5 * MIB
+const MAX_PART_SIZE = 5 * 1024 * MIB
+const MAX_PARTS = 10_000
+/** Unknown-length streams double their part size every this many parts: 10,000 parts of 5 MiB and up reach ~300 GiB. */
+const PARTS_PER_SIZE_STEP = 2000
+const DEFAULT_UPLOAD_CONCURRENCY = 4
+const DELETE_BATCH = 1000
+/** SigV4 presigned URLs live at most 7 days. */
+const MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+const DEFAULT_REGION = 'us-east-1'
+/** User metadata (`x-amz-meta-…`): the executable flag, and a random ID per write to recognise our own writes. */
+const META_EXECUTABLE = 'jobstore-executable'
+const META_WRITE_ID = 'jobstore-write'
+
+// ------------------------------------------------------------------------------------------------ locators
+
+/** What an S3 locator names. */
+export interface S3Locator {
+  readonly bucket: string
+  /** Store prefix without leading or trailing `/`; empty for a store at the bucket's root. */
+  readonly prefix: string
+  /** Region given by the locator (`aws:region:bucket`), if any. */
+  readonly region?: string
+}
+
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/
+const REGION_NAME = /^[a-z]{2}(-[a-z0-9]+)+-\d+$/
+
+/** Throws {@link InvalidArgumentError} unless `bucket` is a valid S3 bucket name. */
+export function checkBucketName(bucket: string, locator: string): string {
+  if (
+    !BUCKET_NAME.test(bucket) ||
+    bucket.includes('..') ||
+    bucket.includes('.-') ||
+    bucket.includes('-.') ||
+    /^\d+\.\d+\.\d+\.\d+$/.test(bucket)
+  ) {
+    throw new InvalidArgumentError(
+      `invalid bucket name ${JSON.stringify(bucket)} in locator ${locator}: 3 to 63 characters of [a-z0-9.-], ` +
+        'starting and ending with a letter or digit',
+    )
+  }
+  return bucket
+}
+
+/**
+ * Parses `s3://bucket[/prefix]` or Toil's `aws:region:bucket` (a bucket in that region, no prefix). The prefix is
+ * made of plain `[A-Za-z0-9._-]` segments, so it never yields `//`, `.`/`..` segments or a leading `/`.
+ */
+export function parseS3Locator(locator: string): S3Locator {
+  if (typeof locator !== 'string') throw new InvalidArgumentError('the S3 locator must be a string')
+  const s3 = /^s3:\/\/([^/]*)(\/.*)?$/is.exec(locator)
+  if (s3 !== null) {
+    const bucket = checkBucketName(s3[1] ?? '', locator)
+    const rest = s3[2] ?? ''
+    if (rest.startsWith('//')) throw new InvalidArgumentError(`invalid S3 locator ${locator}: empty prefix segment`)
+    return { bucket, prefix: checkLocatorPrefix(rest, locator) }
+  }
+  const aws = /^aws:([^:]*):([^:]*)$/i.exec(locator)
+  if (aws !== null) {
+    const region = aws[1] ?? ''
+    if (!REGION_NAME.test(region)) {
+      throw new InvalidArgumentError(`invalid region ${JSON.stringify(region)} in locator ${locator} (e.g. us-west-2)`)
+    }
+    return { bucket: checkBucketName(aws[2] ?? '', locator), prefix: '', region }
+  }
+  throw new InvalidArgumentError(`invalid S3 locator ${JSON.stringify(locator)}: use s3://bucket[/prefix] or aws:region:bucket`)
+}
+
+// ------------------------------------------------------------------------------------------------ the store
+
+/** Options of the S3 backend. */
+export interface S3JobStoreOptions extends JobStoreOptions {
+  /**
+   * Settings merged over the store's S3Client config (credentials, endpoint, retries, request handler…). By
+   * default: the SDK's credential and region chains (us-east-1 if none), and `AWS_ENDPOINT_URL_S3` or
+   * `AWS_ENDPOINT_URL` as endpoint with path-style addressing when set.
+   */
+  readonly clientConfig?: S3ClientConfig
+  /**
+   * Bytes per part of a multipart upload (default 5 MiB, the least S3 allows; up to 5 GiB). Bodies up to this size are one
+   * PutObject. Memory per streaming write is about `(uploadConcurrency + 1) × partSize`.
+   */
+  readonly partSize?: number
+  /** Parts of one write uploaded at once (default 4). */
+  readonly uploadConcurrency?: number
+}
+
+/** One multipart upload in progress under a store. */
+export interface PendingUpload {
+  /** Full object key in the bucket. */
+  readonly key: string
+  readonly uploadId: string
+  readonly initiated: Date | undefined
+}
+
+/** A job store in an S3 bucket, optionally under a prefix. */
+export class S3JobStore extends AbstractJobStore {
+  /** The bucket. */
+  readonly bucket: string
+  /** The store's prefix in the bucket, without slashes around it; empty for a store at the bucket's root. */
+  readonly prefix: string
+  readonly #client: S3Client
+  readonly #clientConfig: S3ClientConfig
+  readonly #customEndpoint: boolean
+  readonly #partSize: number
+  readonly #uploadConcurrency: number
+  readonly #env: Record<string, string>
+  #presignClient: Promise<S3Client> | undefined
+
+  constructor(locator: string, options: S3JobStoreOptions = {}) {
+    super(locator, options)
+    const parsed = parseS3Locator(locator)
+    this.bucket = parsed.bucket
+    this.prefix = parsed.prefix
+    this.#partSize = options.partSize ?? DEFAULT_PART_SIZE
+    if (!Number.isInteger(this.#partSize) || this.#partSize < MIN_PART_SIZE || this.#partSize > MAX_PART_SIZE) {
+      throw new InvalidArgumentError(`partSize must be an integer from 5 MiB to 5 GiB, got ${options.partSize}`)
+    }
+    this.#uploadConcurrency = options.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY
+    if (!Number.isInteger(this.#uploadConcurrency) || this.#uploadConcurrency < 1) {
+      throw new InvalidArgumentError(`uploadConcurrency must be a positive integer, got ${options.uploadConcurrency}`)
+    }
+    this.#env = {}
+    for (const name of ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL', 'AWS_REGION']) {
+      const value = process.env[name]
+      if (value !== undefined && value !== '') this.#env[name] = value
+    }
+    const endpoint = this.#env['AWS_ENDPOINT_URL_S3'] ?? this.#env['AWS_ENDPOINT_URL']
+    const overrides = options.clientConfig ?? {}
+    this.#customEndpoint = endpoint !== undefined || overrides.endpoint !== undefined
+    this.#clientConfig = {
+      region: parsed.region ?? defaultRegionProvider(),
+      // With `Expect: 100-continue` the SDK opens a new connection per request; parts would never reuse one.
+      expectContinueHeader: false,
+      ...(endpoint !== undefined ? { endpoint } : {}),
+      ...(this.#customEndpoint ? { forcePathStyle: true } : { followRegionRedirects: true }),
+      ...overrides,
+    }
+    this.#client = new S3Client(this.#clientConfig)
+  }
+
+  /** `s3://bucket/key` of a full key, for messages. */
+  #url(fullKey: string): string {
+    return `s3://${this.bucket}/${fullKey}`
+  }
+
+  /** The bucket key of a store-relative key (or prefix ending in `/`). */
+  #full(key: string): string {
+    if (key === '' || key.startsWith('/') || key.includes('//')) {
+      throw new InvalidArgumentError(`invalid object key ${JSON.stringify(key)}`)
+    }
+    return this.prefix === '' ? key : `${this.prefix}/${key}`
+  }
+
+  /** The store-relative key of a bucket key. */
+  #relative(fullKey: string): string {
+    return this.prefix === '' ? fullKey : fullKey.slice(this.prefix.length + 1)
+  }
+
+  /** The store's roots in the bucket: its prefix, or (a store at the bucket's root) the entries of its layout. */
+  #roots(): string[] {
+    return this.prefix === '' ? ROOT_ENTRIES : [`${this.prefix}/`]
+  }
+
+  #owns(fullKey: string): boolean {
+    return this.#roots().some((root) => (root.endsWith('/') ? fullKey.startsWith(root) : fullKey === root))
+  }
+
+  async #send<Output>(
+    command: { readonly input: object },
+    what: string,
+    signal: AbortSignal | undefined,
+  ): Promise<Output> {
+    try {
+      return (await this.#client.send(command as never, signal ? { abortSignal: signal } : {})) as Output
+    } catch (err) {
+      throw wrapS3Error(err, what, signal)
+    }
+  }
+
+  /** Sends without wrapping errors (for callers that look at them). */
+  async #sendRaw<Output>(command: { readonly input: object }, signal: AbortSignal | undefined): Promise<Output> {
+    return (await this.#client.send(command as never, signal ? { abortSignal: signal } : {})) as Output
+  }
+
+  // ---------------------------------------------------------------------------------------------- lifecycle
+
+  protected override async createStorage(options: IoOptions = {}): Promise<void> {
+    const signal = options.signal
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#sendRaw(new HeadBucketCommand({ Bucket: this.bucket }), signal)
+        return
+      } catch (err) {
+        if (!isNotFound(err)) throw wrapS3Error(err, `HeadBucket s3://${this.bucket}`, signal)
+      }
+      const region = await this.#region()
+      try {
+        await this.#sendRaw(
+          new CreateBucketCommand({
+            Bucket: this.bucket,
+            ...(region !== DEFAULT_REGION ? { CreateBucketConfiguration: { LocationConstraint: region as never } } : {}),
+          }),
+          signal,
+        )
+        return
+      } catch (err) {
+        const code = errorCode(err)
+        // Another process created it meanwhile.
+        if (code === 'BucketAlreadyOwnedByYou') return
+        if (code === 'BucketAlreadyExists') {
+          throw new JobStoreError(`the bucket ${this.bucket} exists and belongs to another account`, { cause: err })
+        }
+        // A concurrent creation still in progress: look again shortly.
+        if (code === 'OperationAborted' && attempt < 10) {
+          await sleep(200 * (attempt + 1), signal)
+          continue
+        }
+        throw wrapS3Error(err, `CreateBucket s3://${this.bucket}`, signal)
+      }
+    }
+  }
+
+  async #region(): Promise<string> {
+    const region = this.#client.config.region
+    return typeof region === 'function' ? await region() : String(region)
+  }
+
+  protected override async destroyStorage(options: IoOptions = {}): Promise<void> {
+    const signal = options.signal
+    await Promise.all([
+      this.#abortUploads(() => true, signal),
+      forEachConcurrent(batches(this.#listRoots(signal), DELETE_BATCH), this.concurrency, (batch) =>
+        this.#deleteBatch(batch, signal),
+      ),
+    ])
+  }
+
+  async *#listRoots(signal: AbortSignal | undefined): AsyncGenerator<string> {
+    for (const root of this.#roots()) {
+      if (!root.endsWith('/')) yield root
+      else for await (const object of this.#listRaw(root, signal)) yield object.key
+    }
+  }
+
+  /** Environment a worker on another host needs: the endpoint and region variables, never credentials. */
+  override getEnv(): Record<string, string> {
+    return { ...this.#env }
+  }
+
+  // ---------------------------------------------------------------------------------------------- writes
+
+  protected override async putObject(key: string, body: Buffer | Readable, options: PutOptions): Promise<string> {
+    const fullKey = this.#full(key)
+    throwIfAborted(options.signal)
+    const write: Write = {
+      key,
+      fullKey,
+      options,
+      metadata: { [META_WRITE_ID]: randomUUID(), ...(options.executable ? { [META_EXECUTABLE]: '1' } : {}) },
+    }
+    if (Buffer.isBuffer(body)) return this.#putSingle(write, body, options.signal)
+    return this.#putStream(write, body)
+  }
+
+  /** One PutObject, with the CRC32 of the body for S3 to check. */
+  async #putSingle(write: Write, data: Buffer, signal: AbortSignal | undefined): Promise<string> {
+    try {
+      const out = await this.#sendRaw<{ ETag?: string }>(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: write.fullKey,
+          Body: data,
+          ContentLength: data.length,
+          ContentType: 'application/octet-stream',
+          ChecksumCRC32: crc32Base64(crc32(data)),
+          Metadata: write.metadata,
+          ...conditions(write.options),
+        }),
+        signal,
+      )
+      return this.#etag(out.ETag, write)
+    } catch (err) {
+      return this.#failedCommit(err, write, 'PutObject', signal)
+    }
+  }
+
+  /**
+   * A stream: its first part decides. If the stream ends within one part, one PutObject; else a multipart upload
+   * with up to `uploadConcurrency` parts in flight while the next part is read, committed after the stream ended.
+   */
+  async #putStream(write: Write, body: Readable): Promise<string> {
+    const signal = write.options.signal
+    const controller = linkedAbortController(signal)
+    setMaxListeners(0, controller.signal)
+    // Waiting for body bytes must end when the signal fires, too.
+    const onAbort = (): void => {
+      body.destroy(new AbortedError({ cause: signal?.reason }))
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    const base = Math.max(
+      this.#partSize,
+      Math.ceil((write.options.contentLength ?? 0) / MAX_PARTS / MIB) * MIB,
+    )
+    const partSize = (n: number): number => Math.min(MAX_PART_SIZE, base * 2 ** Math.floor((n - 1) / PARTS_PER_SIZE_STEP))
+    let uploadId: string | undefined
+    let committed = false
+    const parts: CompletedPart[] = []
+    const inFlight = new Set<Promise<void>>()
+    // Buffers of uploaded parts, reused for the next ones: memory stays at the parts in flight, whatever the GC does.
+    const spare: Buffer[] = []
+    let failure: { error: unknown } | undefined
+    let wholeCrc = 0
+    let total = 0
+    try {
+      for await (const part of readParts(body, partSize, spare)) {
+        if (part.number === 1 && part.last) return await this.#putSingle(write, part.data, signal)
+        if (part.number > MAX_PARTS) {
+          throw new JobStoreError(`${this.#url(write.fullKey)}: more than ${MAX_PARTS} parts; pass contentLength`)
+        }
+        wholeCrc = crc32(part.data, wholeCrc)
+        total += part.data.length
+        uploadId ??= await this.#createUpload(write, controller.signal)
+        const id = uploadId
+        const upload = this.#uploadPart(write, id, part.number, part.data, controller.signal).then(
+          (done) => {
+            parts[part.number - 1] = done
+            spare.push(part.data)
+          },
+          (error: unknown) => {
+            if (failure !== undefined) return
+            failure = { error }
+            controller.abort(error)
+            // Stop reading now, not when the body next yields.
+            body.destroy(error as Error)
+          },
+        )
+        inFlight.add(upload)
+        void upload.finally(() => inFlight.delete(upload))
+        while (inFlight.size >= this.#uploadConcurrency && failure === undefined) await Promise.race(inFlight)
+        if (failure !== undefined) throw failure.error
+      }
+      await Promise.all(inFlight)
+      if (failure !== undefined) throw failure.error
+      throwIfAborted(signal)
+      const version = await this.#complete(write, uploadId as string, parts, wholeCrc, total, controller.signal)
+      committed = true
+      return version
+    } catch (err) {
+      // The first failure: a part's, else the body's own error (the caller's, passed on as it is).
+      const first = failure !== undefined ? failure.error : err
+      failure ??= { error: first }
+      controller.abort(first)
+      await Promise.allSettled(inFlight)
+      if (uploadId !== undefined && !committed) await this.#abortUpload(write.fullKey, uploadId, { quiet: true })
+      throw first
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+      controller.dispose()
+    }
+  }
+
+  async #createUpload(write: Write, signal: AbortSignal): Promise<string> {
+    const out = await this.#send<{ UploadId?: string }>(
+      new CreateMultipartUploadCommand({
+        Bucket: this.bucket,
+        Key: write.fullKey,
+        ContentType: 'application/octet-stream',
+        ChecksumAlgorithm: 'CRC32',
+        ChecksumType: 'FULL_OBJECT',
+        Metadata: write.metadata,
+      }),
+      `CreateMultipartUpload ${this.#url(write.fullKey)}`,
+      signal,
+    )
+    if (out.UploadId === undefined) throw new JobStoreError(`S3 CreateMultipartUpload ${this.#url(write.fullKey)}: no upload ID`)
+    return out.UploadId
+  }
+
+  async #uploadPart(write: Write, uploadId: string, number: number, data: Buffer, signal: AbortSignal): Promise<CompletedPart> {
+    const checksum = crc32Base64(crc32(data))
+    const out = await this.#send<{ ETag?: string }>(
+      new UploadPartCommand({
+        Bucket: this.bucket,
+        Key: write.fullKey,
+        UploadId: uploadId,
+        PartNumber: number,
+        Body: data,
+        ContentLength: data.length,
+        ChecksumCRC32: checksum,
+      }),
+      `UploadPart ${number} of ${this.#url(write.fullKey)}`,
+      signal,
+    )
+    if (out.ETag === undefined) throw new JobStoreError(`S3 UploadPart ${number} of ${this.#url(write.fullKey)}: no ETag`)
+    return { PartNumber: number, ETag: out.ETag, ChecksumCRC32: checksum }
+  }
+
+  /** Commits a multipart upload under the write's condition, with the CRC32 of the whole object for S3 to check. */
+  async #complete(
+    write: Write,
+    uploadId: string,
+    parts: CompletedPart[],
+    wholeCrc: number,
+    size: number,
+    signal: AbortSignal,
+  ): Promise<string> {
+    try {
+      const out = await this.#sendRaw<{ ETag?: string }>(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: write.fullKey,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts },
+          ChecksumCRC32: crc32Base64(wholeCrc),
+          ChecksumType: 'FULL_OBJECT',
+          MpuObjectSize: size,
+          ...conditions(write.options),
+        }),
+        signal,
+      )
+      return this.#etag(out.ETag, write)
+    } catch (err) {
+      return this.#failedCommit(err, write, 'CompleteMultipartUpload', signal)
+    }
+  }
+
+  /**
+   * Maps the failure of a committing request: a failed condition becomes {@link PreconditionFailedError}. When
+   * the SDK retried, an earlier attempt may have committed and the retry then fails on its own write (412, or
+   * NoSuchUpload): the write ID in the object's metadata tells, and then the write succeeded.
+   */
+  async #failedCommit(err: unknown, write: Write, operation: string, signal: AbortSignal | undefined): Promise<string> {
+    const conditional = write.options.ifNoneMatch === true || write.options.ifMatch !== undefined
+    // If-Match on a missing key: 404 NoSuchKey (not a missing bucket, nor an upload that was aborted meanwhile).
+    const goneForIfMatch =
+      write.options.ifMatch !== undefined && isNotFound(err) && !isNoSuchBucket(err) && !isNoSuchUpload(err)
+    const failedCondition = conditional && (isPreconditionFailed(err) || goneForIfMatch)
+    if (attempts(err) > 1 && (failedCondition || isNoSuchUpload(err))) {
+      const version = await this.#committedBy(write)
+      if (version !== undefined) return version
+    }
+    if (failedCondition) throw new PreconditionFailedError(write.key, { cause: err })
+    throw wrapS3Error(err, `${operation} ${this.#url(write.fullKey)}`, signal)
+  }
+
+  /** The version of the object if it is the one `write` stored. */
+  async #committedBy(write: Write): Promise<string | undefined> {
+    try {
+      const head = await this.#sendRaw<{ ETag?: string; Metadata?: Record<string, string> }>(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: write.fullKey }),
+        undefined,
+      )
+      return head.Metadata?.[META_WRITE_ID] === write.metadata[META_WRITE_ID] ? head.ETag : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  #etag(etag: string | undefined, write: Write): string {
+    if (etag === undefined || etag === '') throw new JobStoreError(`S3 write of ${this.#url(write.fullKey)}: no ETag in the answer`)
+    return etag
+  }
+
+  /**
+   * Aborts an upload; false if it was gone already. `quiet` (cleaning up after a failed write): a failure is
+   * logged, never thrown over the write's own error; removeLeftovers gets the upload later.
+   */
+  async #abortUpload(
+    fullKey: string,
+    uploadId: string,
+    options: { quiet?: boolean; signal?: AbortSignal | undefined },
+  ): Promise<boolean> {
+    try {
+      // Not under the write's signal: a write aborted by it must still abort its upload.
+      await this.#sendRaw(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: fullKey, UploadId: uploadId }), options.signal)
+      return true
+    } catch (err) {
+      if (isNoSuchUpload(err)) return false
+      if (!options.quiet) throw wrapS3Error(err, `AbortMultipartUpload ${this.#url(fullKey)}`, options.signal)
+      log('cannot abort the multipart upload %s of %s: %s', uploadId, fullKey, errorCode(err))
+      return false
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------- reads
+
+  protected override async getObject(key: string, options: IoOptions = {}): Promise<ObjectRead> {
+    const fullKey = this.#full(key)
+    const signal = options.signal
+    let out: { Body?: unknown; ContentLength?: number; ETag?: string; Metadata?: Record<string, string> }
+    try {
+      out = await this.#sendRaw(new GetObjectCommand({ Bucket: this.bucket, Key: fullKey, ChecksumMode: 'ENABLED' }), signal)
+    } catch (err) {
+      if (isNotFound(err)) throw new ObjectNotFoundError(key, { cause: err })
+      throw wrapS3Error(err, `GetObject ${this.#url(fullKey)}`, signal)
+    }
+    const body = out.Body
+    if (!(body instanceof Readable) || out.ContentLength === undefined || out.ETag === undefined) {
+      if (body instanceof Readable) body.destroy()
+      throw new JobStoreError(`S3 GetObject ${this.#url(fullKey)}: incomplete answer (no body, length or ETag)`)
+    }
+    return {
+      key,
+      size: out.ContentLength,
+      version: out.ETag,
+      executable: out.Metadata?.[META_EXECUTABLE] === '1',
+      body: guardBody(body, `GetObject ${this.#url(fullKey)}`),
+    }
+  }
+
+  protected override async headObject(key: string, options: IoOptions = {}): Promise<ObjectInfo | undefined> {
+    const fullKey = this.#full(key)
+    let out: { ContentLength?: number; ETag?: string; Metadata?: Record<string, string> }
+    try {
+      out = await this.#sendRaw(new HeadObjectCommand({ Bucket: this.bucket, Key: fullKey }), options.signal)
+    } catch (err) {
+      if (isNotFound(err)) return undefined
+      throw wrapS3Error(err, `HeadObject ${this.#url(fullKey)}`, options.signal)
+    }
+    if (out.ETag === undefined) throw new JobStoreError(`S3 HeadObject ${this.#url(fullKey)}: no ETag in the answer`)
+    return { key, size: out.ContentLength ?? 0, version: out.ETag, executable: out.Metadata?.[META_EXECUTABLE] === '1' }
+  }
+
+  protected override async *listObjects(prefix: string, options: IoOptions = {}): AsyncGenerator<ListedObject> {
+    for await (const object of this.#listRaw(this.#full(prefix), options.signal)) {
+      yield { ...object, key: this.#relative(object.key) }
+    }
+  }
+
+  /** Every object under a bucket prefix, one page fetched ahead. A missing bucket has none. */
+  async *#listRaw(prefix: string, signal: AbortSignal | undefined): AsyncGenerator<ListedObject> {
+    const fetchPage = async (token: string | undefined): Promise<ListObjectsV2CommandOutput | undefined> => {
+      try {
+        return await this.#sendRaw<ListObjectsV2CommandOutput>(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ...(token !== undefined ? { ContinuationToken: token } : {}) }),
+          signal,
+        )
+      } catch (err) {
+        if (isNoSuchBucket(err)) return undefined
+        throw wrapS3Error(err, `ListObjectsV2 s3://${this.bucket}/${prefix}`, signal)
+      }
+    }
+    let page: Promise<ListObjectsV2CommandOutput | undefined> | undefined = fetchPage(undefined)
+    while (page !== undefined) {
+      const out: ListObjectsV2CommandOutput | undefined = await page
+      const token: string | undefined = out?.IsTruncated ? out.NextContinuationToken : undefined
+      page = token !== undefined ? fetchPage(token) : undefined
+      page?.catch(() => {}) // observed at the next turn; the consumer may stop before
+      for (const object of out?.Contents ?? []) {
+        if (object.Key !== undefined) yield { key: object.Key, ...(object.Size !== undefined ? { size: object.Size } : {}) }
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------- deletes
+
+  protected override async deleteObjects(keys: readonly string[], options: IoOptions = {}): Promise<void> {
+    const signal = options.signal
+    const fullKeys = keys.map((key) => this.#full(key))
+    if (fullKeys.length === 1) {
+      const fullKey = fullKeys[0] as string
+      try {
+        await this.#sendRaw(new DeleteObjectCommand({ Bucket: this.bucket, Key: fullKey }), signal)
+      } catch (err) {
+        if (!isNotFound(err)) throw wrapS3Error(err, `DeleteObject ${this.#url(fullKey)}`, signal)
+      }
+      return
+    }
+    await forEachConcurrent(chunk(fullKeys, DELETE_BATCH), this.concurrency, (batch) => this.#deleteBatch(batch, signal))
+  }
+
+  /** One DeleteObjects call (up to 1000 keys); missing keys and a missing bucket are fine. */
+  async #deleteBatch(fullKeys: readonly string[], signal: AbortSignal | undefined): Promise<void> {
+    if (fullKeys.length === 0) return
+    let out: { Errors?: { Key?: string; Code?: string; Message?: string }[] }
+    try {
+      out = await this.#sendRaw(
+        new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: fullKeys.map((Key) => ({ Key })), Quiet: true } }),
+        signal,
+      )
+    } catch (err) {
+      if (isNoSuchBucket(err)) return
+      throw wrapS3Error(err, `DeleteObjects in s3://${this.bucket} (${fullKeys.length} keys)`, signal)
+    }
+    const errors = (out.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey')
+    const first = errors[0]
+    if (first !== undefined) {
+      throw new JobStoreError(
+        `S3 DeleteObjects in s3://${this.bucket} failed for ${errors.length} of ${fullKeys.length} keys, ` +
+          `first ${first.Key}: ${first.Code}${first.Message ? `: ${first.Message}` : ''}`,
+      )
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------- leftovers
+
+  /**
+   * The multipart uploads in progress under this store. S3 filters them by prefix; MinIO matches `Prefix` only
+   * against whole keys, so a prefixed listing that finds nothing is repeated unfiltered and filtered here.
+   */
+  async *pendingUploads(options: IoOptions = {}): AsyncGenerator<PendingUpload> {
+    const signal = options.signal
+    if (this.prefix !== '') {
+      let found = false
+      for await (const upload of this.#listUploads(`${this.prefix}/`, signal)) {
+        found = true
+        if (this.#owns(upload.key)) yield upload
+      }
+      if (found) return
+    }
+    for await (const upload of this.#listUploads(undefined, signal)) if (this.#owns(upload.key)) yield upload
+  }
+
+  async *#listUploads(prefix: string | undefined, signal: AbortSignal | undefined): AsyncGenerator<PendingUpload> {
+    let keyMarker: string | undefined
+    let uploadIdMarker: string | undefined
+    for (;;) {
+      let out: {
+        Uploads?: { Key?: string; UploadId?: string; Initiated?: Date }[]
+        IsTruncated?: boolean
+        NextKeyMarker?: string
+        NextUploadIdMarker?: string
+      }
+      try {
+        out = await this.#sendRaw(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            ...(prefix !== undefined ? { Prefix: prefix } : {}),
+            ...(keyMarker !== undefined ? { KeyMarker: keyMarker } : {}),
+            ...(uploadIdMarker !== undefined ? { UploadIdMarker: uploadIdMarker } : {}),
+          }),
+          signal,
+        )
+      } catch (err) {
+        if (isNoSuchBucket(err)) return
+        throw wrapS3Error(err, `ListMultipartUploads s3://${this.bucket}/${prefix ?? ''}`, signal)
+      }
+      for (const upload of out.Uploads ?? []) {
+        if (upload.Key !== undefined && upload.UploadId !== undefined) {
+          yield { key: upload.Key, uploadId: upload.UploadId, initiated: upload.Initiated }
+        }
+      }
+      if (!out.IsTruncated || (out.NextKeyMarker === undefined && out.NextUploadIdMarker === undefined)) return
+      keyMarker = out.NextKeyMarker
+      uploadIdMarker = out.NextUploadIdMarker
+    }
+  }
+
+  async #abortUploads(select: (upload: PendingUpload) => boolean, signal: AbortSignal | undefined): Promise<number> {
+    let aborted = 0
+    await forEachConcurrent(this.pendingUploads(signal ? { signal } : {}), this.concurrency, async (upload) => {
+      if (select(upload) && (await this.#abortUpload(upload.key, upload.uploadId, { signal }))) {
+        aborted++
+      }
+    })
+    return aborted
+  }
+
+  /** Aborts the multipart uploads under this store started more than `olderThanMs` ago. */
+  protected override async removeLeftovers(olderThanMs: number, options: IoOptions = {}): Promise<number> {
+    const cutoff = Date.now() - olderThanMs
+    return this.#abortUploads((upload) => (upload.initiated?.getTime() ?? 0) <= cutoff, options.signal)
+  }
+
+  // ---------------------------------------------------------------------------------------------- URLs
+
+  /** A presigned (SigV4 query-string) GET URL, valid for `expiresInSeconds` (at most 7 days). */
+  protected override async getObjectUrl(key: string, expiresInSeconds: number): Promise<string> {
+    const expiresIn = Math.ceil(expiresInSeconds)
+    if (!(expiresIn > 0) || expiresIn > MAX_PRESIGN_SECONDS) {
+      throw new InvalidArgumentError(`S3 presigned URLs last 1 second to 7 days, not ${expiresInSeconds} seconds`)
+    }
+    const fullKey = this.#full(key)
+    try {
+      return await presignGet(await this.#clientForPresigning(), this.bucket, fullKey, expiresIn)
+    } catch (err) {
+      throw wrapS3Error(err, `presigning a GET of ${this.#url(fullKey)}`)
+    }
+  }
+
+  /**
+   * A presigned URL must name the bucket's own region (S3 does not redirect them). On AWS, ask the bucket for its
+   * region once and sign with a client of that region; with a custom endpoint, the configured region is it.
+   */
+  async #clientForPresigning(): Promise<S3Client> {
+    if (this.#customEndpoint) return this.#client
+    this.#presignClient ??= (async () => {
+      try {
+        const head = await this.#sendRaw<{ BucketRegion?: string }>(new HeadBucketCommand({ Bucket: this.bucket }), undefined)
+        const region = head.BucketRegion
+        if (region !== undefined && region !== (await this.#region())) return new S3Client({ ...this.#clientConfig, region })
+      } catch (err) {
+        log('cannot find the region of %s: %s', this.bucket, errorCode(err))
+        this.#presignClient = undefined
+      }
+      return this.#client
+    })()
+    return this.#presignClient
+  }
+
+  // ---------------------------------------------------------------------------------------------- s3: URLs
+
+  /** Import and export of `s3://bucket/key` URLs, with the credentials and endpoint of the environment. */
+  static readonly urlHandler: UrlHandler = {
+    schemes: ['s3'],
+    async getSize(url, options) {
+      const { store, key } = S3JobStore.#forUrl(url)
+      return (await store.headObject(key, options ?? {}))?.size
+    },
+    async openRead(url, options) {
+      const { store, key } = S3JobStore.#forUrl(url)
+      try {
+        const object = await store.getObject(key, options ?? {})
+        return { body: object.body, size: object.size, executable: object.executable }
+      } catch (err) {
+        if (err instanceof ObjectNotFoundError) throw new NoSuchFileError(url.href, { cause: err, message: `no object at ${url.href}` })
+        throw err
+      }
+    },
+    async write(url, body, options) {
+      const { store, key } = S3JobStore.#forUrl(url)
+      await store.putObject(key, body, {
+        executable: options.executable,
+        ...(options.size !== undefined ? { contentLength: options.size } : {}),
+        ...(options.signal !== undefined ? { signal: options.signal } : {}),
+      })
+    },
+  }
+
+  static readonly #urlStores = new Map<string, S3JobStore>()
+
+  static #forUrl(url: URL): { store: S3JobStore; key: string } {
+    let key: string
+    try {
+      key = decodeURIComponent(url.pathname.replace(/^\//, ''))
+    } catch (err) {
+      throw new InvalidImportExportUrlError(url.href, 'bad percent-encoding in the key', { cause: err })
+    }
+    if (key === '' || key.endsWith('/') || key.startsWith('/') || key.includes('//') || url.search !== '') {
+      throw new InvalidImportExportUrlError(url.href, 'expected s3://bucket/key with a plain object key')
+    }
+    let store = S3JobStore.#urlStores.get(url.hostname)
+    if (store === undefined) {
+      try {
+        store = new S3JobStore(`s3://${url.hostname}`)
+      } catch (err) {
+        throw new InvalidImportExportUrlError(url.href, 'invalid bucket name', { cause: err })
+      }
+      S3JobStore.#urlStores.set(url.hostname, store)
+    }
+    return { store, key }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ helpers
+
+/** One write in progress. */
+interface Write {
+  /** Store-relative key (for errors the core maps). */
+  readonly key: string
+  readonly fullKey: string
+  readonly options: PutOptions
+  readonly metadata: Record<string, string>
+}
+
+/**
+ * The entries of the store layout at its root (`config.json`, `jobs/`, `files/`…), from the core's key layout: what
+ * a store at a bucket's root owns, so that destroying it never touches other prefixes of the bucket.
+ */
+const ROOT_ENTRIES: string[] = [
+  ...new Set(
+    (Object.values(keys) as unknown[])
+      .filter((value): value is string => typeof value === 'string')
+      .map((value) => (value.includes('/') ? value.slice(0, value.indexOf('/') + 1) : value)),
+  ),
+]
+
+/** The SDK's region chain (AWS_REGION, profiles…), with us-east-1 when it has none; resolved once per store. */
+function defaultRegionProvider(): () => Promise<string> {
+  let region: Promise<string> | undefined
+  return () =>
+    (region ??= (async () => {
+      const probe = new S3Client({})
+      try {
+        return await probe.config.region()
+      } catch {
+        return DEFAULT_REGION
+      } finally {
+        probe.destroy()
+      }
+    })())
+}
+
+function conditions(options: PutOptions): { IfNoneMatch?: string; IfMatch?: string } {
+  return {
+    ...(options.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
+    ...(options.ifMatch !== undefined ? { IfMatch: options.ifMatch } : {}),
+  }
+}
+
+function crc32Base64(value: number): string {
+  const out = Buffer.alloc(4)
+  out.writeUInt32BE(value >>> 0)
+  return out.toString('base64')
+}
+
+/**
+ * Collects up to `capacity` bytes. The first part of a write grows as bytes come (small bodies stay small); the
+ * later ones take a buffer of their size from `spare` (the buffers of parts already uploaded) or allocate one.
+ */
+class PartBuffer {
+  readonly capacity: number
+  #buffer: Buffer
+  #length = 0
+  readonly #spare: Buffer[] | undefined
+
+  constructor(capacity: number, spare?: Buffer[]) {
+    this.capacity = capacity
+    this.#spare = spare
+    this.#buffer = Buffer.alloc(0)
+  }
+
+  get full(): boolean {
+    return this.#length === this.capacity
+  }
+
+  /** Appends what fits and returns the rest. */
+  append(data: Buffer): Buffer {
+    const take = Math.min(data.length, this.capacity - this.#length)
+    if (this.#length + take > this.#buffer.length) {
+      let grown: Buffer | undefined
+      if (this.#spare !== undefined) {
+        while (grown === undefined && this.#spare.length > 0) {
+          const candidate = this.#spare.pop() as Buffer
+          if (candidate.length === this.capacity) grown = candidate
+        }
+        grown ??= Buffer.allocUnsafe(this.capacity)
+      } else {
+        grown = Buffer.allocUnsafe(Math.min(this.capacity, Math.max(this.#length + take, this.#buffer.length * 2, 64 * 1024)))
+      }
+      this.#buffer.copy(grown, 0, 0, this.#length)
+      this.#buffer = grown
+    }
+    data.copy(this.#buffer, this.#length, 0, take)
+    this.#length += take
+    return data.subarray(take)
+  }
+
+  bytes(): Buffer {
+    return this.#buffer.subarray(0, this.#length)
+  }
+}
+
+/**
+ * Cuts a stream into parts of `partSize(n)` bytes (the last one shorter). The first part is handed out once a
+ * byte beyond it arrived or the stream ended (`last` then tells a single PutObject from a multipart upload); later
+ * parts as soon as they are full. Put the buffers of uploaded parts in `spare` to have them reused.
+ */
+async function* readParts(
+  body: Readable,
+  partSize: (n: number) => number,
+  spare: Buffer[],
+): AsyncGenerator<{ number: number; data: Buffer; last: boolean }> {
+  let number = 1
+  let filling = new PartBuffer(partSize(1))
+  let first: Buffer | undefined
+  for await (const chunk of body) {
+    let rest = toBuffer(chunk)
+    while (rest.length > 0) {
+      if (first !== undefined) {
+        yield { number: 1, data: first, last: false }
+        first = undefined
+      }
+      rest = filling.append(rest)
+      if (filling.full) {
+        if (number === 1) first = filling.bytes()
+        else yield { number, data: filling.bytes(), last: false }
+        number++
+        filling = new PartBuffer(partSize(number), spare)
+      }
+    }
+  }
+  if (first !== undefined) yield { number: 1, data: first, last: true }
+  else if (number === 1 || filling.bytes().length > 0) yield { number, data: filling.bytes(), last: true }
+}
+
+function toBuffer(chunk: unknown): Buffer {
+  if (Buffer.isBuffer(chunk)) return chunk
+  if (typeof chunk === 'string') return Buffer.from(chunk, 'utf8')
+  if (ArrayBuffer.isView(chunk)) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+  throw new InvalidArgumentError(`a body stream yielded a ${typeof chunk}, not bytes`)
+}
+
+/** Groups a stream of items into arrays of `size`. */
+async function* batches<T>(source: AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
+  let batch: T[] = []
+  for await (const item of source) {
+    batch.push(item)
+    if (batch.length >= size) {
+      yield batch
+      batch = []
+    }
+  }
+  if (batch.length > 0) yield batch
+}
+
+/**
+ * The SDK's body, with its errors (a checksum mismatch, a lost connection) turned into JobStoreErrors. Destroying
+ * the returned stream destroys the SDK's, which frees the connection.
+ */
+function guardBody(body: Readable, what: string): Readable {
+  const out = new PassThrough({ highWaterMark: 64 * 1024 })
+  body.on('error', (err) => out.destroy(wrapS3Error(err, what)))
+  out.on('close', () => {
+    if (!body.destroyed) body.destroy()
+  })
+  body.pipe(out)
+  return out
+}
+
+// ------------------------------------------------------------------------------------------------ presigning
+
+/** The parts of the SDK's HttpRequest that presigning touches. */
+interface SignableRequest {
+  protocol: string
+  hostname: string
+  port?: number
+  path: string
+  query: Record<string, string | string[] | null>
+  headers: Record<string, string>
+}
+
+type SignerConstructor = new (init: {
+  credentials: unknown
+  region: unknown
+  service: string
+  sha256: unknown
+  uriEscapePath: boolean
+  applyChecksum: boolean
+}) => { presign(request: SignableRequest, options: { expiresIn: number; unsignableHeaders: Set<string> }): Promise<unknown> }
+
+/**
+ * A presigned GET URL, made with what @aws-sdk/client-s3 already has (its middleware stack builds the request,
+ * its SigV4 signer signs the query string), as @aws-sdk/s3-request-presigner does.
+ */
+async function presignGet(client: S3Client, bucket: string, key: string, expiresIn: number): Promise<string> {
+  const command = new GetObjectCommand({ Bucket: bucket, Key: key })
+  const stack = client.middlewareStack.clone()
+  // The runtime config has the SDK's signer class (SignatureV4MultiRegion); its public type does not say so.
+  const config = client.config as typeof client.config & { signerConstructor: SignerConstructor }
+  let url: string | undefined
+  const intercept = () => async (args: { request: unknown }) => {
+    const request = args.request as SignableRequest
+    for (const name of Object.keys(request.headers)) {
+      const lower = name.toLowerCase()
+      if (lower.startsWith('amz-sdk-') || lower === 'x-amz-user-agent' || lower === 'x-amz-checksum-mode') {
+        delete request.headers[name]
+      }
+    }
+    request.headers['X-Amz-Content-Sha256'] = 'UNSIGNED-PAYLOAD'
+    request.headers['host'] ??= `${request.hostname}${request.port !== undefined ? `:${request.port}` : ''}`
+    const signer = new config.signerConstructor({
+      credentials: config.credentials,
+      region: config.region,
+      service: 's3',
+      sha256: config.sha256,
+      uriEscapePath: false,
+      applyChecksum: false,
+    })
+    const signed = (await signer.presign(request, {
+      expiresIn,
+      unsignableHeaders: new Set(['content-type']),
+    })) as unknown as SignableRequest
+    url = formatUrl(signed)
+    return { response: {}, output: { $metadata: {} } }
+  }
+  stack.addRelativeTo(intercept as never, {
+    name: 'jobstorePresignGet',
+    relation: 'before',
+    toMiddleware: 'httpSigningMiddleware',
+    override: true,
+  })
+  await command.resolveMiddleware(stack as never, config, {})({ input: command.input } as never)
+  if (url === undefined) throw new JobStoreError('presigning produced no URL')
+  return url
+}
+
+function formatUrl(request: SignableRequest): string {
+  const escape = (s: string): string =>
+    encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+  const query: string[] = []
+  for (const [name, value] of Object.entries(request.query)) {
+    for (const v of Array.isArray(value) ? value : [value]) {
+      query.push(v === null ? escape(name) : `${escape(name)}=${escape(v)}`)
+    }
+  }
+  const port = request.port !== undefined ? `:${request.port}` : ''
+  return `${request.protocol}//${request.hostname}${port}${request.path}${query.length > 0 ? `?${query.join('&')}` : ''}`
+}
