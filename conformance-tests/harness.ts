@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
-import { onTestFinished } from 'vitest'
+import { expect, onTestFinished } from 'vitest'
 import type { AbstractJobStore, JobStoreConfigInit } from '../src/abstract-job-store.js'
 import { openJobStore } from '../src/open.js'
 import '../src/builtin-backends.js'
@@ -21,6 +21,11 @@ export interface Capabilities {
   readonly fetchablePublicUrls: Capability
   /** Public URLs carry an expiry. */
   readonly expiringPublicUrls: Capability
+  /**
+   * The harness can count leftovers of interrupted writes (`countLeftovers`). Declare it unsupported, with the
+   * reason, when the service cannot list them (GCS resumable sessions): the atomicity tests then say so.
+   */
+  readonly countableLeftovers: Capability
 }
 
 /** What a backend author passes to {@link defineConformanceSuite}. */
@@ -154,7 +159,16 @@ export function makeContext(harness: ConformanceHarness): SuiteContext {
       await store.resume()
       return store
     },
-    leftovers: async (locator) => (harness.countLeftovers ? harness.countLeftovers(locator) : 0),
+    leftovers: async (locator) => {
+      const capability = harness.capabilities?.countableLeftovers ?? true
+      if (harness.countLeftovers === undefined) {
+        // Not silently 0: a harness either counts leftovers or declares why it cannot.
+        if (capability === true) throw new Error('the harness has no countLeftovers: supply it or declare countableLeftovers unsupported with a reason')
+        expect(capability.unsupported.length).toBeGreaterThan(10)
+        return 0
+      }
+      return harness.countLeftovers(locator)
+    },
     startWorker,
     async runWorker(scenario, args, options = {}) {
       const worker = startWorker(scenario, args)

@@ -9,7 +9,7 @@ import { constants as fsConstants } from 'node:fs'
 import { open, rename, rm, chmod } from 'node:fs/promises'
 import { basename as pathBasename, dirname, join } from 'node:path'
 import { PassThrough, Readable, pipeline } from 'node:stream'
-import { pipeline as pipelineAsync } from 'node:stream/promises'
+import { finished, pipeline as pipelineAsync } from 'node:stream/promises'
 import { fileURLToPath } from 'node:url'
 import { debuglog } from 'node:util'
 import { forEachConcurrent, linkedAbortController, mapConcurrent, throwIfAborted } from './concurrency.js'
@@ -20,6 +20,7 @@ import {
   EncryptionError,
   IntegrityError,
   InvalidArgumentError,
+  InvalidImportExportUrlError,
   JobStoreError,
   JobStoreExistsError,
   NoSuchFileError,
@@ -816,34 +817,45 @@ export abstract class AbstractJobStore {
    */
   async #putFromCallback(
     key: string,
-    body: BodyCallback,
+    callback: BodyCallback,
     put: PutOptions,
     options: SignalOptions & EncodingOptions & { encryptWith?: Buffer },
   ): Promise<string> {
     throwIfAborted(options.signal)
+    // Two streams: the callback writes to `writable`; the upload reads `body`. The callback ending `writable` does
+    // not end `body`: only the callback returning does, so a callback that ends its stream and then throws
+    // cannot have committed anything.
     const writable = new PassThrough({ highWaterMark: 256 * 1024 })
-    // The consumer (the backend's upload) sees errors through the stream's state; this listener only keeps a
-    // destroy before the upload started reading from being an uncaught 'error' event.
+    const body = new PassThrough({ highWaterMark: 256 * 1024 })
+    writable.pipe(body, { end: false })
+    // The upload sees errors through the streams' state; these listeners only keep a destroy before the upload
+    // started reading from being an uncaught 'error' event.
     writable.on('error', () => {})
+    body.on('error', () => {})
     if (options.encoding !== undefined) writable.setDefaultEncoding(options.encoding)
     const controller = linkedAbortController(options.signal)
     const source: Readable =
-      options.encryptWith === undefined ? writable : pipeline(writable, createEncryptStream(options.encryptWith), () => {})
+      options.encryptWith === undefined ? body : pipeline(body, createEncryptStream(options.encryptWith), () => {})
     let putFailure: { error: unknown } | undefined
     const upload = this.#putConditional(key, source, { ...put, signal: controller.signal })
     upload.catch((error: unknown) => {
       putFailure = { error }
       writable.destroy(error as Error)
+      body.destroy(error as Error)
     })
     try {
-      await body(writable)
+      await callback(writable)
       if (putFailure !== undefined) throw putFailure.error
       if (!writable.writableEnded) writable.end()
+      // Everything written has moved into `body` once `writable` has ended as a readable.
+      await finished(writable)
+      body.end()
       return await upload
     } catch (err) {
       const failure = putFailure !== undefined ? putFailure.error : err
       controller.abort(failure)
       writable.destroy(failure as Error)
+      body.destroy(failure as Error)
       await upload.catch(() => {})
       throw failure
     } finally {
@@ -1293,7 +1305,12 @@ export abstract class AbstractJobStore {
     if (options.sharedFileName !== undefined) {
       key = keys.shared(options.sharedFileName)
     } else {
-      const name = decodeURIComponent(url.pathname.slice(url.pathname.lastIndexOf('/') + 1))
+      let name: string
+      try {
+        name = decodeURIComponent(url.pathname.slice(url.pathname.lastIndexOf('/') + 1))
+      } catch (err) {
+        throw new InvalidImportExportUrlError(srcUrl, 'bad percent-encoding in the path', { cause: err })
+      }
       fileID = mintFileId({ owner: options.jobStoreID, basename: name === '' ? undefined : name })
       key = keys.file(fileID)
     }

@@ -3,3 +3,4 @@ import { registerLazyBackend } from './open.js'
 
 registerLazyBackend(['file'], () => import('../backends/file/index.js'), 'jobstore')
 registerLazyBackend(['s3', 'aws'], () => import('../backends/s3/index.js'), '@aws-sdk/client-s3', ['s3'])
+registerLazyBackend(['gs', 'google'], () => import('../backends/gcs/index.js'), '@google-cloud/storage', ['gs'])

@@ -27,9 +27,9 @@ export async function loadKeyFile(path: string): Promise<Buffer> {
   } catch (err) {
     throw new EncryptionError(`cannot read the encryption key file named in the config`, { cause: err })
   }
-  const material = Buffer.from(bytes.toString('latin1').trim(), 'latin1')
-  if (material.length < 32) throw new EncryptionError('the encryption key file must hold at least 32 bytes')
-  return material
+  // The bytes as they are: a binary key may well begin or end with what looks like white space.
+  if (bytes.length < 32) throw new EncryptionError('the encryption key file must hold at least 32 bytes')
+  return bytes
 }
 
 function fileKey(master: Buffer, salt: Buffer): Buffer {

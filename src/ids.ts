@@ -137,6 +137,11 @@ export function mintFileId(options: { owner?: string | undefined; cleanup?: bool
 
 /** Keys of the store layout. */
 export const keys = {
+  /**
+   * The store's top-level entries: a key, or a prefix ending in `/`. Everything the store writes is under one of
+   * them, so a store at the root of a bucket can be destroyed without touching anything else there.
+   */
+  rootEntries: ['config.json', 'meta/', 'jobs/', 'files/', 'shared/', 'stats/'] as readonly string[],
   config: 'config.json',
   rootJob: 'meta/root-job',
   jobsPrefix: 'jobs/',
@@ -193,10 +198,10 @@ export function checkLocatorPrefix(prefix: string, locator: string): string {
   for (const segment of trimmed.split('/')) {
     if (!/^[A-Za-z0-9._-]+$/.test(segment) || /^\.+$/.test(segment)) {
       throw new InvalidArgumentError(
-        `invalid prefix in locator ${locator}: segments must be [A-Za-z0-9._-], not empty, '.' or '..'`,
+        `invalid prefix in locator ${describe(locator)}: segments must be [A-Za-z0-9._-], not empty, '.' or '..'`,
       )
     }
   }
-  if (trimmed.length > 512) throw new InvalidArgumentError(`prefix in locator ${locator} is longer than 512`)
+  if (trimmed.length > 512) throw new InvalidArgumentError(`prefix in locator ${describe(locator)} is longer than 512`)
   return trimmed
 }

@@ -143,6 +143,9 @@ function planFor(inst: InstalledServer, ports: readonly number[], workDir: strin
           // Resumable uploads hand the client this URL in their Location header.
           '-external-url',
           url,
+          // Serve bucket/object paths (the form of signed URLs) on this host, not only on storage.googleapis.com.
+          '-public-host',
+          `127.0.0.1:${port}`,
         ],
         env: {},
         url,

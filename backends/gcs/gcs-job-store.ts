@@ -1,0 +1,851 @@
+/**
+ * The Google Cloud Storage backend.
+ *
+ * - Locators: `gs://bucket[/prefix]`, and Toil's `google:project:name` / `google:name` (bucket `name--toil`, as
+ *   Toil names it). Credentials: Application Default Credentials. `STORAGE_EMULATOR_HOST` (or the `apiEndpoint`
+ *   option) points at an emulator such as fake-gcs-server, without authentication.
+ * - Atomic writes: small bodies (Buffers, and streams that end within one chunk) in one multipart request that
+ *   declares their MD5 and CRC32C, so the server rejects corrupted bytes; larger streams as a chunked resumable
+ *   upload, whose object exists only once the final chunk lands. A body that errors or an abort never sends the
+ *   final chunk, and the session is cancelled.
+ * - Preconditions: `ifGenerationMatch: 0` (create only) and `ifGenerationMatch: <generation>` (compare and swap).
+ *   The version token is the object's generation.
+ * - Reads: one GET per object (not the SDK's `createReadStream`, see `getObject`), verified end to end against the
+ *   object's MD5 by the core.
+ */
+import { createHash, generateKeyPairSync } from 'node:crypto'
+import { pipeline as pipelineCallback, Readable, Transform, type TransformCallback } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { debuglog } from 'node:util'
+import {
+  CRC32C,
+  IdempotencyStrategy,
+  Storage,
+  type Bucket,
+  type File,
+  type FileMetadata,
+  type StorageOptions,
+} from '@google-cloud/storage'
+import { AbstractJobStore, type JobStoreOptions } from '../../src/abstract-job-store.js'
+import { forEachConcurrent, sleep, throwIfAborted } from '../../src/concurrency.js'
+import {
+  AbortedError,
+  IntegrityError,
+  InvalidArgumentError,
+  InvalidImportExportUrlError,
+  JobStoreError,
+  NoSuchFileError,
+  UnsupportedOperationError,
+} from '../../src/errors.js'
+import { checkLocatorPrefix, keys, randomId } from '../../src/ids.js'
+import {
+  ObjectNotFoundError,
+  PreconditionFailedError,
+  type IoOptions,
+  type ListedObject,
+  type ObjectInfo,
+  type ObjectRead,
+  type PutOptions,
+} from '../../src/storage.js'
+import type { UrlHandler } from '../../src/url-handlers.js'
+import { gcsStatus, mapGcsError, sanitize, type NotFoundMeaning } from './errors.js'
+
+const log = debuglog('jobstore:gcs')
+
+/** GCS wants resumable chunks in multiples of 256 KiB. */
+const CHUNK_GRANULARITY = 256 * 1024
+/** Default resumable chunk size; also the largest stream sent in a single request. */
+export const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
+/** V4 signed URLs live at most 7 days. */
+const MAX_URL_EXPIRY_SECONDS = 7 * 24 * 3600
+/** Listing page size: the service's maximum (fake-gcs-server has no default limit; we ask for real pages). */
+const LIST_PAGE_SIZE = 1000
+/** Custom metadata: the executable flag, and the ID of the write that stored this generation. */
+const META_EXECUTABLE = 'jobstore-executable'
+const META_WRITE_ID = 'jobstore-write-id'
+const GET_ATTEMPTS = 4
+
+/** Where a GCS store lives. */
+export interface GcsLocation {
+  readonly bucket: string
+  /** Store prefix inside the bucket, without leading or trailing `/`; empty for the whole bucket. */
+  readonly prefix: string
+  /** Project from a Toil `google:project:name` locator (used to create the bucket). */
+  readonly projectId?: string
+}
+
+/** Options of the GCS backend. */
+export interface GcsJobStoreOptions extends JobStoreOptions {
+  /**
+   * Endpoint of a GCS emulator (`http://127.0.0.1:4443`), used without authentication, as the SDK does for custom
+   * endpoints. Default: `STORAGE_EMULATOR_HOST` when set, else Google's endpoint with ADC.
+   */
+  readonly apiEndpoint?: string
+  /** Project that owns a bucket `initialize()` creates. Default: the locator's, `GOOGLE_CLOUD_PROJECT`, or ADC's. */
+  readonly projectId?: string
+  /**
+   * Resumable upload chunk size in bytes, a multiple of 256 KiB (default 8 MiB). Streams that end within one
+   * chunk go in a single request. Memory per upload is about twice this.
+   */
+  readonly chunkSize?: number
+  /** Extra options for the `Storage` client (`keyFilename`, `credentials`, `retryOptions`…). */
+  readonly storageOptions?: StorageOptions
+}
+
+function invalidLocator(locator: string, why: string): InvalidArgumentError {
+  const shown = JSON.stringify(locator.length > 200 ? `${locator.slice(0, 200)}…` : locator)
+  return new InvalidArgumentError(`invalid GCS locator ${shown}: ${why}`)
+}
+
+/** Checks a bucket name against GCS's naming rules. */
+export function isValidBucketName(name: string): boolean {
+  if (!/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(name)) return false
+  const parts = name.split('.')
+  if (parts.some((part) => part === '' || part.length > 63)) return false
+  if (parts.length === 1 && name.length > 63) return false
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(name)) return false
+  return !name.startsWith('goog') && !/g[o0][o0]gle/.test(name)
+}
+
+/**
+ * Parses `gs://bucket[/prefix]`, `google:project:name` or `google:name` (Toil's: the bucket is `name--toil`).
+ * Strict: no query, fragment, credentials, port, percent-escapes, `.`/`..` segments or odd characters.
+ */
+export function parseGcsLocator(locator: string): GcsLocation {
+  if (typeof locator !== 'string') throw new InvalidArgumentError('the GCS locator must be a string')
+  // Characters that have no business in a locator: controls, spaces, and URL syntax we do not accept.
+  if (/[\u0000-\u0020\u007f-\u00a0?#@\\%"'<>^`{|}]/.test(locator)) {
+    throw invalidLocator(locator, 'only letters, digits and . _ - / : are allowed (no query, fragment, credentials, escapes or spaces)')
+  }
+  const gs = /^gs:\/\/([^/]*)(?:\/(.*))?$/i.exec(locator)
+  if (gs !== null) {
+    const bucket = gs[1] ?? ''
+    if (!isValidBucketName(bucket)) throw invalidLocator(locator, `"${bucket}" is not a valid bucket name`)
+    let prefix: string
+    try {
+      prefix = checkLocatorPrefix(gs[2] ?? '', locator)
+    } catch {
+      throw invalidLocator(locator, "prefix segments must be [A-Za-z0-9._-], not '.' or '..', at most 512 characters in all")
+    }
+    if (/^\/|\/\//.test(gs[2] ?? '')) throw invalidLocator(locator, 'empty segment in the prefix')
+    return { bucket, prefix }
+  }
+  const google = /^google:(.*)$/i.exec(locator)
+  if (google !== null) {
+    const rest = google[1] ?? ''
+    const colon = rest.indexOf(':')
+    const projectId = colon >= 0 ? rest.slice(0, colon) : undefined
+    const name = colon >= 0 ? rest.slice(colon + 1) : rest
+    if (projectId !== undefined && !/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/.test(projectId)) {
+      throw invalidLocator(locator, `"${projectId}" is not a valid project ID`)
+    }
+    const bucket = `${name}--toil`
+    if (name === '' || !isValidBucketName(bucket)) {
+      throw invalidLocator(locator, `"${name}" does not make a valid bucket name ("${bucket}")`)
+    }
+    return projectId === undefined ? { bucket, prefix: '' } : { bucket, prefix: '', projectId }
+  }
+  throw invalidLocator(locator, 'expected gs://bucket[/prefix] or google:project:name')
+}
+
+/** `http://host:port` from `STORAGE_EMULATOR_HOST` forms: `host:port`, `http://host:port`, `…/storage/v1`. */
+function normalizeEndpoint(value: string | undefined): string | undefined {
+  if (value === undefined || value.trim() === '') return undefined
+  let endpoint = value.trim()
+  if (!/^https?:\/\//i.test(endpoint)) endpoint = `http://${endpoint}`
+  try {
+    const url = new URL(endpoint)
+    return `${url.origin}${url.pathname.replace(/\/+$/, '').replace(/\/storage\/v1$/, '')}`
+  } catch (err) {
+    throw new InvalidArgumentError(`invalid GCS endpoint ${JSON.stringify(value)}`, { cause: err })
+  }
+}
+
+/** The store's top-level entries (from the core's key layout): a destroy removes these and nothing else. */
+const OWNED_PREFIXES = [
+  ...new Set(
+    [keys.rootJob, keys.jobsPrefix, keys.filesPrefix, keys.sharedPrefix, keys.statsUnreadPrefix, keys.statsReadPrefix, keys.statsClaimsPrefix].map(
+      (key) => `${key.split('/')[0]}/`,
+    ),
+  ),
+]
+
+/** An in-process key for signing URLs for an emulator, which has no credentials and checks no signatures. */
+let emulatorSigningKey: string | undefined
+function emulatorKey(): string {
+  emulatorSigningKey ??= generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  }).privateKey
+  return emulatorSigningKey
+}
+
+/** Counts, hashes (MD5) and size-checks the bytes of an upload; fails before the end on a size mismatch. */
+class UploadMeter extends Transform {
+  bytes = 0
+  readonly #md5 = createHash('md5')
+  readonly #expected: number | undefined
+  readonly #what: string
+  constructor(what: string, expected: number | undefined) {
+    super({ highWaterMark: 256 * 1024 })
+    this.#what = what
+    this.#expected = expected
+  }
+  override _transform(chunk: Buffer | string, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+    this.bytes += data.length
+    if (this.#expected !== undefined && this.bytes > this.#expected) {
+      return callback(new IntegrityError(`${this.#what}: the body is longer than the ${this.#expected} bytes announced`))
+    }
+    this.#md5.update(data)
+    callback(null, data)
+  }
+  override _flush(callback: TransformCallback): void {
+    // An error here stops the stream before it ends: the resumable upload never sends its final chunk.
+    if (this.#expected !== undefined && this.bytes !== this.#expected) {
+      return callback(new IntegrityError(`${this.#what}: the body has ${this.bytes} bytes, ${this.#expected} were announced`))
+    }
+    callback()
+  }
+  md5(): string {
+    return this.#md5.digest('base64')
+  }
+}
+
+/** Verifies a CRC32C while streaming (for objects without an MD5, such as composite objects). */
+class Crc32cVerifier extends Transform {
+  readonly #crc = new CRC32C()
+  readonly #expected: string
+  readonly #what: string
+  constructor(what: string, expected: string) {
+    super()
+    this.#what = what
+    this.#expected = expected
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#crc.update(chunk)
+    callback(null, chunk)
+  }
+  override _flush(callback: TransformCallback): void {
+    if (this.#crc.toString() !== this.#expected) {
+      return callback(new IntegrityError(`${this.#what}: CRC32C of the bytes read does not match the stored checksum`))
+    }
+    callback()
+  }
+}
+
+/**
+ * Reads from `body` until more than `limit` bytes or its end, without consuming the rest. Returns the bytes and
+ * whether the body ended; when it did not, the bytes are put back (`unshift`) for the caller to stream.
+ */
+async function peek(body: Readable, limit: number, signal: AbortSignal | undefined): Promise<{ data: Buffer; ended: boolean }> {
+  const parts: Buffer[] = []
+  let size = 0
+  let ended = true
+  const onAbort = (): void => {
+    body.destroy(new AbortedError({ cause: signal?.reason }))
+  }
+  signal?.addEventListener('abort', onAbort, { once: true })
+  try {
+    for await (const chunk of body.iterator({ destroyOnReturn: false })) {
+      const data = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer)
+      parts.push(data)
+      size += data.length
+      if (size > limit) {
+        ended = false
+        break
+      }
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort)
+  }
+  throwIfAborted(signal)
+  const data = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts)
+  if (!ended) body.unshift(data)
+  return { data, ended }
+}
+
+/** A job store in a Google Cloud Storage bucket, optionally under a prefix. */
+export class GcsJobStore extends AbstractJobStore {
+  /** The bucket. */
+  readonly bucketName: string
+  /** The store's prefix in the bucket (empty: the bucket's root). */
+  readonly prefix: string
+  readonly #storage: Storage
+  readonly #bucket: Bucket
+  readonly #chunkSize: number
+  /** Requests go without credentials (an emulator, or a custom endpoint, as the SDK does). */
+  readonly #anonymous: boolean
+  readonly #emulatorHost: string | undefined
+  readonly #projectId: string | undefined
+  #signer: Storage | undefined
+
+  constructor(locator: string, options: GcsJobStoreOptions = {}) {
+    super(locator, options)
+    const location = parseGcsLocator(locator)
+    this.bucketName = location.bucket
+    this.prefix = location.prefix
+    this.#chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE
+    if (!Number.isInteger(this.#chunkSize) || this.#chunkSize < CHUNK_GRANULARITY || this.#chunkSize % CHUNK_GRANULARITY !== 0) {
+      throw new InvalidArgumentError(`chunkSize must be a positive multiple of ${CHUNK_GRANULARITY}, got ${options.chunkSize}`)
+    }
+    this.#emulatorHost = normalizeEndpoint(options.apiEndpoint ?? process.env['STORAGE_EMULATOR_HOST'])
+    const envProject = process.env['GOOGLE_CLOUD_PROJECT'] ?? process.env['GCLOUD_PROJECT']
+    this.#projectId = options.projectId ?? location.projectId ?? (envProject === '' ? undefined : envProject)
+    const storageOptions: StorageOptions = {
+      ...options.storageOptions,
+      ...(this.#projectId !== undefined ? { projectId: this.#projectId } : {}),
+      ...(this.#emulatorHost !== undefined ? { apiEndpoint: this.#emulatorHost } : {}),
+      retryOptions: {
+        autoRetry: true,
+        maxRetries: 4,
+        // Every operation here is safe to retry: deletes are idempotent, conditional writes are recognised by
+        // their write ID (see putObject), unconditional ones are last-writer-wins. It also keeps the SDK from
+        // switching retries off on the shared client while another operation runs (it does for the others).
+        idempotencyStrategy: IdempotencyStrategy.RetryAlways,
+        ...options.storageOptions?.retryOptions,
+      },
+    }
+    this.#storage = new Storage(storageOptions)
+    if (this.#emulatorHost !== undefined) {
+      // The SDK takes STORAGE_EMULATOR_HOST verbatim as the JSON API base (`http://host:port/b/…`), while
+      // emulators and the other Google SDKs expect the host only and serve `/storage/v1/…`: set the base here.
+      this.#storage.baseUrl = `${this.#storage.apiEndpoint}/storage/v1`
+    }
+    this.#anonymous = this.#storage.customEndpoint && this.#storage.useAuthWithCustomEndpoint !== true
+    this.#bucket = this.#storage.bucket(this.bucketName)
+  }
+
+  #where(): string {
+    return `gs://${this.bucketName}${this.prefix === '' ? '' : `/${this.prefix}`}`
+  }
+
+  #name(key: string): string {
+    return this.prefix === '' ? key : `${this.prefix}/${key}`
+  }
+
+  #error(err: unknown, action: string, key?: string, notFound?: NotFoundMeaning): JobStoreError {
+    return mapGcsError(err, {
+      action,
+      where: this.#where(),
+      ...(key !== undefined ? { key } : {}),
+      ...(notFound !== undefined ? { notFound } : {}),
+    })
+  }
+
+  override getEnv(): Record<string, string> {
+    const env: Record<string, string> = {}
+    if (this.#emulatorHost !== undefined) env['STORAGE_EMULATOR_HOST'] = this.#emulatorHost
+    if (this.#projectId !== undefined) env['GOOGLE_CLOUD_PROJECT'] = this.#projectId
+    return env
+  }
+
+  // ---------------------------------------------------------------- bucket
+
+  protected override async createStorage(options: IoOptions = {}): Promise<void> {
+    throwIfAborted(options.signal)
+    if (await this.#bucketExists()) return
+    try {
+      await this.#storage.createBucket(this.bucketName)
+      log('created bucket %s', this.bucketName)
+    } catch (err) {
+      if (gcsStatus(err) === 409) {
+        // Created concurrently (by another store of ours), or the name belongs to someone else.
+        if (await this.#bucketExists()) return
+        throw new JobStoreError(`the bucket name ${this.bucketName} is taken by another project`, { cause: sanitize(err) })
+      }
+      if (gcsStatus(err) === undefined && /project id/i.test(String((err as Error)?.message))) {
+        throw new JobStoreError(
+          `cannot create the bucket ${this.bucketName}: no project; set GOOGLE_CLOUD_PROJECT or use a google:project:name locator`,
+          { cause: sanitize(err) },
+        )
+      }
+      throw this.#error(err, 'creation of the bucket for', undefined)
+    }
+  }
+
+  async #bucketExists(): Promise<boolean> {
+    try {
+      await this.#bucket.getMetadata()
+      return true
+    } catch (err) {
+      const status = gcsStatus(err)
+      if (status === 404) return false
+      // Object-level permissions only (no storage.buckets.get): the bucket may well exist; writes will tell.
+      if (status === 403) {
+        log('cannot read the metadata of bucket %s (403): assuming it exists', this.bucketName)
+        return true
+      }
+      throw this.#error(err, 'lookup of the bucket for', undefined)
+    }
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  protected override async putObject(key: string, body: Buffer | Readable, options: PutOptions): Promise<string> {
+    throwIfAborted(options.signal)
+    const file = this.#bucket.file(this.#name(key))
+    const preconditionOpts = this.#precondition(key, options)
+    const writeId = randomId()
+    const metadata: FileMetadata = {
+      contentType: 'application/octet-stream',
+      metadata: { [META_EXECUTABLE]: options.executable ? 'true' : 'false', [META_WRITE_ID]: writeId },
+    }
+    try {
+      let stored: FileMetadata
+      if (Buffer.isBuffer(body)) {
+        if (options.contentLength !== undefined && options.contentLength !== body.length) {
+          throw new IntegrityError(`${key}: the body has ${body.length} bytes, ${options.contentLength} were announced`)
+        }
+        stored = await this.#putSingle(file, key, body, metadata, preconditionOpts)
+      } else {
+        stored = await this.#putStream(file, key, body, metadata, preconditionOpts, options)
+      }
+      return this.#generationOf(stored, key)
+    } catch (err) {
+      if (!Buffer.isBuffer(body)) body.destroy()
+      const mapped = this.#writeError(err, key, body, options.signal)
+      if (mapped instanceof PreconditionFailedError) {
+        // A retried request may find the object its first attempt stored: that write was ours.
+        const current = await this.#metadata(key).catch(() => undefined)
+        if (current?.metadata?.[META_WRITE_ID] === writeId) return this.#generationOf(current, key)
+      }
+      throw mapped
+    }
+  }
+
+  #precondition(key: string, options: PutOptions): { ifGenerationMatch: number } | undefined {
+    if (options.ifNoneMatch) return { ifGenerationMatch: 0 }
+    if (options.ifMatch === undefined) return undefined
+    const generation = /^[1-9]\d{0,15}$/.test(options.ifMatch) ? Number(options.ifMatch) : Number.NaN
+    // A token that is not a generation cannot match any stored version.
+    if (!Number.isSafeInteger(generation)) throw new PreconditionFailedError(key)
+    return { ifGenerationMatch: generation }
+  }
+
+  #writeError(err: unknown, key: string, body: Buffer | Readable, signal: AbortSignal | undefined): unknown {
+    if (signal?.aborted) return err instanceof AbortedError ? err : new AbortedError({ cause: signal.reason })
+    // The caller's own failure (the body stream's error) is theirs to see, as is.
+    const bodyError = Buffer.isBuffer(body) ? null : body.errored
+    if (bodyError !== null && bodyError !== undefined && bodyError === err) return err
+    return this.#error(err, 'upload of', key, 'bucket')
+  }
+
+  #generationOf(metadata: FileMetadata, key: string): string {
+    const generation = metadata.generation
+    if (generation === undefined || generation === null || String(generation) === '') {
+      throw new JobStoreError(`GCS upload of ${key} to ${this.#where()} returned no generation`)
+    }
+    return String(generation)
+  }
+
+  /** One multipart request that declares the MD5 and CRC32C: the service rejects a corrupted body. */
+  async #putSingle(
+    file: File,
+    key: string,
+    data: Buffer,
+    metadata: FileMetadata,
+    preconditionOpts: { ifGenerationMatch: number } | undefined,
+  ): Promise<FileMetadata> {
+    const md5 = createHash('md5').update(data).digest('base64')
+    const crc32c = new CRC32C()
+    crc32c.update(data)
+    await file.save(data, {
+      resumable: false,
+      // The SDK's own check deletes the object on a mismatch, whatever its generation by then: ours below is exact.
+      validation: false,
+      metadata: { ...metadata, md5Hash: md5, crc32c: crc32c.toString() },
+      ...(preconditionOpts !== undefined ? { preconditionOpts } : {}),
+    })
+    await this.#checkStored(file, key, file.metadata, data.length, md5)
+    return file.metadata
+  }
+
+  /**
+   * Streams a body: in one request if it ends within a chunk, else as a chunked resumable upload. Memory stays
+   * around two chunks whatever the size.
+   */
+  async #putStream(
+    file: File,
+    key: string,
+    body: Readable,
+    metadata: FileMetadata,
+    preconditionOpts: { ifGenerationMatch: number } | undefined,
+    options: PutOptions,
+  ): Promise<FileMetadata> {
+    const { signal, contentLength } = options
+    if (contentLength === undefined || contentLength <= this.#chunkSize) {
+      const head = await peek(body, this.#chunkSize, signal)
+      if (head.ended) {
+        if (contentLength !== undefined && head.data.length !== contentLength) {
+          throw new IntegrityError(`${key}: the body has ${head.data.length} bytes, ${contentLength} were announced`)
+        }
+        return this.#putSingle(file, key, head.data, metadata, preconditionOpts)
+      }
+    }
+    const meter = new UploadMeter(key, contentLength)
+    const upload = file.createWriteStream({
+      resumable: true,
+      chunkSize: this.#chunkSize,
+      metadata,
+      // Checked below against the generation actually stored; the SDK's check would delete any generation.
+      validation: false,
+      ...(preconditionOpts !== undefined ? { preconditionOpts } : {}),
+    })
+    let session: string | undefined
+    upload.on('uri', (uri: string) => {
+      session = uri
+    })
+    try {
+      // The SDK sends the final chunk (the one that creates the object) only after the stream ended: an error in
+      // the body, in the meter, or an abort destroys the pipeline first, and nothing is stored.
+      await pipeline(body, meter, upload, signal ? { signal } : {})
+    } catch (err) {
+      if (session !== undefined) await this.#cancelSession(session)
+      throw err
+    }
+    await this.#checkStored(file, key, file.metadata, meter.bytes, meter.md5())
+    return file.metadata
+  }
+
+  /**
+   * Cancels a resumable session (DELETE on its URI; GCS answers 499). Best effort: an unfinished session is never
+   * visible and expires after a week anyway. The URI is a credential for the upload: never logged.
+   */
+  async #cancelSession(uri: string): Promise<void> {
+    try {
+      const response = await fetch(uri, { method: 'DELETE', headers: { 'content-length': '0' }, signal: AbortSignal.timeout(10_000) })
+      await response.body?.cancel()
+      log('cancelled a resumable session: HTTP %d', response.status)
+    } catch (err) {
+      log('cannot cancel a resumable session: %s', sanitize(err).message)
+    }
+  }
+
+  /**
+   * Compares what the service stored with what was sent. Resumable uploads are verified only after the service
+   * created the object (the SDK sends no checksum with them): a mismatch deletes exactly that generation.
+   */
+  async #checkStored(file: File, key: string, stored: FileMetadata, size: number, md5: string): Promise<void> {
+    const storedSize = Number(stored.size)
+    const mismatch =
+      stored.size !== undefined && storedSize !== size
+        ? `${storedSize} bytes stored, ${size} sent`
+        : stored.md5Hash !== undefined && stored.md5Hash !== md5
+          ? 'the stored MD5 differs from the MD5 of the bytes sent'
+          : undefined
+    if (mismatch === undefined) return
+    if (stored.generation !== undefined) {
+      await file.delete({ ifGenerationMatch: Number(stored.generation) }).catch((err: unknown) => {
+        log('cannot delete corrupted upload of %s: %s', key, sanitize(err).message)
+      })
+    }
+    throw new IntegrityError(`GCS upload of ${key} to ${this.#where()} was corrupted: ${mismatch}`)
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  async #metadata(key: string): Promise<FileMetadata | undefined> {
+    try {
+      const [metadata] = await this.#bucket.file(this.#name(key)).getMetadata()
+      return metadata
+    } catch (err) {
+      if (gcsStatus(err) === 404) return undefined
+      throw this.#error(err, 'metadata lookup of', key, 'bucket')
+    }
+  }
+
+  protected override async headObject(key: string, options: IoOptions = {}): Promise<ObjectInfo | undefined> {
+    throwIfAborted(options.signal)
+    const metadata = await this.#metadata(key)
+    if (metadata === undefined) return undefined
+    return {
+      key,
+      size: Number(metadata.size ?? 0),
+      version: this.#generationOf(metadata, key),
+      executable: metadata.metadata?.[META_EXECUTABLE] === 'true',
+    }
+  }
+
+  async #authHeaders(): Promise<Record<string, string>> {
+    if (this.#anonymous) return {}
+    try {
+      const headers = await this.#storage.authClient.getRequestHeaders()
+      return { ...(headers as Record<string, string>) }
+    } catch (err) {
+      throw this.#error(err, 'authentication for', undefined)
+    }
+  }
+
+  /**
+   * One GET of the object's media. Not the SDK's `createReadStream`: when one of its streams is destroyed early it
+   * destroys the client's shared keep-alive agent, and every other download in flight in the process then hangs
+   * forever (seen with @google-cloud/storage 7.22). With `fetch`, destroying the body closes only its connection.
+   * Generation, hashes and custom metadata come from the same response, so they describe the bytes read.
+   */
+  protected override async getObject(key: string, options: IoOptions = {}): Promise<ObjectRead> {
+    const { signal } = options
+    for (let round = 0; ; round++) {
+      throwIfAborted(signal)
+      const { response, controller } = await this.#fetchMedia(key, signal)
+      const headers = response.headers
+      const version = headers.get('x-goog-generation') ?? ''
+      const storedEncoding = headers.get('x-goog-stored-content-encoding')
+      const size = Number(headers.get('x-goog-stored-content-length') ?? headers.get('content-length') ?? Number.NaN)
+      const hashes = new Map<string, string>()
+      for (const part of (headers.get('x-goog-hash') ?? '').split(',')) {
+        const at = part.indexOf('=')
+        if (at > 0) hashes.set(part.slice(0, at).trim().toLowerCase(), part.slice(at + 1).trim())
+      }
+      const fail = (error: JobStoreError): never => {
+        controller.abort()
+        throw error
+      }
+      if (!/^\d+$/.test(version) || !Number.isSafeInteger(size)) {
+        fail(new JobStoreError(`GCS read of ${key} in ${this.#where()}: the response has no generation or size`))
+      }
+      if (storedEncoding !== null && storedEncoding !== 'identity') {
+        fail(new UnsupportedOperationError(`${key} in ${this.#where()} is stored with Content-Encoding ${storedEncoding}; jobstore never writes such objects`))
+      }
+      let executableHeader = headers.get(`x-goog-meta-${META_EXECUTABLE}`)
+      if (executableHeader === null) {
+        // Custom metadata not echoed on media downloads: ask for this very generation's metadata.
+        try {
+          const [metadata] = await this.#bucket.file(this.#name(key), { generation: Number(version) }).getMetadata()
+          executableHeader = metadata.metadata?.[META_EXECUTABLE] === 'true' ? 'true' : 'false'
+        } catch (err) {
+          controller.abort()
+          // Replaced between the GET and the lookup: read the new generation instead.
+          if (gcsStatus(err) === 404 && round < 3) continue
+          throw this.#error(err, 'metadata lookup of', key)
+        }
+      }
+      let body: Readable = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>)
+      // An abort of the caller's signal while the body flows ends it; closing the body ends the request.
+      const onAbort = (): void => controller.abort(signal?.reason)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      if (signal?.aborted) onAbort()
+      body.once('close', () => {
+        signal?.removeEventListener('abort', onAbort)
+        controller.abort()
+      })
+      const md5 = hashes.get('md5')
+      const crc32c = hashes.get('crc32c')
+      if (md5 === undefined && crc32c !== undefined) {
+        body = pipelineCallback(body, new Crc32cVerifier(`${key} in ${this.#where()}`, crc32c), () => {})
+      }
+      return {
+        key,
+        size,
+        version,
+        executable: executableHeader === 'true',
+        body,
+        ...(md5 !== undefined ? { checksum: { algorithm: 'md5', digest: md5 } } : {}),
+      }
+    }
+  }
+
+  /** GETs the media with bounded retries before any byte flows; resolves once the status is 200. */
+  async #fetchMedia(key: string, signal: AbortSignal | undefined): Promise<{ response: Response; controller: AbortController }> {
+    const url = `${this.#storage.baseUrl}/b/${encodeURIComponent(this.bucketName)}/o/${encodeURIComponent(this.#name(key))}?alt=media`
+    const auth = await this.#authHeaders()
+    for (let attempt = 1; ; attempt++) {
+      const controller = new AbortController()
+      const onAbort = (): void => controller.abort(signal?.reason)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      let response: Response | undefined
+      let failure: unknown
+      try {
+        response = await fetch(url, {
+          headers: { ...auth, 'accept-encoding': 'identity', 'cache-control': 'no-store' },
+          signal: controller.signal,
+        })
+      } catch (err) {
+        failure = err
+      } finally {
+        signal?.removeEventListener('abort', onAbort)
+      }
+      if (signal?.aborted) {
+        controller.abort()
+        throw new AbortedError({ cause: signal.reason })
+      }
+      if (response !== undefined && response.status === 200 && response.body !== null) return { response, controller }
+      const status = response?.status
+      let detail: unknown = failure
+      if (response !== undefined) {
+        const text = await response.text().catch(() => '')
+        let parsed: unknown
+        try {
+          parsed = JSON.parse(text)
+        } catch {
+          parsed = undefined
+        }
+        const error = (parsed as { error?: { message?: unknown; errors?: unknown } } | undefined)?.error
+        detail = {
+          code: status,
+          message: typeof error?.message === 'string' ? error.message : text.slice(0, 200),
+          errors: error?.errors,
+        }
+      }
+      if (status === 404) throw this.#error(detail, 'read of', key)
+      const retryable = status === undefined || status === 408 || status === 429 || status >= 500
+      if (!retryable || attempt >= GET_ATTEMPTS) throw this.#error(detail, 'read of', key, 'object')
+      await sleep(100 * 2 ** attempt * (0.5 + Math.random() / 2), signal)
+    }
+  }
+
+  // ---------------------------------------------------------------- listing and deletes
+
+  protected override async deleteObjects(keyList: readonly string[], options: IoOptions = {}): Promise<void> {
+    // The JSON API's batch endpoint is not in the Node.js SDK: single deletes, many in flight.
+    await forEachConcurrent(keyList, this.concurrency, async (key) => {
+      throwIfAborted(options.signal)
+      try {
+        await this.#bucket.file(this.#name(key)).delete({ ignoreNotFound: true })
+      } catch (err) {
+        if (gcsStatus(err) === 404) return // no bucket: nothing to delete
+        throw this.#error(err, 'delete of', key, 'bucket')
+      }
+    })
+  }
+
+  protected override async *listObjects(prefix: string, options: IoOptions = {}): AsyncGenerator<ListedObject> {
+    const strip = this.prefix === '' ? 0 : this.prefix.length + 1
+    let pageToken: string | undefined
+    do {
+      throwIfAborted(options.signal)
+      let files: File[]
+      let next: { pageToken?: string } | null | undefined
+      try {
+        ;[files, next] = (await this.#bucket.getFiles({
+          prefix: this.#name(prefix),
+          autoPaginate: false,
+          maxResults: LIST_PAGE_SIZE,
+          fields: 'items(name,size),nextPageToken',
+          ...(pageToken !== undefined ? { pageToken } : {}),
+        })) as unknown as [File[], { pageToken?: string } | null]
+      } catch (err) {
+        if (gcsStatus(err) === 404) return // no bucket: an empty store
+        throw this.#error(err, 'listing of', prefix, 'bucket')
+      }
+      for (const file of files) {
+        const size = Number(file.metadata.size)
+        yield { key: file.name.slice(strip), ...(Number.isSafeInteger(size) ? { size } : {}) }
+      }
+      pageToken = next?.pageToken
+    } while (pageToken !== undefined && pageToken !== '')
+  }
+
+  protected override async destroyStorage(options: IoOptions = {}): Promise<void> {
+    // Only the store's own top-level entries: a store at the bucket's root must not take the stores under
+    // prefixes of the same bucket with it. The bucket stays.
+    await this.deleteObjects([keys.config], options)
+    await Promise.all(
+      OWNED_PREFIXES.map((prefix) =>
+        forEachConcurrent(this.listObjects(prefix, options), this.concurrency, (object) =>
+          this.deleteObjects([object.key], options),
+        ),
+      ),
+    )
+  }
+
+  // ---------------------------------------------------------------- URLs
+
+  /**
+   * A V4 signed GET URL. Signing uses ADC: a service-account key signs locally, other credentials through IAM
+   * `signBlob`. An emulator has no credentials: the URL is signed with an in-process key, which it does not check.
+   */
+  protected override async getObjectUrl(key: string, expiresInSeconds: number): Promise<string> {
+    if (!(expiresInSeconds > 0) || expiresInSeconds > MAX_URL_EXPIRY_SECONDS) {
+      throw new InvalidArgumentError(`GCS signed URLs expire within 1 s to 7 days; ${expiresInSeconds} s asked`)
+    }
+    const storage = this.#anonymous ? this.#emulatorSigner() : this.#storage
+    try {
+      const [url] = await storage
+        .bucket(this.bucketName)
+        .file(this.#name(key))
+        .getSignedUrl({ version: 'v4', action: 'read', expires: Date.now() + Math.ceil(expiresInSeconds) * 1000 })
+      return url
+    } catch (err) {
+      throw new UnsupportedOperationError(
+        `cannot sign a URL for ${key} in ${this.#where()} (signed URLs need a service-account key, or the ` +
+          `iam.serviceAccounts.signBlob permission for the ADC identity): ${sanitize(err).message}`,
+        { cause: sanitize(err) },
+      )
+    }
+  }
+
+  // ---------------------------------------------------------------- gs: URLs
+
+  /** Import and export of `gs://bucket/object` URLs, with the credentials and emulator of the environment. */
+  static readonly urlHandler: UrlHandler = {
+    schemes: ['gs'],
+    async getSize(url, options) {
+      const { store, key } = GcsJobStore.#forUrl(url)
+      return (await store.headObject(key, options ?? {}))?.size
+    },
+    async openRead(url, options) {
+      const { store, key } = GcsJobStore.#forUrl(url)
+      try {
+        const object = await store.getObject(key, options ?? {})
+        return { body: object.body, size: object.size, executable: object.executable }
+      } catch (err) {
+        if (err instanceof ObjectNotFoundError) throw new NoSuchFileError(url.href, { cause: err, message: `no object at ${url.href}` })
+        throw err
+      }
+    },
+    async write(url, body, options) {
+      const { store, key } = GcsJobStore.#forUrl(url)
+      await store.putObject(key, body, {
+        executable: options.executable,
+        ...(options.size !== undefined ? { contentLength: options.size } : {}),
+        ...(options.signal !== undefined ? { signal: options.signal } : {}),
+      })
+    },
+  }
+
+  static readonly #urlStores = new Map<string, GcsJobStore>()
+
+  static #forUrl(url: URL): { store: GcsJobStore; key: string } {
+    let key: string
+    try {
+      key = decodeURIComponent(url.pathname.replace(/^\//, ''))
+    } catch (err) {
+      throw new InvalidImportExportUrlError(url.href, 'bad percent-encoding in the object name', { cause: err })
+    }
+    if (
+      key === '' ||
+      key === '.' ||
+      key === '..' ||
+      key.endsWith('/') ||
+      /[\r\n]/.test(key) ||
+      Buffer.byteLength(key) > 1024 ||
+      url.search !== '' ||
+      url.hash !== '' ||
+      url.username !== '' ||
+      url.port !== ''
+    ) {
+      throw new InvalidImportExportUrlError(url.href, 'expected gs://bucket/object with a plain object name')
+    }
+    let store = GcsJobStore.#urlStores.get(url.hostname)
+    if (store === undefined) {
+      try {
+        store = new GcsJobStore(`gs://${url.hostname}`)
+      } catch (err) {
+        throw new InvalidImportExportUrlError(url.href, 'invalid bucket name', { cause: err })
+      }
+      GcsJobStore.#urlStores.set(url.hostname, store)
+    }
+    return { store, key }
+  }
+
+  #emulatorSigner(): Storage {
+    this.#signer ??= new Storage({
+      apiEndpoint: this.#storage.apiEndpoint,
+      projectId: this.#projectId ?? 'jobstore-emulator',
+      credentials: { client_email: 'jobstore-emulator-signer@jobstore.invalid', private_key: emulatorKey() },
+    })
+    return this.#signer
+  }
+}
