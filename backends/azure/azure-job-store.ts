@@ -1,0 +1,827 @@
+/**
+ * The Azure Blob Storage backend: a job store in a container, optionally under a prefix
+ * (`azure://account/container[/prefix]`).
+ *
+ * - Credentials: `AZURE_STORAGE_CONNECTION_STRING` when set (Azurite, or an account key or SAS), its account must be
+ *   the locator's; otherwise `DefaultAzureCredential` (loaded only then) against `https://<account>.blob.core.windows.net`.
+ * - Writes: a body up to one block goes in one Put Blob; a longer stream is read into a bounded pool of block
+ *   buffers, staged (Put Block, `uploadConcurrency` at a time) and committed with one Put Block List at the end.
+ *   Nothing is visible before the commit, and a failed or aborted write never commits. Conditions (`If-None-Match:
+ *   *`, `If-Match: <etag>`) go on the Put Blob or on the commit. Every request body carries its MD5
+ *   (`Content-MD5`), so the service rejects a corrupted block; the MD5 of the whole object, computed while
+ *   streaming, is stored as the blob's Content-MD5 and handed to the core, which checks it on every read.
+ * - Version token: the ETag. Executable flag: the metadata entry `jobstoreexecutable`.
+ * - Deletes: Blob Batch (256 deletes per request), batches in parallel; single deletes where a service refuses
+ *   batches. Listing: List Blobs pages of 5000.
+ * - Public URLs: read-only SAS (account key from the connection string, or a user delegation key).
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { PassThrough, type Readable } from 'node:stream'
+import { debuglog } from 'node:util'
+import {
+  BlobSASPermissions,
+  BlobServiceClient,
+  StorageSharedKeyCredential,
+  type BlobClient,
+  type BlobGenerateSasUrlOptions,
+  type BlobRequestConditions,
+  type BlockBlobClient,
+  type BlockBlobUploadOptions,
+  type ContainerClient,
+  type RestError,
+  type UserDelegationKey,
+} from '@azure/storage-blob'
+import { AbstractJobStore, type JobStoreOptions } from '../../src/abstract-job-store.js'
+import { chunk, forEachConcurrent, throwIfAborted } from '../../src/concurrency.js'
+import {
+  AbortedError,
+  InvalidArgumentError,
+  JobStoreError,
+  NoSuchJobStoreError,
+  UnsupportedOperationError,
+} from '../../src/errors.js'
+import { checkLocatorPrefix, keys } from '../../src/ids.js'
+import {
+  ObjectNotFoundError,
+  PreconditionFailedError,
+  type IoOptions,
+  type ListedObject,
+  type ObjectInfo,
+  type ObjectRead,
+  type PutOptions,
+} from '../../src/storage.js'
+import {
+  isAbort,
+  isContainerNotFound,
+  isInvalidBlockList,
+  isNotFound,
+  isPreconditionFailed,
+  wrapAzureError,
+} from './errors.js'
+
+const log = debuglog('jobstore:azure')
+
+const MiB = 1024 * 1024
+/** Default block size: also the largest stream sent as a single Put Blob. */
+export const DEFAULT_BLOCK_SIZE = 8 * MiB
+const DEFAULT_UPLOAD_CONCURRENCY = 4
+/** Azure's limits: blocks per blob, size of one block. */
+const MAX_BLOCKS = 50_000
+const MAX_BLOCK_SIZE = 4000 * MiB
+/** Buffer bodies up to this size go in one Put Blob (they are in memory already). */
+const MAX_SINGLE_PUT = 256 * MiB
+/** Sub-requests per Blob Batch request (the service's limit). */
+const BATCH_SIZE = 256
+const LIST_PAGE_SIZE = 5000
+/** Metadata keys must be C# identifiers; Azure lowercases them. */
+const META_EXECUTABLE = 'jobstoreexecutable'
+/** The core's write token (see `PutOptions.writeToken`). */
+const META_WRITE_TOKEN = 'jobstorewritetoken'
+/** SAS validity starts this much in the past, for clocks that run behind the service's. */
+const SAS_CLOCK_SKEW_MS = 5 * 60_000
+/** User delegation keys (and so SAS signed with them) live at most 7 days. */
+const MAX_DELEGATION_MS = 7 * 24 * 3600_000
+
+/** The parts of an `azure://account/container[/prefix]` locator. */
+export interface AzureLocation {
+  readonly account: string
+  readonly container: string
+  /** Without leading or trailing `/`; empty when the store owns the whole container. */
+  readonly prefix: string
+}
+
+/**
+ * Parses `azure://account/container[/prefix]`. The account must be a storage account name (3-24 lowercase
+ * letters and digits), the container a container name (3-63 lowercase letters, digits and single hyphens), the
+ * prefix plain segments (`[A-Za-z0-9._-]`, no `.`/`..`, no empty segments). No user info, query or fragment.
+ */
+export function parseAzureLocator(locator: string): AzureLocation {
+  const match = /^azure:\/\/([^/]*)\/([^/]*)(?:\/(.*))?$/i.exec(locator)
+  if (match === null) {
+    throw new InvalidArgumentError(`invalid Azure locator ${JSON.stringify(locator)}: expected azure://account/container[/prefix]`)
+  }
+  const [, account = '', container = '', rest = ''] = match
+  if (!/^[a-z0-9]{3,24}$/.test(account)) {
+    throw new InvalidArgumentError(
+      `invalid storage account ${JSON.stringify(account)} in locator ${locator}: 3 to 24 lowercase letters and digits`,
+    )
+  }
+  if (!/^[a-z0-9](?:[a-z0-9]|-(?!-)){1,61}[a-z0-9]$/.test(container)) {
+    throw new InvalidArgumentError(
+      `invalid container ${JSON.stringify(container)} in locator ${locator}: 3 to 63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit`,
+    )
+  }
+  return { account, container, prefix: checkLocatorPrefix(rest, locator) }
+}
+
+/** Options of the Azure backend. */
+export interface AzureJobStoreOptions extends JobStoreOptions {
+  /**
+   * Block size of staged uploads, and the largest stream sent in one request (default 8 MiB). Raised
+   * automatically when a known length would need more than 50,000 blocks. Memory per upload is about
+   * `blockSize * (uploadConcurrency + 1)`.
+   */
+  readonly blockSize?: number
+  /** Blocks of one upload in flight at once (default 4). */
+  readonly uploadConcurrency?: number
+  /** Delete with Blob Batch requests (default true); false: parallel single deletes. */
+  readonly batchDelete?: boolean
+  /** Blobs per List Blobs page (default and maximum 5000). */
+  readonly listPageSize?: number
+}
+
+interface Clients {
+  readonly service: BlobServiceClient
+  readonly container: ContainerClient
+  /** True when signed in with a token credential (SAS then need a user delegation key). */
+  readonly tokenAuth: boolean
+}
+
+/** What one `putObject` call carries around. */
+interface Write {
+  readonly key: string
+  readonly blob: BlockBlobClient
+  /** Random per write: names its blocks, apart from those of concurrent writers of the same blob. */
+  readonly writeId: string
+  readonly conditions: BlobRequestConditions
+  readonly metadata: Record<string, string>
+  readonly options: PutOptions
+}
+
+function conditionsOf(options: PutOptions): BlobRequestConditions {
+  return {
+    ...(options.ifNoneMatch ? { ifNoneMatch: '*' } : {}),
+    ...(options.ifMatch !== undefined ? { ifMatch: options.ifMatch } : {}),
+  }
+}
+
+function md5(data: Buffer): Buffer {
+  return createHash('md5').update(data).digest()
+}
+
+/** Block IDs: base64 of a fixed-length string, as Azure requires all IDs of one blob to have the same length. */
+function blockId(writeId: string, index: number): string {
+  return Buffer.from(`${writeId}-${String(index).padStart(7, '0')}`).toString('base64')
+}
+
+/** Reads a stream in blocks: a small first read that may be the whole body, then fills of pooled buffers. */
+class BlockReader {
+  readonly #iterator: AsyncIterator<unknown>
+  readonly #pending: Buffer[] = []
+  #pendingBytes = 0
+  #ended = false
+
+  constructor(stream: Readable) {
+    this.#iterator = stream[Symbol.asyncIterator]()
+  }
+
+  get ended(): boolean {
+    return this.#ended && this.#pendingBytes === 0
+  }
+
+  /** The error the stream failed with, if it did. */
+  failure: { error: unknown } | undefined
+
+  async #pull(): Promise<boolean> {
+    if (this.#ended) return false
+    let next
+    try {
+      next = await this.#iterator.next()
+    } catch (error) {
+      this.failure = { error }
+      throw error
+    }
+    if (next.done) {
+      this.#ended = true
+      return false
+    }
+    const data = typeof next.value === 'string' ? Buffer.from(next.value) : (next.value as Buffer)
+    if (data.length > 0) {
+      this.#pending.push(data)
+      this.#pendingBytes += data.length
+    }
+    return true
+  }
+
+  /**
+   * Reads until more than `limit` bytes are buffered or the stream ends. Returns the whole body when it ended
+   * within `limit` bytes, else undefined (the bytes stay buffered for {@link fill}).
+   */
+  async readSmall(limit: number): Promise<Buffer | undefined> {
+    while (this.#pendingBytes <= limit && (await this.#pull()));
+    if (!this.#ended || this.#pendingBytes > limit) return undefined
+    const whole = Buffer.concat(this.#pending, this.#pendingBytes)
+    this.#pending.length = 0
+    this.#pendingBytes = 0
+    return whole
+  }
+
+  /** Fills `target` from the stream; returns the byte count, less than its length only at the end. */
+  async fill(target: Buffer): Promise<number> {
+    let filled = 0
+    while (filled < target.length) {
+      const head = this.#pending[0]
+      if (head === undefined) {
+        if (!(await this.#pull())) break
+        continue
+      }
+      const n = head.copy(target, filled)
+      filled += n
+      this.#pendingBytes -= n
+      if (n < head.length) this.#pending[0] = head.subarray(n)
+      else this.#pending.shift()
+    }
+    return filled
+  }
+
+  /** Stops reading: destroys the stream unless it ended. */
+  async close(): Promise<void> {
+    this.#pending.length = 0
+    this.#pendingBytes = 0
+    await this.#iterator.return?.()
+  }
+}
+
+/** A job store in an Azure Blob Storage container. */
+export class AzureJobStore extends AbstractJobStore {
+  readonly account: string
+  readonly container: string
+  readonly prefix: string
+  readonly #namePrefix: string
+  readonly #blockSize: number
+  readonly #uploadConcurrency: number
+  #batchDelete: boolean
+  readonly #listPageSize: number
+  #clients: Promise<Clients> | undefined
+  #delegationKey: { key: UserDelegationKey; expiresOn: number } | undefined
+
+  constructor(locator: string, options: AzureJobStoreOptions = {}) {
+    super(locator, options)
+    const location = parseAzureLocator(locator)
+    this.account = location.account
+    this.container = location.container
+    this.prefix = location.prefix
+    this.#namePrefix = location.prefix === '' ? '' : `${location.prefix}/`
+    this.#blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE
+    if (!Number.isInteger(this.#blockSize) || this.#blockSize < 1 || this.#blockSize > MAX_BLOCK_SIZE) {
+      throw new InvalidArgumentError(`blockSize must be an integer from 1 to ${MAX_BLOCK_SIZE}, got ${options.blockSize}`)
+    }
+    this.#uploadConcurrency = options.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY
+    if (!Number.isInteger(this.#uploadConcurrency) || this.#uploadConcurrency < 1) {
+      throw new InvalidArgumentError(`uploadConcurrency must be a positive integer, got ${options.uploadConcurrency}`)
+    }
+    this.#batchDelete = options.batchDelete ?? true
+    this.#listPageSize = options.listPageSize ?? LIST_PAGE_SIZE
+    if (!Number.isInteger(this.#listPageSize) || this.#listPageSize < 1 || this.#listPageSize > LIST_PAGE_SIZE) {
+      throw new InvalidArgumentError(`listPageSize must be an integer from 1 to ${LIST_PAGE_SIZE}, got ${options.listPageSize}`)
+    }
+    // A connection string is checked now, so that a wrong one fails at open time rather than at the first write.
+    const connectionString = process.env['AZURE_STORAGE_CONNECTION_STRING']
+    if (connectionString !== undefined && connectionString.trim() !== '') {
+      this.#clients = Promise.resolve(this.#fromConnectionString(connectionString))
+    }
+  }
+
+  #fromConnectionString(connectionString: string): Clients {
+    let service: BlobServiceClient
+    try {
+      service = BlobServiceClient.fromConnectionString(connectionString)
+    } catch {
+      // The SDK's message may quote the string: it stays out of ours.
+      throw new InvalidArgumentError('AZURE_STORAGE_CONNECTION_STRING is not a valid Azure Storage connection string')
+    }
+    if (service.accountName !== this.account) {
+      throw new InvalidArgumentError(
+        `AZURE_STORAGE_CONNECTION_STRING is for storage account ${JSON.stringify(service.accountName)}, but the locator ${this.locator} names account ${JSON.stringify(this.account)}`,
+      )
+    }
+    return { service, container: service.getContainerClient(this.container), tokenAuth: false }
+  }
+
+  async #tokenClients(): Promise<Clients> {
+    let identity: typeof import('@azure/identity')
+    try {
+      identity = await import('@azure/identity')
+    } catch (err) {
+      throw new JobStoreError(
+        'AZURE_STORAGE_CONNECTION_STRING is not set and @azure/identity cannot be loaded: install it (npm install @azure/identity) to sign in with DefaultAzureCredential',
+        { cause: err, code: 'UNSUPPORTED' },
+      )
+    }
+    const service = new BlobServiceClient(`https://${this.account}.blob.core.windows.net`, new identity.DefaultAzureCredential())
+    return { service, container: service.getContainerClient(this.container), tokenAuth: true }
+  }
+
+  #connect(): Promise<Clients> {
+    if (this.#clients === undefined) {
+      const clients = this.#tokenClients()
+      this.#clients = clients
+      clients.catch(() => {
+        if (this.#clients === clients) this.#clients = undefined
+      })
+    }
+    return this.#clients
+  }
+
+  async #containerClient(): Promise<ContainerClient> {
+    return (await this.#connect()).container
+  }
+
+  #name(key: string): string {
+    return this.#namePrefix + key
+  }
+
+  #where(name: string): string {
+    return `azure://${this.account}/${this.container}/${name}`
+  }
+
+  // ---------------------------------------------------------------- primitives
+
+  protected override async createStorage(options: IoOptions = {}): Promise<void> {
+    const container = await this.#containerClient()
+    try {
+      await container.createIfNotExists({ ...(options.signal ? { abortSignal: options.signal } : {}) })
+    } catch (err) {
+      throw wrapAzureError(err, `create container ${this.#where('')}`, options.signal)
+    }
+  }
+
+  protected override async putObject(key: string, body: Buffer | Readable, options: PutOptions): Promise<string> {
+    throwIfAborted(options.signal)
+    const container = await this.#containerClient()
+    const writeId = randomBytes(12).toString('hex')
+    const write: Write = {
+      key,
+      blob: container.getBlockBlobClient(this.#name(key)),
+      writeId,
+      conditions: conditionsOf(options),
+      metadata: {
+        ...(options.executable ? { [META_EXECUTABLE]: 'true' } : {}),
+        ...(options.writeToken !== undefined ? { [META_WRITE_TOKEN]: options.writeToken } : {}),
+      },
+      options,
+    }
+    if (Buffer.isBuffer(body) && body.length <= MAX_SINGLE_PUT) return this.#putSingle(write, body)
+    const stream: Readable = Buffer.isBuffer(body) ? new PassThrough().end(body) : body
+    const onAbort = (): void => {
+      stream.destroy(new AbortedError({ cause: options.signal?.reason }))
+    }
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    const reader = new BlockReader(stream)
+    try {
+      const blockSize = this.#blockSizeFor(options.contentLength)
+      const small = await reader.readSmall(blockSize)
+      if (small !== undefined) return await this.#putSingle(write, small)
+      return await this.#putBlocks(write, reader, blockSize)
+    } catch (err) {
+      // The body's own error (the caller's) passes through as it is.
+      if (reader.failure !== undefined && err === reader.failure.error) throw err
+      throw wrapAzureError(err, `upload of ${this.#where(write.blob.name)}`, options.signal)
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort)
+      await reader.close().catch(() => {})
+    }
+  }
+
+  #blockSizeFor(contentLength: number | undefined): number {
+    if (contentLength === undefined || contentLength <= this.#blockSize * MAX_BLOCKS) return this.#blockSize
+    return Math.min(MAX_BLOCK_SIZE, Math.ceil(contentLength / MAX_BLOCKS / MiB) * MiB)
+  }
+
+  /** One Put Blob with the body's MD5, checked by the service and stored as the blob's Content-MD5. */
+  async #putSingle(write: Write, data: Buffer): Promise<string> {
+    throwIfAborted(write.options.signal)
+    const digest = md5(data)
+    // `transactionalContentMD5` (the Content-MD5 request header) is honoured by upload() though missing from its
+    // options type.
+    const uploadOptions: BlockBlobUploadOptions & { transactionalContentMD5: Uint8Array } = {
+      conditions: write.conditions,
+      metadata: write.metadata,
+      blobHTTPHeaders: { blobContentMD5: digest },
+      transactionalContentMD5: digest,
+      ...(write.options.signal ? { abortSignal: write.options.signal } : {}),
+    }
+    try {
+      const response = await write.blob.upload(data, data.length, uploadOptions)
+      return response.etag ?? ''
+    } catch (err) {
+      if (isPreconditionFailed(err)) throw new PreconditionFailedError(write.key, { cause: err })
+      throw wrapAzureError(err, `upload of ${this.#where(write.blob.name)}`, write.options.signal)
+    }
+  }
+
+  /**
+   * Stages the stream's blocks (at most `uploadConcurrency` in flight, from a pool of `uploadConcurrency + 1`
+   * buffers) and commits them with the conditions, the metadata and the MD5 of the whole body. On any failure
+   * nothing is committed, and the staged blocks are removed when no committed blob carries them.
+   */
+  async #putBlocks(write: Write, reader: BlockReader, blockSize: number): Promise<string> {
+    const signal = write.options.signal
+    const whole = createHash('md5')
+    const ids: string[] = []
+    const free: Buffer[] = []
+    let allocated = 0
+    const inflight = new Set<Promise<void>>()
+    const controller = new AbortController()
+    const onAbort = (): void => controller.abort(signal?.reason)
+    signal?.addEventListener('abort', onAbort, { once: true })
+    // In an object: assigned by the stage callbacks, read by the loop.
+    const state: { failure?: { error: unknown } } = {}
+    const throwIfFailed = (): void => {
+      if (state.failure !== undefined) throw state.failure.error
+    }
+    let firstStaged: Date | undefined
+    let committing = false
+
+    const stage = (buffer: Buffer, length: number): void => {
+      if (ids.length >= MAX_BLOCKS) {
+        throw new JobStoreError(
+          `${this.#where(write.blob.name)}: more than ${MAX_BLOCKS} blocks of ${blockSize} bytes; use a larger blockSize`,
+        )
+      }
+      const id = blockId(write.writeId, ids.length)
+      ids.push(id)
+      const data = buffer.subarray(0, length)
+      const task = write.blob
+        .stageBlock(id, data, length, { transactionalContentMD5: md5(data), abortSignal: controller.signal })
+        .then(
+          (response) => {
+            if (response.date !== undefined && (firstStaged === undefined || response.date < firstStaged)) {
+              firstStaged = response.date
+            }
+          },
+          (error: unknown) => {
+            state.failure ??= { error }
+            controller.abort(error)
+          },
+        )
+        .finally(() => {
+          inflight.delete(task)
+          free.push(buffer)
+        })
+      inflight.add(task)
+    }
+
+    try {
+      for (;;) {
+        throwIfFailed()
+        let buffer = free.pop()
+        if (buffer === undefined && allocated <= this.#uploadConcurrency) {
+          buffer = Buffer.allocUnsafe(blockSize)
+          allocated++
+        }
+        if (buffer === undefined) {
+          await Promise.race(inflight)
+          continue
+        }
+        const length = await reader.fill(buffer)
+        if (length === 0) {
+          free.push(buffer)
+          break
+        }
+        whole.update(buffer.subarray(0, length))
+        while (inflight.size >= this.#uploadConcurrency) await Promise.race(inflight)
+        throwIfFailed()
+        stage(buffer, length)
+        if (length < buffer.length) break
+      }
+      await Promise.all(inflight)
+      throwIfFailed()
+      throwIfAborted(signal)
+      committing = true
+      try {
+        const response = await write.blob.commitBlockList(ids, {
+          conditions: write.conditions,
+          metadata: write.metadata,
+          blobHTTPHeaders: { blobContentMD5: whole.digest() },
+          ...(signal ? { abortSignal: signal } : {}),
+        })
+        return response.etag ?? ''
+      } catch (err) {
+        if (isPreconditionFailed(err)) throw new PreconditionFailedError(write.key, { cause: err })
+        if (isInvalidBlockList(err)) return await this.#blocksDiscarded(write, err, firstStaged)
+        throw err
+      }
+    } catch (err) {
+      controller.abort(err)
+      await Promise.allSettled(inflight)
+      if (!committing || !(err instanceof PreconditionFailedError)) await this.#removeStagedBlocks(write, firstStaged)
+      throw err
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /**
+   * The commit named blocks the service no longer has: a concurrent commit or delete of the same blob discarded
+   * this write's uncommitted blocks (Azure keeps one set of uncommitted blocks per blob name). Decides what that
+   * means for this write.
+   */
+  async #blocksDiscarded(write: Write, err: unknown, firstStaged: Date | undefined): Promise<string> {
+    let current: { etag?: string; lastModified?: Date } | undefined
+    try {
+      current = await write.blob.getProperties()
+    } catch (headError) {
+      if (!isNotFound(headError)) throw headError
+    }
+    const { ifNoneMatch, ifMatch } = write.options
+    if ((ifNoneMatch && current !== undefined) || (ifMatch !== undefined && current?.etag !== ifMatch)) {
+      throw new PreconditionFailedError(write.key, { cause: err })
+    }
+    if (!ifNoneMatch && ifMatch === undefined && current?.lastModified !== undefined && firstStaged !== undefined) {
+      // Last writer wins, and another writer committed after this one began: this write took effect first and was
+      // replaced at once. Its version token matches nothing, as the version it would name is gone.
+      if (current.lastModified.getTime() >= Math.floor(firstStaged.getTime() / 1000) * 1000) {
+        log('%s: superseded by a concurrent commit while uploading', write.key)
+        return `"superseded-${write.writeId}"`
+      }
+    }
+    throw new JobStoreError(
+      `Azure Blob upload of ${this.#where(write.blob.name)} failed: its staged blocks were discarded by a concurrent write or cleanup of the same blob before the commit; nothing was stored, try again`,
+      { cause: err },
+    )
+  }
+
+  /**
+   * Removes this write's uncommitted blocks after a failure, when no committed blob has them: the name then
+   * exists only as uncommitted blocks, and deleting it removes them. When a committed blob is there, Azure has no
+   * call to drop uncommitted blocks without rewriting the blob: they stay until its next commit (on Azure also
+   * its next Put Blob) or Azure's garbage collection after 7 days.
+   */
+  async #removeStagedBlocks(write: Write, firstStaged: Date | undefined): Promise<void> {
+    if (firstStaged === undefined) return
+    try {
+      if (!(await this.#deleteIfUncommittedOnly(write.blob, new Date(firstStaged.getTime() - 1000)))) {
+        log('%s: a committed blob keeps the uncommitted blocks of a failed write until its next commit', write.key)
+      }
+    } catch (err) {
+      log('%s: uncommitted blocks of a failed write not removed: %s', write.key, (err as Error).message)
+    }
+  }
+
+  /**
+   * Deletes `blob` if it exists only as uncommitted blocks; true if it did. A HEAD first (404: no committed
+   * blob), then a delete with `If-Unmodified-Since` a second before the HEAD's answer (by the service's clock),
+   * so that a blob another writer commits in between stays. `fallback` is the condition when the 404 carries no
+   * date.
+   */
+  async #deleteIfUncommittedOnly(blob: BlobClient, fallback?: Date): Promise<boolean> {
+    let since = fallback
+    try {
+      await blob.getProperties()
+      return false
+    } catch (err) {
+      if (!isNotFound(err)) throw err
+      const date = (err as RestError).response?.headers.get('date')
+      const seen = date === undefined ? NaN : Date.parse(date)
+      if (!Number.isNaN(seen)) since = new Date(Math.floor(seen / 1000) * 1000 - 1000)
+    }
+    if (since === undefined) return false
+    try {
+      await blob.delete({ conditions: { ifUnmodifiedSince: since } })
+      return true
+    } catch (err) {
+      if (isNotFound(err) || isPreconditionFailed(err)) return false
+      throw err
+    }
+  }
+
+  protected override async getObject(key: string, options: IoOptions = {}): Promise<ObjectRead> {
+    const container = await this.#containerClient()
+    const name = this.#name(key)
+    let response
+    try {
+      response = await container.getBlobClient(name).download(0, undefined, {
+        ...(options.signal ? { abortSignal: options.signal } : {}),
+      })
+    } catch (err) {
+      if (isNotFound(err)) throw new ObjectNotFoundError(key, { cause: err })
+      throw wrapAzureError(err, `download of ${this.#where(name)}`, options.signal)
+    }
+    const source = response.readableStreamBody as Readable | undefined
+    if (source === undefined) throw new JobStoreError(`Azure Blob download of ${this.#where(name)} returned no body`)
+    // Errors of the SDK's stream are wrapped; destroying the returned stream releases the connection.
+    const body = new PassThrough({ highWaterMark: 256 * 1024 })
+    source.on('error', (err) => body.destroy(wrapAzureError(err, `download of ${this.#where(name)}`, options.signal)))
+    body.on('close', () => source.destroy())
+    source.pipe(body)
+    const digest = response.contentMD5
+    const writeToken = response.metadata?.[META_WRITE_TOKEN]
+    return {
+      key,
+      size: response.contentLength ?? 0,
+      version: response.etag ?? '',
+      executable: response.metadata?.[META_EXECUTABLE] === 'true',
+      ...(writeToken !== undefined ? { writeToken } : {}),
+      body,
+      ...(digest !== undefined && digest.length === 16
+        ? { checksum: { algorithm: 'md5', digest: Buffer.from(digest).toString('base64') } }
+        : {}),
+    }
+  }
+
+  protected override async headObject(key: string, options: IoOptions = {}): Promise<ObjectInfo | undefined> {
+    const container = await this.#containerClient()
+    const name = this.#name(key)
+    try {
+      const info = await container.getBlobClient(name).getProperties({
+        ...(options.signal ? { abortSignal: options.signal } : {}),
+      })
+      const writeToken = info.metadata?.[META_WRITE_TOKEN]
+      return {
+        key,
+        size: info.contentLength ?? 0,
+        version: info.etag ?? '',
+        executable: info.metadata?.[META_EXECUTABLE] === 'true',
+        ...(writeToken !== undefined ? { writeToken } : {}),
+      }
+    } catch (err) {
+      if (isNotFound(err)) return undefined
+      throw wrapAzureError(err, `properties of ${this.#where(name)}`, options.signal)
+    }
+  }
+
+  protected override async deleteObjects(keys: readonly string[], options: IoOptions = {}): Promise<void> {
+    await this.#deleteNames(keys.map((key) => this.#name(key)), options.signal)
+  }
+
+  /** Deletes blobs by name: Blob Batch requests of 256 in parallel; missing blobs are fine. */
+  async #deleteNames(names: readonly string[], signal: AbortSignal | undefined): Promise<void> {
+    if (names.length === 0) return
+    const container = await this.#containerClient()
+    await forEachConcurrent(chunk(names, BATCH_SIZE), this.concurrency, async (part) => {
+      throwIfAborted(signal)
+      if (this.#batchDelete && part.length > 1) {
+        let response
+        try {
+          response = await container.getBlobBatchClient().deleteBlobs(
+            part.map((name) => container.getBlobClient(name)),
+            { deleteSnapshots: 'include', ...(signal ? { abortSignal: signal } : {}) },
+          )
+        } catch (err) {
+          if (isAbort(err, signal)) throw wrapAzureError(err, 'batch delete', signal)
+          if (isContainerNotFound(err)) return
+          // A service that refuses batches (some emulators, some account kinds): single deletes from now on,
+          // if they work.
+          log('batch delete failed (%s): falling back to single deletes', (err as Error).message)
+          await this.#deleteEach(container, part, signal)
+          this.#batchDelete = false
+          return
+        }
+        const failed = response.subResponses.find((sub) => sub.status >= 300 && sub.status !== 404)
+        if (failed !== undefined) {
+          throw new JobStoreError(
+            `Azure Blob delete of ${this.#where(decodeURIComponent(new URL(failed._request.url).pathname))} failed: ${failed.errorCode ?? 'Error'} (HTTP ${failed.status})`,
+          )
+        }
+        return
+      }
+      await this.#deleteEach(container, part, signal)
+    })
+  }
+
+  async #deleteEach(container: ContainerClient, names: readonly string[], signal: AbortSignal | undefined): Promise<void> {
+    await forEachConcurrent(names, this.concurrency, async (name) => {
+      try {
+        await container.getBlobClient(name).delete({ deleteSnapshots: 'include', ...(signal ? { abortSignal: signal } : {}) })
+      } catch (err) {
+        if (!isNotFound(err)) throw wrapAzureError(err, `delete of ${this.#where(name)}`, signal)
+      }
+    })
+  }
+
+  protected override async *listObjects(prefix: string, options: IoOptions = {}): AsyncGenerator<ListedObject> {
+    for await (const page of this.#listPages(this.#name(prefix), false, options.signal)) {
+      for (const item of page) {
+        const size = item.properties.contentLength
+        yield size === undefined ? { key: item.name.slice(this.#namePrefix.length) } : { key: item.name.slice(this.#namePrefix.length), size }
+      }
+    }
+  }
+
+  /** Pages of List Blobs under a blob-name prefix; nothing when the container does not exist. */
+  async *#listPages(
+    namePrefix: string,
+    uncommitted: boolean,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<{ name: string; properties: { contentLength?: number; lastModified: Date } }[]> {
+    const container = await this.#containerClient()
+    const pages = container
+      .listBlobsFlat({
+        prefix: namePrefix,
+        ...(uncommitted ? { includeUncommitedBlobs: true } : {}),
+        ...(signal ? { abortSignal: signal } : {}),
+      })
+      .byPage({ maxPageSize: this.#listPageSize })
+    const iterator = pages[Symbol.asyncIterator]()
+    try {
+      for (;;) {
+        let next
+        try {
+          next = await iterator.next()
+        } catch (err) {
+          if (isContainerNotFound(err)) return
+          throw wrapAzureError(err, `listing of ${this.#where(namePrefix)}`, signal)
+        }
+        if (next.done) return
+        yield next.value.segment.blobItems
+      }
+    } finally {
+      await iterator.return?.()
+    }
+  }
+
+  /**
+   * Pages of every blob this store owns, uncommitted-only ones included: those under its prefix, or, for a
+   * store at the container's root, its top-level entries (the core's layout) and nothing else in the container.
+   */
+  async *#ownedPages(signal: AbortSignal | undefined): AsyncGenerator<{ name: string; properties: { contentLength?: number; lastModified: Date } }[]> {
+    const roots = this.prefix === '' ? keys.rootEntries : [this.#namePrefix]
+    for (const root of roots) {
+      for await (const page of this.#listPages(root, true, signal)) {
+        yield root.endsWith('/') ? page : page.filter((item) => item.name === root)
+      }
+    }
+  }
+
+  protected override async destroyStorage(options: IoOptions = {}): Promise<void> {
+    // Uncommitted-only blobs too: deleting the name removes its blocks. The container stays (other stores may use
+    // it under other prefixes).
+    for await (const page of this.#ownedPages(options.signal)) {
+      await this.#deleteNames(
+        page.map((item) => item.name),
+        options.signal,
+      )
+    }
+  }
+
+  protected override async getObjectUrl(key: string, expiresInSeconds: number): Promise<string> {
+    const clients = await this.#connect()
+    const blob = clients.container.getBlobClient(this.#name(key))
+    const now = Date.now()
+    const sas: BlobGenerateSasUrlOptions = {
+      permissions: BlobSASPermissions.parse('r'),
+      startsOn: new Date(now - SAS_CLOCK_SKEW_MS),
+      expiresOn: new Date(now + expiresInSeconds * 1000),
+    }
+    try {
+      if (clients.service.credential instanceof StorageSharedKeyCredential) return await blob.generateSasUrl(sas)
+      if (clients.tokenAuth) {
+        return await blob.generateUserDelegationSasUrl(sas, await this.#userDelegationKey(clients.service, now, expiresInSeconds))
+      }
+    } catch (err) {
+      throw wrapAzureError(err, `signing a URL for ${this.#where(blob.name)}`)
+    }
+    throw new UnsupportedOperationError(
+      'cannot sign public URLs: AZURE_STORAGE_CONNECTION_STRING has no AccountKey (a SAS connection string); use one with an account key, or DefaultAzureCredential',
+    )
+  }
+
+  async #userDelegationKey(service: BlobServiceClient, now: number, expiresInSeconds: number): Promise<UserDelegationKey> {
+    const needed = now + expiresInSeconds * 1000
+    if (needed > now + MAX_DELEGATION_MS - 60_000) {
+      throw new UnsupportedOperationError(
+        `public URLs signed with Entra ID credentials live at most 7 days; ${expiresInSeconds} s was asked (lower publicUrlExpirySeconds)`,
+      )
+    }
+    const cached = this.#delegationKey
+    if (cached !== undefined && cached.expiresOn >= needed) return cached.key
+    const expiresOn = now + MAX_DELEGATION_MS - 60_000
+    const key = await service.getUserDelegationKey(new Date(now - SAS_CLOCK_SKEW_MS), new Date(expiresOn))
+    this.#delegationKey = { key, expiresOn }
+    return key
+  }
+
+  /**
+   * Removes blob names that exist only as uncommitted blocks (writes killed or failed before their commit) whose
+   * first block is older than `olderThanMs` (see {@link #deleteIfUncommittedOnly}: a blob committed meanwhile
+   * stays). Uncommitted blocks beside a committed blob cannot be removed without rewriting the blob; Azure drops
+   * them at the blob's next write, or after 7 days.
+   */
+  protected override async removeLeftovers(olderThanMs: number, options: IoOptions = {}): Promise<number> {
+    const container = await this.#containerClient()
+    const cutoff = Date.now() - olderThanMs
+    let removed = 0
+    for await (const page of this.#ownedPages(options.signal)) {
+      // An uncommitted-only name is listed with length 0; a HEAD tells it from a committed empty blob.
+      const candidates = page.filter((item) => item.properties.contentLength === 0 && item.properties.lastModified.getTime() <= cutoff)
+      await forEachConcurrent(candidates, this.concurrency, async (item) => {
+        try {
+          if (await this.#deleteIfUncommittedOnly(container.getBlobClient(item.name))) removed++
+        } catch (err) {
+          throw wrapAzureError(err, `removal of the abandoned upload ${this.#where(item.name)}`, options.signal)
+        }
+      })
+    }
+    return removed
+  }
+
+  /**
+   * Nothing: a worker on another host needs the same credentials, which are secrets (the connection string) or
+   * its own identity (DefaultAzureCredential). Set AZURE_STORAGE_CONNECTION_STRING in the worker's environment
+   * yourself; the locator names the account and container.
+   */
+  override getEnv(): Record<string, string> {
+    return {}
+  }
+}

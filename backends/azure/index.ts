@@ -1,0 +1,17 @@
+/** `jobstore/azure`: the Azure Blob Storage backend (`azure://account/container[/prefix]`). */
+import type { JobStoreBackend } from '../../src/open.js'
+import { AzureJobStore, type AzureJobStoreOptions } from './azure-job-store.js'
+
+export {
+  AzureJobStore,
+  DEFAULT_BLOCK_SIZE,
+  parseAzureLocator,
+  type AzureJobStoreOptions,
+  type AzureLocation,
+} from './azure-job-store.js'
+
+/** The backend registration: locators `azure://account/container[/prefix]`. */
+export const backend: JobStoreBackend = {
+  schemes: ['azure'],
+  create: (locator, options) => new AzureJobStore(locator, options as AzureJobStoreOptions),
+}
