@@ -10,13 +10,17 @@ export default class SummaryReporter implements Reporter {
     let failed = 0
     let skipped = 0
     for (const module of testModules) {
+      let failedHere = 0
       for (const test of module.children.allTests()) {
         const state = test.result().state
         if (state === 'passed') passed++
-        else if (state === 'failed') failed++
+        else if (state === 'failed') failedHere++
         else skipped++
       }
-      if (module.state() === 'failed' && [...module.children.allTests()].length === 0) failed++
+      // A module that failed without a failed test (a hook or an import threw, and its tests count as skipped)
+      // is a failure too: never report such a run as "0 failed".
+      if (module.state() === 'failed' && failedHere === 0) failedHere = 1
+      failed += failedHere
     }
     process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`)
   }

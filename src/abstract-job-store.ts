@@ -8,7 +8,7 @@ import { createHash, randomUUID } from 'node:crypto'
 import { constants as fsConstants } from 'node:fs'
 import { open, rename, rm, chmod } from 'node:fs/promises'
 import { basename as pathBasename, dirname, join } from 'node:path'
-import { PassThrough, Readable, pipeline } from 'node:stream'
+import { PassThrough, Readable, Transform, pipeline } from 'node:stream'
 import { finished, pipeline as pipelineAsync } from 'node:stream/promises'
 import { fileURLToPath } from 'node:url'
 import { debuglog } from 'node:util'
@@ -697,8 +697,13 @@ export abstract class AbstractJobStore {
       }
       if (desc.jobsToDelete.length > 0) {
         await forEachConcurrent(desc.jobsToDelete, this.concurrency, async (gone) => {
-          await this.delete(gone, options)
-          deleted.add(gone)
+          try {
+            await this.delete(gone, options)
+            deleted.add(gone)
+          } catch (err) {
+            if (!(err instanceof InvalidArgumentError)) throw err
+            log('ignoring invalid job ID %s in jobsToDelete of %s', gone, id)
+          }
         })
         desc.jobsToDelete = []
         changed = true
@@ -1095,15 +1100,17 @@ export abstract class AbstractJobStore {
   /**
    * Hands each unread message to `callback` once, across all concurrent readers in all processes (each reader
    * claims a message with a create-if-absent write before handing it out), then marks it read. With `readAll`,
-   * also replays messages read before.
+   * also replays messages read before. With `peek`, hands out messages without claiming or marking them (for
+   * inspection; a concurrent reader may get them too).
    * @returns how many messages were handed to the callback.
    */
   async readStatsAndLogging(
-    callback: (text: string) => Promise<void> | void,
+    callback: StatsCallback,
     readAll = false,
-    options: SignalOptions = {},
+    options: SignalOptions & { peek?: boolean } = {},
   ): Promise<number> {
     const signal = options.signal
+    if (options.peek) return this.#peekStats(callback, readAll, signal)
     const claimedUnprocessed = new Set<string>()
     const processed = new Set<string>()
     const finishing: Promise<void>[] = []
@@ -1115,7 +1122,7 @@ export abstract class AbstractJobStore {
     try {
       for await (const message of claimed) {
         if (message === undefined) continue
-        await callback(message.text)
+        await callback(message.text, { id: message.id, read: false })
         count++
         claimedUnprocessed.delete(message.id)
         processed.add(message.id)
@@ -1132,15 +1139,40 @@ export abstract class AbstractJobStore {
         const id = keys.statsIdOfKey(object.key)
         if (id === undefined || processed.has(id)) return undefined
         try {
-          return (await readToBuffer(this.#verified(await this.getObject(object.key, io(signal)), `stats ${id}`))).toString('utf8')
+          const text = (await readToBuffer(this.#verified(await this.getObject(object.key, io(signal)), `stats ${id}`))).toString('utf8')
+          return { id, text }
         } catch (err) {
           if (err instanceof ObjectNotFoundError) return undefined
           throw err
         }
       })
-      for await (const text of replay) {
-        if (text === undefined) continue
-        await callback(text)
+      for await (const message of replay) {
+        if (message === undefined) continue
+        await callback(message.text, { id: message.id, read: true })
+        count++
+      }
+    }
+    return count
+  }
+
+  /** Hands out messages without claiming them or marking them read (for inspection tools). */
+  async #peekStats(callback: StatsCallback, readAll: boolean, signal: AbortSignal | undefined): Promise<number> {
+    let count = 0
+    for (const prefix of readAll ? [keys.statsUnreadPrefix, keys.statsReadPrefix] : [keys.statsUnreadPrefix]) {
+      const messages = mapConcurrent(this.listObjects(prefix, io(signal)), this.concurrency, async (object) => {
+        const id = keys.statsIdOfKey(object.key)
+        if (id === undefined) return undefined
+        try {
+          const text = (await readToBuffer(this.#verified(await this.getObject(object.key, io(signal)), object.key))).toString('utf8')
+          return { id, text }
+        } catch (err) {
+          if (err instanceof ObjectNotFoundError) return undefined // read and moved meanwhile
+          throw err
+        }
+      })
+      for await (const message of messages) {
+        if (message === undefined) continue
+        await callback(message.text, { id: message.id, read: prefix === keys.statsReadPrefix })
         count++
       }
     }
@@ -1297,7 +1329,8 @@ export abstract class AbstractJobStore {
    */
   async importFile(
     srcUrl: string,
-    options: SignalOptions & { sharedFileName?: string; hardlink?: boolean; symlink?: boolean; jobStoreID?: string } = {},
+    options: SignalOptions &
+      TransferProgressOptions & { sharedFileName?: string; hardlink?: boolean; symlink?: boolean; jobStoreID?: string } = {},
   ): Promise<string | undefined> {
     const { handler, url } = await resolveUrlHandler(srcUrl)
     let fileID: string | undefined
@@ -1328,7 +1361,7 @@ export abstract class AbstractJobStore {
     }
     const source = await handler.openRead(url, io(options.signal))
     try {
-      await this.#putConditional(key, source.body, {
+      await this.#putConditional(key, withProgress(source.body, source.size, options.onProgress), {
         ...put,
         executable: source.executable,
         ...(source.size !== undefined ? { contentLength: source.size } : {}),
@@ -1345,7 +1378,7 @@ export abstract class AbstractJobStore {
    * Exports a file to `dstUrl`; the result is executable if and only if the file was imported/written from an
    * executable local file. Written atomically where the destination allows.
    */
-  async exportFile(jobStoreFileID: string, dstUrl: string, options: SignalOptions = {}): Promise<void> {
+  async exportFile(jobStoreFileID: string, dstUrl: string, options: SignalOptions & TransferProgressOptions = {}): Promise<void> {
     const key = keys.file(jobStoreFileID)
     const { handler, url } = await resolveUrlHandler(dstUrl)
     const writer = requireWritable(handler, url)
@@ -1361,7 +1394,7 @@ export abstract class AbstractJobStore {
       return
     }
     const object = await this.#getOr(key, options.signal, () => new NoSuchFileError(jobStoreFileID))
-    await writer.write(url, this.#verified(object, `file ${jobStoreFileID}`), {
+    await writer.write(url, withProgress(this.#verified(object, `file ${jobStoreFileID}`), object.size, options.onProgress), {
       executable: object.executable,
       size: object.size,
       ...io(options.signal),
@@ -1373,6 +1406,31 @@ export abstract class AbstractJobStore {
     const { handler, url: parsed } = await resolveUrlHandler(url)
     return handler.getSize(parsed, io(options.signal))
   }
+}
+
+/**
+ * Receives one stats/logging message: its text, its ID (unique, sorting by the time it was written) and whether it
+ * had been read before (a `readAll` replay or a `peek` of a read message).
+ */
+export type StatsCallback = (text: string, message: { id: string; read: boolean }) => Promise<void> | void
+
+/** Options of transfers that can report progress. */
+export interface TransferProgressOptions {
+  /** Called as bytes go through (not for server-side copies, which move no bytes through this process). */
+  readonly onProgress?: (bytes: number, totalBytes: number | undefined) => void
+}
+
+function withProgress(stream: Readable, total: number | undefined, onProgress: TransferProgressOptions['onProgress']): Readable {
+  if (onProgress === undefined) return stream
+  let bytes = 0
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      bytes += chunk.length
+      onProgress(bytes, total)
+      callback(null, chunk)
+    },
+  })
+  return pipeline(stream, counter, () => {})
 }
 
 async function sha256Of(stream: Readable): Promise<string> {

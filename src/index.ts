@@ -27,6 +27,8 @@ export {
   type JobsOptions,
   type NewFileOptions,
   type SignalOptions,
+  type StatsCallback,
+  type TransferProgressOptions,
 } from './abstract-job-store.js'
 export * from './errors.js'
 export {

@@ -4,6 +4,16 @@
  * On the wire it is JSON with a `schemaVersion`, so stores written by one release are read by the next.
  */
 import { CorruptRecordError, InvalidArgumentError } from './errors.js'
+import { checkJobId } from './ids.js'
+
+function isJobId(id: string): boolean {
+  try {
+    checkJobId(id)
+    return true
+  } catch {
+    return false
+  }
+}
 
 /** Version of the JSON encoding of a job description. */
 export const JOB_SCHEMA_VERSION = 1
@@ -128,9 +138,12 @@ export function decodeJob(bytes: Buffer | string, jobStoreID: string): JobDescri
   const problems: string[] = []
   if (desc['jobStoreID'] !== jobStoreID) problems.push(`jobStoreID ${JSON.stringify(desc['jobStoreID'])} does not match`)
   if (typeof desc['jobName'] !== 'string') problems.push('jobName is not a string')
-  for (const field of ['children', 'followOns', 'services', 'filesToDelete', 'jobsToDelete']) {
-    if (!isStringArray(desc[field])) problems.push(`${field} is not a list of IDs`)
+  for (const field of ['children', 'followOns', 'services', 'jobsToDelete']) {
+    const ids = desc[field]
+    if (!isStringArray(ids)) problems.push(`${field} is not a list of IDs`)
+    else if (!ids.every(isJobId)) problems.push(`${field} holds something that is not a job ID`)
   }
+  if (!isStringArray(desc['filesToDelete'])) problems.push('filesToDelete is not a list of IDs')
   if (typeof desc['version'] !== 'number' || !Number.isInteger(desc['version'])) problems.push('version is not an integer')
   const req = desc['requirements'] as Record<string, unknown> | undefined
   if (typeof req !== 'object' || req === null || typeof req['memory'] !== 'number' || typeof req['cores'] !== 'number') {

@@ -1,0 +1,90 @@
+/** `import`, `export`, `cat`: files in and out of the store. */
+import { pipeline as pipelineAsync } from 'node:stream/promises'
+import { AbstractJobStore, checkJobId, checkSharedFileName, parseFileId } from '../../index.js'
+import type { CommandContext } from '../context.js'
+import { usageError } from '../exit-codes.js'
+import { formatBytes } from '../output.js'
+import { BIG_TRANSFER_BYTES, createProgress, wantsProgress, type ProgressReporter } from '../progress.js'
+
+/** `onProgress` for the store's transfer methods, feeding a progress bar. */
+function reportTo(progress: ProgressReporter, expected: number | undefined): (bytes: number, total: number | undefined) => void {
+  return (bytes, total) => progress.update({ done: bytes, total: Math.max(total ?? expected ?? 0, bytes) })
+}
+
+/** A progress bar for a transfer of `size` bytes, when it is big and stderr is a terminal. */
+function transferProgress(ctx: CommandContext, label: string, size: number | undefined): ProgressReporter {
+  const big = size === undefined || size >= BIG_TRANSFER_BYTES
+  return createProgress({ stream: ctx.io.stderr, enabled: ctx.progress && big, label, unit: 'bytes' })
+}
+
+export interface ImportOptions {
+  readonly shared?: string
+  readonly job?: string
+  readonly hardlink?: boolean
+  readonly symlink?: boolean
+}
+
+export async function importCommand(ctx: CommandContext, locator: string, source: string, options: ImportOptions): Promise<void> {
+  if (options.shared !== undefined) checkSharedFileName(options.shared)
+  if (options.job !== undefined) checkJobId(options.job)
+  if (options.shared !== undefined && options.job !== undefined) throw usageError('--shared and --job do not go together')
+  const url = ctx.toUrl(source)
+  const store = await ctx.resume(locator)
+  const size = wantsProgress(ctx.io.stderr, ctx.progress)
+    ? await AbstractJobStore.getSize(url, ctx.signalOptions).catch(() => undefined)
+    : undefined
+  const progress = transferProgress(ctx, 'import', size)
+  let fileID: string | undefined
+  try {
+    fileID = await store.importFile(url, {
+      ...ctx.signalOptions,
+      onProgress: reportTo(progress, size),
+      ...(options.shared !== undefined ? { sharedFileName: options.shared } : {}),
+      ...(options.job !== undefined ? { jobStoreID: options.job } : {}),
+      ...(options.hardlink ? { hardlink: true } : {}),
+      ...(options.symlink ? { symlink: true } : {}),
+    })
+  } finally {
+    progress.stop()
+  }
+  if (options.shared !== undefined) {
+    ctx.out.info(`imported ${ctx.show(url)} as shared file ${options.shared}`)
+    ctx.out.result({ url: ctx.show(url), sharedFileName: options.shared }, () => options.shared as string)
+    return
+  }
+  const id = fileID as string
+  const stored = await store.getFileSize(id, ctx.signalOptions)
+  ctx.out.info(`imported ${ctx.show(url)} (${formatBytes(stored)})`)
+  ctx.out.result({ url: ctx.show(url), fileID: id, size: stored }, () => id)
+}
+
+export async function exportCommand(ctx: CommandContext, locator: string, fileID: string, target: string): Promise<void> {
+  parseFileId(fileID)
+  const url = ctx.toUrl(target)
+  const store = await ctx.resume(locator)
+  const size = await store.getFileSize(fileID, ctx.signalOptions)
+  const progress = transferProgress(ctx, 'export', size)
+  try {
+    await store.exportFile(fileID, url, { ...ctx.signalOptions, onProgress: reportTo(progress, size) })
+  } finally {
+    progress.stop()
+  }
+  ctx.out.info(`exported ${fileID} to ${ctx.show(url)} (${formatBytes(size)})`)
+  ctx.out.result({ fileID, url: ctx.show(url), size }, () => [])
+}
+
+export async function catCommand(ctx: CommandContext, locator: string, fileID: string | undefined, options: { shared?: string }): Promise<void> {
+  if ((fileID === undefined) === (options.shared === undefined)) {
+    throw usageError('cat takes either a file ID or --shared NAME')
+  }
+  if (fileID !== undefined) parseFileId(fileID)
+  if (options.shared !== undefined) checkSharedFileName(options.shared)
+  const store = await ctx.resume(locator)
+  const stream =
+    options.shared !== undefined
+      ? await store.readSharedFileStream(options.shared, ctx.signalOptions)
+      : await store.readFileStream(fileID as string, ctx.signalOptions)
+  // Raw bytes, not redacted: this is the file's content. The size and checksum are verified as it streams; a
+  // mismatch fails the command (exit 6) after the bytes read so far.
+  await pipelineAsync(stream, ctx.io.stdout, { end: false, signal: ctx.signal })
+}

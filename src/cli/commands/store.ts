@@ -1,0 +1,217 @@
+/** `init`, `status`, `clean`, `destroy`: the store as a whole. */
+import { createInterface } from 'node:readline/promises'
+import {
+  CorruptRecordError,
+  NoSuchJobError,
+  hasErrorCode,
+  mapConcurrent,
+  parseFileId,
+  type CleanReport,
+  type JobStoreConfigInit,
+} from '../../index.js'
+import type { CommandContext } from '../context.js'
+import { CliError, EXIT, usageError } from '../exit-codes.js'
+import { jobState } from '../job-state.js'
+import { formatBytes, plural } from '../output.js'
+
+/** The job ID a CorruptRecordError names (`job <id>`), if it names one. */
+export function corruptJobId(err: CorruptRecordError): string | undefined {
+  return /^job (\S+)$/.exec(err.record)?.[1]
+}
+
+export interface InitOptions {
+  readonly retryCount?: number
+  readonly encryptionKeyPath?: string
+  readonly publicUrlExpiry?: number
+}
+
+export async function initCommand(ctx: CommandContext, locator: string, options: InitOptions): Promise<void> {
+  const store = await ctx.open(locator)
+  const init: JobStoreConfigInit = {
+    ...(options.retryCount !== undefined ? { retryCount: options.retryCount } : {}),
+    ...(options.encryptionKeyPath !== undefined ? { encryptionKeyPath: options.encryptionKeyPath } : {}),
+    ...(options.publicUrlExpiry !== undefined ? { publicUrlExpirySeconds: options.publicUrlExpiry } : {}),
+  }
+  const config = await store.initialize(init, ctx.signalOptions)
+  ctx.out.info(`initialized a job store at ${ctx.show(locator)}`)
+  ctx.out.result({ locator: ctx.show(locator), workflowID: config.workflowID, config }, () => config.workflowID)
+}
+
+/** What `status` reports (the shape of `status --json`). */
+export interface StatusReport {
+  readonly locator: string
+  readonly workflowID: string
+  readonly rootJob: { jobStoreID: string; jobName: string; state: string } | null
+  readonly jobs: { total: number; byState: Record<string, number>; corrupt: number }
+  readonly files: { count: number; bytes: number }
+  readonly sharedFiles: { count: number }
+  readonly logs: { unread: number; read: number }
+}
+
+export async function statusCommand(ctx: CommandContext, locator: string): Promise<void> {
+  const store = await ctx.resume(locator)
+  const signal = ctx.signalOptions
+
+  const byState: Record<string, number> = {}
+  let total = 0
+  let corrupt = 0
+  const jobs = (async () => {
+    for await (const desc of store.jobs({ ...signal, onCorruptRecord: () => void corrupt++ })) {
+      const state = jobState(desc)
+      byState[state] = (byState[state] ?? 0) + 1
+      total++
+    }
+  })()
+  const root = (async () => {
+    try {
+      const desc = await store.loadRootJob(signal)
+      return { jobStoreID: desc.jobStoreID as string, jobName: desc.jobName, state: jobState(desc) }
+    } catch (err) {
+      if (err instanceof NoSuchJobError || err instanceof CorruptRecordError) return null
+      throw err
+    }
+  })()
+  const files = (async () => {
+    let count = 0
+    let bytes = 0
+    const sizes = mapConcurrent(store.files(signal), ctx.concurrency, async (file) =>
+      file.size ?? (await store.getFileSize(file.fileID, signal)),
+    )
+    for await (const size of sizes) {
+      count++
+      bytes += size
+    }
+    return { count, bytes }
+  })()
+  const shared = (async () => {
+    let count = 0
+    for await (const _ of store.sharedFileNames(signal)) count++
+    return { count }
+  })()
+  const logs = store.countStatsAndLogging(signal)
+  const settled = await Promise.allSettled([jobs, root, files, shared, logs])
+  for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason
+
+  const report: StatusReport = {
+    locator: ctx.show(locator),
+    workflowID: store.config.workflowID,
+    rootJob: await root,
+    jobs: { total, byState: sortedRecord(byState), corrupt },
+    files: await files,
+    sharedFiles: await shared,
+    logs: await logs,
+  }
+  ctx.out.result(report, () => {
+    const states = Object.entries(report.jobs.byState).map(([state, n]) => `${state} ${n}`)
+    return [
+      `job store    ${report.locator}`,
+      `workflow     ${report.workflowID}`,
+      `root job     ${report.rootJob === null ? '(none)' : `${report.rootJob.jobStoreID} ${report.rootJob.jobName} (${report.rootJob.state})`}`,
+      `jobs         ${report.jobs.total}${states.length > 0 ? `: ${states.join(', ')}` : ''}${corrupt > 0 ? ` (+${corrupt} corrupt: run jobstore verify)` : ''}`,
+      `files        ${report.files.count} (${formatBytes(report.files.bytes)})`,
+      `shared files ${report.sharedFiles.count}`,
+      `logs         ${report.logs.unread} unread, ${report.logs.read} read`,
+    ]
+  })
+}
+
+function sortedRecord(record: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => a.localeCompare(b)))
+}
+
+export interface CleanCommandOptions {
+  readonly leftoverAge?: number
+  readonly orphanFiles?: boolean
+}
+
+export async function cleanCommand(ctx: CommandContext, locator: string, options: CleanCommandOptions): Promise<void> {
+  const store = await ctx.resume(locator)
+  const corrupt = new Set<string>()
+  const onCorruptRecord = (err: CorruptRecordError): void => {
+    corrupt.add(corruptJobId(err) ?? err.record)
+  }
+  let report: CleanReport | undefined
+  ctx.out.info(`cleaning ${ctx.show(locator)}…`)
+  const root = await store.clean(undefined, {
+    ...ctx.signalOptions,
+    onCorruptRecord,
+    onReport: (r) => (report = r),
+    ...(options.leftoverAge !== undefined ? { leftoverAgeMs: options.leftoverAge * 1000 } : {}),
+  })
+  const orphanFiles: string[] = []
+  if (options.orphanFiles) {
+    // Jobs whose record is corrupt still exist: their files are not orphans.
+    const alive = new Set<string>(corrupt)
+    const listing = store.jobs({
+      ...ctx.signalOptions,
+      onCorruptRecord: (err) => {
+        onCorruptRecord(err)
+        alive.add(corruptJobId(err) ?? err.record)
+      },
+    })
+    for await (const desc of listing) alive.add(desc.jobStoreID as string)
+    const deletions = mapConcurrent(store.files(ctx.signalOptions), ctx.concurrency, async ({ fileID }) => {
+      const parsed = parseFileId(fileID)
+      if (!parsed.cleanup || parsed.owner === undefined || alive.has(parsed.owner)) return undefined
+      await store.deleteFile(fileID, ctx.signalOptions)
+      return fileID
+    })
+    for await (const deleted of deletions) if (deleted !== undefined) orphanFiles.push(deleted)
+  }
+  const r: CleanReport = report ?? {
+    reachableJobs: 0,
+    deletedJobs: [],
+    repairedJobs: [],
+    deletedFiles: [],
+    releasedStatsClaims: 0,
+    leftoversRemoved: 0,
+  }
+  const corruptJobs = [...corrupt].sort()
+  ctx.out.result(
+    { rootJob: root.jobStoreID, ...r, ...(options.orphanFiles ? { deletedOrphanFiles: orphanFiles } : {}), corruptJobs },
+    () => {
+      const lines = [`root job ${root.jobStoreID} (${root.jobName}); ${plural(r.reachableJobs, 'reachable job')}`]
+      for (const id of r.deletedJobs) lines.push(`removed job ${id}`)
+      for (const id of r.repairedJobs) lines.push(`repaired job ${id}`)
+      for (const id of r.deletedFiles) lines.push(`removed file ${id}`)
+      for (const id of orphanFiles) lines.push(`removed orphan file ${id}`)
+      if (r.releasedStatsClaims > 0) lines.push(`released ${plural(r.releasedStatsClaims, 'stale log message claim')}`)
+      if (r.leftoversRemoved > 0) lines.push(`removed ${plural(r.leftoversRemoved, 'leftover')} of interrupted writes`)
+      for (const id of corruptJobs) lines.push(`left corrupt job record ${id} (see jobstore verify)`)
+      if (lines.length === 1) lines.push('nothing to repair')
+      return lines
+    },
+  )
+}
+
+export async function destroyCommand(ctx: CommandContext, locator: string, options: { yes?: boolean }): Promise<void> {
+  const store = await ctx.open(locator)
+  let workflowID: string | undefined
+  try {
+    workflowID = (await store.resume(ctx.signalOptions)).workflowID
+  } catch (err) {
+    // Nothing there, or a damaged config: destroy() still removes whatever is left.
+    if (!hasErrorCode(err, 'NO_SUCH_JOB_STORE') && !hasErrorCode(err, 'CORRUPT_RECORD')) throw err
+  }
+  const shown = ctx.show(locator)
+  if (options.yes !== true) {
+    if (ctx.io.stdin.isTTY !== true || ctx.io.stderr.isTTY !== true) {
+      throw usageError(`destroy deletes the job store at ${shown} and everything in it: pass --yes to confirm (there is no terminal to ask on)`)
+    }
+    const what = workflowID === undefined ? 'whatever is left of the job store' : `the job store of workflow ${workflowID}`
+    const answer = await ask(ctx, `Destroy ${what} at ${shown} and everything in it? Type "yes" to confirm: `)
+    if (answer.trim().toLowerCase() !== 'yes') throw new CliError('not confirmed: nothing was destroyed', EXIT.GENERIC, 'NOT_CONFIRMED')
+  }
+  await store.destroy(ctx.signalOptions)
+  ctx.out.result({ locator: shown, destroyed: true, existed: workflowID !== undefined, workflowID: workflowID ?? null }, () => [])
+  ctx.out.info(workflowID === undefined ? `no job store at ${shown}; removed any leftovers` : `destroyed the job store at ${shown}`)
+}
+
+async function ask(ctx: CommandContext, question: string): Promise<string> {
+  const rl = createInterface({ input: ctx.io.stdin, output: ctx.io.stderr, terminal: true })
+  try {
+    return await rl.question(ctx.redactor.redact(question), ctx.signalOptions)
+  } finally {
+    rl.close()
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * Exit codes of the `jobstore` CLI, mapped from the stable error codes of `JobStoreError` (see docs/cli.md for
+ * the table). Scripts can switch on these instead of parsing messages.
+ */
+import type { JobStoreErrorCode } from '../errors.js'
+
+/** Every exit code the CLI uses. */
+export const EXIT = {
+  /** Success. */
+  OK: 0,
+  /** Any other failure: an I/O error, a backend failure, a bug. */
+  GENERIC: 1,
+  /** Bad usage: unknown command or option, missing argument, invalid ID, locator or URL. */
+  USAGE: 2,
+  /** The job store, job or file does not exist (NO_SUCH_JOB_STORE, NO_SUCH_JOB, NO_SUCH_FILE). */
+  NOT_FOUND: 3,
+  /** A job store already exists there (JOB_STORE_EXISTS): `init` on a store, `copy` onto another workflow's store. */
+  EXISTS: 4,
+  /** A concurrent writer won a conditional update (CONCURRENT_MODIFICATION). */
+  CONCURRENT_MODIFICATION: 5,
+  /** Integrity: bytes read back do not match (INTEGRITY), a record cannot be decoded (CORRUPT_RECORD), or `verify` found problems. */
+  INTEGRITY: 6,
+  /** A protected shared file cannot be encrypted or decrypted: missing or wrong key (ENCRYPTION). */
+  ENCRYPTION: 7,
+  /** Not supported here: the backend's SDK is not installed, the backend cannot do it (UNSUPPORTED). */
+  UNSUPPORTED: 8,
+  /** Interrupted (SIGINT, SIGTERM) or aborted (ABORTED): 128 + SIGINT, as shells do. */
+  INTERRUPTED: 130,
+} as const
+
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT]
+
+/** The exit code for each error code; codes not listed map to {@link EXIT.GENERIC}. */
+export const EXIT_CODE_BY_ERROR_CODE: Readonly<Record<JobStoreErrorCode, ExitCode>> = {
+  JOBSTORE_ERROR: EXIT.GENERIC,
+  INVALID_ARGUMENT: EXIT.USAGE,
+  INVALID_IMPORT_EXPORT_URL: EXIT.USAGE,
+  NO_SUCH_JOB_STORE: EXIT.NOT_FOUND,
+  NO_SUCH_JOB: EXIT.NOT_FOUND,
+  NO_SUCH_FILE: EXIT.NOT_FOUND,
+  JOB_STORE_EXISTS: EXIT.EXISTS,
+  CONCURRENT_MODIFICATION: EXIT.CONCURRENT_MODIFICATION,
+  INTEGRITY: EXIT.INTEGRITY,
+  CORRUPT_RECORD: EXIT.INTEGRITY,
+  ENCRYPTION: EXIT.ENCRYPTION,
+  UNSUPPORTED: EXIT.UNSUPPORTED,
+  ABORTED: EXIT.INTERRUPTED,
+}
+
+/** An error of the CLI itself (bad usage, refused confirmation, verify failed) with its exit code. */
+export class CliError extends Error {
+  readonly exitCode: ExitCode
+  readonly code: string
+  constructor(message: string, exitCode: ExitCode, code = 'CLI_ERROR') {
+    super(message)
+    this.name = 'CliError'
+    this.exitCode = exitCode
+    this.code = code
+  }
+}
+
+/** A usage error (exit 2). */
+export function usageError(message: string): CliError {
+  return new CliError(message, EXIT.USAGE, 'USAGE')
+}
+
+/** The `code` of an error: a JobStoreError code, a CLI code, or undefined. */
+export function errorCodeOf(err: unknown): string | undefined {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined
+  return typeof code === 'string' ? code : undefined
+}
+
+/** The exit code for an error thrown by a command. */
+export function exitCodeFor(err: unknown): ExitCode {
+  if (err instanceof CliError) return err.exitCode
+  const code = errorCodeOf(err)
+  if (code !== undefined && Object.hasOwn(EXIT_CODE_BY_ERROR_CODE, code)) {
+    return EXIT_CODE_BY_ERROR_CODE[code as JobStoreErrorCode]
+  }
+  // A stdout closed early (`jobstore cat … | head`) is not a failure of ours.
+  if (code === 'EPIPE') return EXIT.OK
+  if (err instanceof Error && err.name === 'AbortError') return EXIT.INTERRUPTED
+  return EXIT.GENERIC
+}

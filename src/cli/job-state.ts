@@ -1,0 +1,17 @@
+/**
+ * The state the CLI shows for a job. The store itself has no notion of state (it is the engine's business), so
+ * the CLI follows a convention engines opt into:
+ *
+ * 1. `extra.state`, when the engine keeps a non-empty string there (the example engine uses `pending`,
+ *    `running`, `done`, `failed`);
+ * 2. else `failed` when the job has no tries left (`remainingTryCount` is 0), as in Toil;
+ * 3. else `unknown`.
+ */
+import type { JobDescription } from '../job-description.js'
+
+export function jobState(desc: JobDescription): string {
+  const state = desc.extra['state']
+  if (typeof state === 'string' && state !== '') return state
+  if (desc.remainingTryCount === 0) return 'failed'
+  return 'unknown'
+}

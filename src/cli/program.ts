@@ -1,0 +1,289 @@
+/**
+ * The `jobstore` command line: commander wiring, common options, error → exit code mapping. The commands live in
+ * `commands/`; `main.ts` runs this with the process's streams and signals.
+ */
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Command, CommanderError, InvalidArgumentError as CommanderInvalidArgument, Option } from 'commander'
+import { CommandContext, type CliIo, type CommonOptions } from './context.js'
+import { EXIT, EXIT_CODE_BY_ERROR_CODE, exitCodeFor } from './exit-codes.js'
+import { Output } from './output.js'
+import { Redactor } from './redact.js'
+import { cleanCommand, destroyCommand, initCommand, statusCommand } from './commands/store.js'
+import { jobsCommand, showCommand } from './commands/jobs.js'
+import { catCommand, exportCommand, importCommand } from './commands/files.js'
+import { logsCommand } from './commands/logs.js'
+import { copyCommand } from './commands/copy.js'
+import { verifyCommand } from './commands/verify.js'
+
+const LOCATOR_HELP =
+  'job store locator: file:/abs/path, file:./rel or a bare path; s3://bucket[/prefix]; azure://account/container[/prefix]; gs://bucket[/prefix]'
+
+/** The package's version, from the package.json above this file (in `src/cli/` or `dist/src/cli/`). */
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  for (let i = 0; i < 5; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string }
+      if (pkg.name === 'jobstore' && pkg.version !== undefined) return pkg.version
+    } catch {
+      // not here: one folder up
+    }
+    dir = dirname(dir)
+  }
+  return '0.0.0'
+}
+
+function positiveInteger(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1) throw new CommanderInvalidArgument('expected a positive integer')
+  return n
+}
+
+function nonNegativeInteger(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0) throw new CommanderInvalidArgument('expected a non-negative integer')
+  return n
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value)
+  if (!(Number.isFinite(n) && n > 0)) throw new CommanderInvalidArgument('expected a positive number')
+  return n
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...value.split(',').map((s) => s.trim()).filter((s) => s !== '')]
+}
+
+export const EXIT_CODE_HELP = `
+Exit codes:
+  0    ok
+  1    other error (I/O, backend, not confirmed)
+  2    usage: unknown command or option, invalid argument, ID, locator or URL (INVALID_ARGUMENT, INVALID_IMPORT_EXPORT_URL)
+  3    not found: no such job store, job or file (NO_SUCH_JOB_STORE, NO_SUCH_JOB, NO_SUCH_FILE)
+  4    exists: a job store is already there (JOB_STORE_EXISTS)
+  5    concurrent modification (CONCURRENT_MODIFICATION)
+  6    integrity: verify found problems, bytes or records damaged (INTEGRITY, CORRUPT_RECORD)
+  7    encryption: missing or wrong key (ENCRYPTION)
+  8    unsupported: backend SDK not installed, operation not supported (UNSUPPORTED)
+  130  interrupted (SIGINT, SIGTERM; ABORTED)`
+
+export interface RunOptions {
+  readonly signal: AbortSignal
+  readonly env: NodeJS.ProcessEnv
+}
+
+/** Runs the CLI on `argv` (without `node` and the script); resolves with the exit code. */
+export async function run(argv: readonly string[], io: CliIo, options: RunOptions): Promise<number> {
+  const redactor = new Redactor(options.env)
+  for (const arg of argv) {
+    redactor.addArgument(arg)
+    const eq = arg.indexOf('=')
+    if (arg.startsWith('--') && eq > 0) redactor.addArgument(arg.slice(eq + 1))
+  }
+  // Replaced by the command's own output once its options are parsed (for --json errors).
+  let out = new Output({ json: false, redactor, stdout: io.stdout, stderr: io.stderr })
+
+  const program = new Command('jobstore')
+  program
+    .description('Inspect and operate jobstore job stores (file, S3, Azure Blob, Google Cloud Storage).')
+    .version(packageVersion(), '-V, --version')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => void io.stdout.write(text),
+      writeErr: (text) => void io.stderr.write(redactor.redact(text)),
+      outputError: (text, write) => write(redactor.redact(text)),
+    })
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', `${EXIT_CODE_HELP}\n\nSee docs/cli.md for every command with examples.`)
+
+  /** Adds a command with the common options; its action gets a context and the parsed arguments. */
+  const command = (
+    nameAndArgs: string,
+    description: string,
+    example: string,
+    action: (ctx: CommandContext, args: (string | undefined)[], opts: Record<string, unknown>) => Promise<void>,
+    withJson = true,
+  ): Command => {
+    const cmd = program.command(nameAndArgs).description(description)
+    if (withJson) cmd.option('--json', 'print the result as JSON on stdout (and errors as JSON on stderr)')
+    cmd
+      .addOption(new Option('--concurrency <n>', 'round trips in flight at once for bulk work').argParser(positiveInteger).default(32))
+      .option('--no-progress', 'never draw progress bars (drawn only when stderr is a terminal)')
+      .addHelpText('after', `\nExample:\n${example
+        .split('\n')
+        .map((line) => `  $ ${line}`)
+        .join('\n')}`)
+      .action(async (...params: unknown[]) => {
+        const self = params[params.length - 1] as Command
+        const opts = self.opts<Record<string, unknown>>()
+        const ctx = new CommandContext(io, options.signal, redactor, opts as CommonOptions)
+        out = ctx.out
+        await action(ctx, self.processedArgs as (string | undefined)[], opts)
+      })
+    return cmd
+  }
+  const arg = (args: (string | undefined)[], i: number): string => args[i] as string
+
+  command('init', 'create a new job store', 'jobstore init file:./my-store --retry-count 2', (ctx, args, o) =>
+    initCommand(ctx, arg(args, 0), {
+      ...(o['retryCount'] !== undefined ? { retryCount: o['retryCount'] as number } : {}),
+      ...(o['encryptionKeyPath'] !== undefined ? { encryptionKeyPath: o['encryptionKeyPath'] as string } : {}),
+      ...(o['publicUrlExpiry'] !== undefined ? { publicUrlExpiry: o['publicUrlExpiry'] as number } : {}),
+    }),
+  )
+    .argument('<locator>', LOCATOR_HELP)
+    .addOption(new Option('--retry-count <n>', 'retries per job (a job gets n + 1 tries; default 1)').argParser(nonNegativeInteger))
+    .option('--encryption-key-path <path>', 'key file (≥ 32 bytes) for protected shared files; every worker needs it at this path')
+    .addOption(new Option('--public-url-expiry <seconds>', 'lifetime of public URLs (default 3600)').argParser(positiveInteger))
+
+  command(
+    'status',
+    'workflow ID, root job, jobs by state, files and bytes, shared files, log messages',
+    'jobstore status file:./example-store\njobstore status s3://my-bucket/wf --json',
+    (ctx, args) => statusCommand(ctx, arg(args, 0)),
+  ).argument('<locator>', LOCATOR_HELP)
+
+  command(
+    'jobs',
+    'list jobs (state: extra.state when the engine sets it, else failed when no tries are left, else unknown)',
+    'jobstore jobs file:./example-store --state failed,running\njobstore jobs file:./example-store --name count --json',
+    (ctx, args, o) =>
+      jobsCommand(ctx, arg(args, 0), {
+        ...(o['name'] !== undefined ? { name: o['name'] as string } : {}),
+        ...(o['state'] !== undefined ? { state: o['state'] as string[] } : {}),
+      }),
+  )
+    .argument('<locator>', LOCATOR_HELP)
+    .option('--name <text>', 'only jobs whose name (job name, unit name or display name) contains text')
+    .option('--state <state>', 'only jobs in this state (repeat, or separate by commas)', collect)
+
+  command('show', 'show one job description', 'jobstore show file:./example-store 2p0c1x4zq8m6yb3h5n7r9t1v3w', (ctx, args) =>
+    showCommand(ctx, arg(args, 0), arg(args, 1)),
+  )
+    .argument('<locator>', LOCATOR_HELP)
+    .argument('<jobID>', 'the job ID')
+
+  command(
+    'clean',
+    "repair the store as an engine does on restart (Toil's clean): delete unreachable jobs, clear files and jobs to delete, drop dangling successors, reset tries, remove leftovers of interrupted writes; prints what it did",
+    'jobstore clean file:./example-store\njobstore clean file:./example-store --orphan-files --json',
+    (ctx, args, o) =>
+      cleanCommand(ctx, arg(args, 0), {
+        ...(o['leftoverAge'] !== undefined ? { leftoverAge: o['leftoverAge'] as number } : {}),
+        ...(o['orphanFiles'] === true ? { orphanFiles: true } : {}),
+      }),
+  )
+    .argument('<locator>', LOCATOR_HELP)
+    .addOption(
+      new Option('--leftover-age <seconds>', 'keep leftovers of interrupted writes younger than this (default 900)').argParser(
+        nonNegativeInteger,
+      ),
+    )
+    .option('--orphan-files', 'also delete cleanup files whose owner job does not exist (verify reports them as orphan-file)')
+
+  command(
+    'destroy',
+    'delete the job store and everything in it (asks for confirmation on a terminal; --yes for scripts)',
+    'jobstore destroy file:./example-store --yes',
+    (ctx, args, o) => destroyCommand(ctx, arg(args, 0), { yes: o['yes'] === true }),
+  )
+    .argument('<locator>', LOCATOR_HELP)
+    .option('-y, --yes', 'do not ask for confirmation')
+
+  command(
+    'import',
+    'import a file by URL (file:, http(s):, s3:..., or a local path); prints the new file ID',
+    'jobstore import file:./example-store ./input.txt\njobstore import file:./example-store https://example.org/data.csv --shared data.csv',
+    (ctx, args, o) =>
+      importCommand(ctx, arg(args, 0), arg(args, 1), {
+        ...(o['shared'] !== undefined ? { shared: o['shared'] as string } : {}),
+        ...(o['job'] !== undefined ? { job: o['job'] as string } : {}),
+        ...(o['hardlink'] === true ? { hardlink: true } : {}),
+        ...(o['symlink'] === true ? { symlink: true } : {}),
+      }),
+  )
+    .argument('<locator>', LOCATOR_HELP)
+    .argument('<url>', 'what to import: a URL or a local path')
+    .option('--shared <name>', 'store it as this shared file instead of a new file')
+    .option('--job <jobID>', 'the job the new file belongs to')
+    .option('--hardlink', 'hard link a local file instead of copying it (file backend)')
+    .option('--symlink', 'symlink a local file instead of copying it (file backend)')
+
+  command(
+    'export',
+    'export a file to a URL (file:, s3:..., or a local path)',
+    'jobstore export file:./example-store _/k/3f6v2n0a8x1c5b7d9e2g4h6j8k-input.txt ./out.txt',
+    (ctx, args) => exportCommand(ctx, arg(args, 0), arg(args, 1), arg(args, 2)),
+  )
+    .argument('<locator>', LOCATOR_HELP)
+    .argument('<fileID>', 'the file ID')
+    .argument('<url>', 'where to write it: a URL or a local path')
+
+  command(
+    'cat',
+    'write a file (or with --shared, a shared file) to stdout, verifying its size and checksum',
+    'jobstore cat file:./example-store --shared rootJobReturnValue\njobstore cat file:./example-store _/k/3f6v2n0a8x1c5b7d9e2g4h6j8k-input.txt | head',
+    (ctx, args, o) =>
+      catCommand(ctx, arg(args, 0), args[1], o['shared'] !== undefined ? { shared: o['shared'] as string } : {}),
+    false,
+  )
+    .argument('<locator>', LOCATOR_HELP)
+    .argument('[fileID]', 'the file ID (or use --shared)')
+    .option('--shared <name>', 'the shared file to write')
+
+  command(
+    'logs',
+    'print the unread stats and log messages without taking them from the engine (--consume marks them read, as their one reader); --all also shows read ones',
+    'jobstore logs file:./example-store --all\njobstore logs file:./example-store --follow --json',
+    (ctx, args, o) =>
+      logsCommand(ctx, arg(args, 0), {
+        all: o['all'] === true,
+        follow: o['follow'] === true,
+        consume: o['consume'] === true,
+        ...(o['interval'] !== undefined ? { interval: o['interval'] as number } : {}),
+      }),
+  )
+    .argument('<locator>', LOCATOR_HELP)
+    .option('--all', 'also replay the messages read before')
+    .option('-f, --follow', 'keep printing new messages until interrupted (Ctrl-C)')
+    .option('--consume', 'mark the messages read, so that the engine does not get them (each message goes to one reader)')
+    .addOption(new Option('--interval <seconds>', 'seconds between polls with --follow').argParser(positiveNumber).default(1))
+
+  command(
+    'copy',
+    'copy a whole store (jobs, files, shared files, log messages) to another locator, on any backend; resumable (run it again after an interruption), verified by SHA-256 at the end',
+    'jobstore copy file:./example-store s3://my-bucket/example\njobstore copy file:./example-store file:./backup --json',
+    (ctx, args) => copyCommand(ctx, arg(args, 0), arg(args, 1)),
+  )
+    .argument('<srcLocator>', 'the store to copy')
+    .argument('<dstLocator>', 'where to copy it (empty, or an interrupted copy of the same store)')
+
+  command(
+    'verify',
+    'check the integrity of a store: job records parse, referenced jobs and files exist, every file reads back whole, no orphans; exits 6 and lists the problems',
+    'jobstore verify file:./example-store\njobstore verify gs://my-bucket/wf --json',
+    (ctx, args) => verifyCommand(ctx, arg(args, 0)),
+  ).argument('<locator>', LOCATOR_HELP)
+
+  try {
+    if (argv.length === 0) {
+      program.outputHelp({ error: true })
+      return EXIT.USAGE
+    }
+    await program.parseAsync([...argv], { from: 'user' })
+    return EXIT.OK
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander printed its message (or the help, or the version: exit code 0) already.
+      return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE
+    }
+    const code = exitCodeFor(err)
+    if (code !== EXIT.OK) out.error(err, code)
+    return code
+  }
+}
+
+export { EXIT, EXIT_CODE_BY_ERROR_CODE }
