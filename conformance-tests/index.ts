@@ -18,6 +18,7 @@ import { lifecycleTests } from './lifecycle-tests.js'
 import { urlTests } from './url-tests.js'
 
 export type { Capabilities, Capability, ConformanceHarness, SuiteContext } from './harness.js'
+export { clientSocketBytes, defineTransferMatrix, type TransferBackend, type TransferCapabilities } from './transfer-matrix.js'
 
 /** Registers the whole conformance suite for one backend under `describe('conformance: <name>')`. */
 export function defineConformanceSuite(harness: ConformanceHarness): void {

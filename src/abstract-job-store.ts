@@ -39,7 +39,7 @@ import {
   type PutOptions,
 } from './storage.js'
 import { asStoreReadable, createVerifyStream, readToBuffer, type BodyWritable, type StoreReadable } from './streams.js'
-import { requireWritable, resolveUrlHandler } from './url-handlers.js'
+import { requireWritable, resolveUrlHandler, type UrlHandler } from './url-handlers.js'
 
 const log = debuglog('jobstore')
 
@@ -1406,6 +1406,87 @@ export abstract class AbstractJobStore {
     const { handler, url: parsed } = await resolveUrlHandler(url)
     return handler.getSize(parsed, io(options.signal))
   }
+
+  /**
+   * The URL handler of a bucket-like service (`s3://bucket/key`, `gs://bucket/object`, Azure blobs), built on the
+   * store's own primitives, so URL reads and writes get the same multipart uploads, checksums and atomicity as
+   * the store. A backend supplies only where a URL points: `locate` gives the locator of the bucket's (or
+   * container's) root, without a prefix, and the object key as it is in the URL (still percent-encoded); `open`
+   * makes a store for such a root (no I/O; one per root is kept). The key is checked here, once: not empty,
+   * decodable, no `.`/`..` or empty segments (no `//`, no leading or trailing `/`), no control character or
+   * backslash, at most 1,024 bytes; and the URL has no query, fragment, credentials or port. A backend's
+   * `copyFromUrl`/`copyToUrl` use {@link BucketUrlHandler.locate} to find a same-service object.
+   */
+  protected static bucketUrlHandler<S extends AbstractJobStore>(spec: {
+    /** The schemes of the service's own URLs (`s3`). */
+    readonly schemes: readonly string[]
+    /** Other URLs it takes over (by host, no I/O): `https://<account>.blob.core.windows.net/…`. */
+    readonly claims?: (url: URL) => boolean
+    /** Where a URL of the handler's points; throw `InvalidImportExportUrlError` when it names no object. */
+    readonly locate: (url: URL) => { readonly root: string; readonly rawKey: string }
+    /** A store at a root locator (no I/O). */
+    readonly open: (root: string) => S
+  }): BucketUrlHandler<S> {
+    const schemes = new Set(spec.schemes.map((scheme) => scheme.toLowerCase()))
+    const stores = new Map<string, S>()
+    const locate = (url: URL, given = url.href): { store: S; key: string } | undefined => {
+      if (!schemes.has(url.protocol.slice(0, -1).toLowerCase()) && spec.claims?.(url) !== true) return undefined
+      if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '' || url.port !== '') {
+        throw new InvalidImportExportUrlError(url.href, 'an object URL takes no query, fragment, credentials or port')
+      }
+      const { root, rawKey } = spec.locate(url)
+      const key = checkObjectKey(url, rawKey, given)
+      let store = stores.get(root)
+      if (store === undefined) {
+        try {
+          store = spec.open(root)
+        } catch (err) {
+          throw new InvalidImportExportUrlError(url.href, (err as Error)?.message ?? 'invalid bucket', { cause: err })
+        }
+        stores.set(root, store)
+      }
+      return { store, key }
+    }
+    const target = (url: URL): { store: S; key: string } => {
+      const found = locate(url)
+      if (found === undefined) throw new InvalidImportExportUrlError(url.href, `not a ${[...schemes].join('/')} URL`)
+      return found
+    }
+    const handler: BucketUrlHandler<S> = {
+      schemes: [...spec.schemes],
+      ...(spec.claims !== undefined ? { claims: spec.claims } : {}),
+      locate: (url) => locate(url),
+      check(url, given) {
+        if (locate(url, given) === undefined) throw new InvalidImportExportUrlError(url.href, `not a ${[...schemes].join('/')} URL`)
+      },
+      async getSize(url, options) {
+        const { store, key } = target(url)
+        return (await store.headObject(key, io(options?.signal)))?.size
+      },
+      async openRead(url, options) {
+        const { store, key } = target(url)
+        let object: ObjectRead
+        try {
+          object = await store.getObject(key, io(options?.signal))
+        } catch (err) {
+          if (err instanceof ObjectNotFoundError) throw new NoSuchFileError(url.href, { cause: err, message: `no object at ${url.href}` })
+          throw err
+        }
+        // Verified like a read of the store's own files: size always, digest when the service keeps one.
+        const body = pipeline(object.body, createVerifyStream(url.href, object.size, object.checksum), () => {})
+        return { body, size: object.size, executable: object.executable }
+      },
+      async write(url, body, options) {
+        const { store, key } = target(url)
+        await store.putObject(key, body, {
+          executable: options.executable,
+          ...(options.size !== undefined ? { contentLength: options.size } : {}),
+          ...io(options.signal),
+        })
+      },
+    }
+    return handler
+  }
 }
 
 /**
@@ -1413,6 +1494,43 @@ export abstract class AbstractJobStore {
  * had been read before (a `readAll` replay or a `peek` of a read message).
  */
 export type StatsCallback = (text: string, message: { id: string; read: boolean }) => Promise<void> | void
+
+/** A URL handler of a bucket-like service, made by `AbstractJobStore.bucketUrlHandler`. */
+export interface BucketUrlHandler<S extends AbstractJobStore> extends UrlHandler {
+  /**
+   * The store at the root of the bucket (container) `url` names, and the object's key, checked; undefined when
+   * `url` is not one of this handler's. Throws {@link InvalidImportExportUrlError} when it is, but malformed.
+   */
+  locate(url: URL): { store: S; key: string } | undefined
+}
+
+const MAX_OBJECT_KEY_BYTES = 1024
+
+/** The decoded object key of a bucket URL, checked (see `bucketUrlHandler`). */
+function checkObjectKey(url: URL, rawKey: string, given: string): string {
+  const bad = (why: string, cause?: unknown): InvalidImportExportUrlError =>
+    new InvalidImportExportUrlError(url.href, `${why} in the object key`, cause !== undefined ? { cause } : undefined)
+  // The path as given: URL parsing has already resolved `.`/`..` (and `%2e`) segments away.
+  const givenPath = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*([^?#]*)/i.exec(given)?.[1] ?? ''
+  for (const segment of givenPath.split(/[/\\]/)) {
+    if (/^(\.|%2e){1,2}$/i.test(segment)) throw bad('a . or .. segment')
+  }
+  let key: string
+  try {
+    key = decodeURIComponent(rawKey)
+  } catch (err) {
+    throw bad('bad percent-encoding', err)
+  }
+  if (key === '') throw new InvalidImportExportUrlError(url.href, 'no object key')
+  if (key.startsWith('/')) throw bad('a leading /')
+  const segments = key.split('/')
+  if (segments.includes('')) throw bad('an empty segment (// or a trailing /)')
+  if (segments.some((segment) => segment === '.' || segment === '..')) throw bad('a . or .. segment')
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f\\]/.test(key)) throw bad('a control character or a backslash')
+  if (Buffer.byteLength(key) > MAX_OBJECT_KEY_BYTES) throw bad(`more than ${MAX_OBJECT_KEY_BYTES} bytes`)
+  return key
+}
 
 /** Options of transfers that can report progress. */
 export interface TransferProgressOptions {

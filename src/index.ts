@@ -12,6 +12,7 @@ import './builtin-backends.js'
 export {
   AbstractJobStore,
   type BodyCallback,
+  type BucketUrlHandler,
   type CleanOptions,
   type CleanReport,
   type CopyOptions,
@@ -67,6 +68,7 @@ export type { BodyWritable, StoreReadable } from './streams.js'
 export {
   fileUrlHandler,
   httpUrlHandler,
+  registerLazyUrlClaim,
   registerUrlHandler,
   resolveUrlHandler,
   type UrlHandler,

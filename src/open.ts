@@ -4,7 +4,7 @@
  */
 import type { AbstractJobStore, JobStoreOptions } from './abstract-job-store.js'
 import { InvalidArgumentError, JobStoreError } from './errors.js'
-import { registerLazyUrlHandler, registerUrlHandler, type UrlHandler } from './url-handlers.js'
+import { registerLazyUrlClaim, registerLazyUrlHandler, registerUrlHandler, type UrlHandler } from './url-handlers.js'
 
 /** What a backend module exports. */
 export interface JobStoreBackend {
@@ -12,7 +12,10 @@ export interface JobStoreBackend {
   readonly schemes: readonly string[]
   /** Creates an unopened store for `locator` (no I/O; `initialize()` or `resume()` next). */
   create(locator: string, options: JobStoreOptions): AbstractJobStore
-  /** The import/export handler for the backend's URL schemes, if it has one. */
+  /**
+   * The import/export handler for the backend's URL schemes (and the URLs of other schemes it claims by host), if
+   * it has one. Registered with the backend.
+   */
   readonly urlHandler?: UrlHandler
 }
 
@@ -31,19 +34,22 @@ export function registerBackend(backend: JobStoreBackend): void {
 }
 
 /**
- * Registers a backend module to load the first time one of `schemes` is used, by a locator or by an import or
- * export URL. `packages` names what to install if loading fails.
+ * Registers a backend module to load the first time one of `schemes` is used by a locator, or one of `urlSchemes`
+ * by an import or export URL, or a URL `claimsUrl` matches (a cheap test, no I/O: `https://<account>.blob.core.
+ * windows.net/…` for Azure; the loaded handler's own `claims` then decides). `packages` names what to install if
+ * loading fails.
  */
 export function registerLazyBackend(
   schemes: readonly string[],
   load: () => Promise<BackendModule>,
   packages: string,
   urlSchemes: readonly string[] = [],
+  claimsUrl?: (url: URL) => boolean,
 ): void {
   for (const scheme of schemes) lazyBackends.set(scheme, { load, packages })
-  for (const scheme of urlSchemes) {
-    registerLazyUrlHandler(scheme, async () => registerBackend((await load()).backend))
-  }
+  const loadForUrls = async (): Promise<void> => registerBackend((await load()).backend)
+  for (const scheme of urlSchemes) registerLazyUrlHandler(scheme, loadForUrls)
+  if (claimsUrl !== undefined) registerLazyUrlClaim(claimsUrl, loadForUrls)
 }
 
 /** The scheme of a locator: `s3` for `s3://b`, `aws` for `aws:us-east-1:b`, `file` for a bare path. */

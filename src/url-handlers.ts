@@ -1,14 +1,20 @@
 /**
- * Import and export by URL: one registry, one small handler per scheme. The core brings `file:` and
- * `http(s):`; a backend module registers the handler for its own scheme when it loads, and `openUrlHandler` loads
- * the module of a known cloud scheme on demand.
+ * Import and export by URL: one registry, one small handler per scheme. The core brings `file:` and `http(s):`;
+ * a backend module brings the handler for its own scheme (`backend.urlHandler`), and `resolveUrlHandler` loads the
+ * module of a known cloud scheme on demand.
+ *
+ * A handler serves every URL of its `schemes`. It may also claim URLs of another scheme by host with `claims`
+ * (`https://<account>.blob.core.windows.net/…` belongs to the Azure handler): claims are asked first, so every
+ * other `https:` URL still goes to the plain http(s) handler. Lazy claims (`registerLazyUrlClaim`) load a backend
+ * module the first time one of its URLs is seen.
  */
-import { constants as fsConstants, createReadStream, createWriteStream } from 'node:fs'
+import { constants as fsConstants, createWriteStream } from 'node:fs'
 import { open, rename, rm, stat, chmod } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { fileURLToPath } from 'node:url'
+import { debuglog } from 'node:util'
 import { randomId } from './ids.js'
 import { sleep } from './concurrency.js'
 import {
@@ -18,6 +24,8 @@ import {
   UnsupportedOperationError,
   redactUrl,
 } from './errors.js'
+
+const log = debuglog('jobstore')
 
 /** An opened source of an import. */
 export interface UrlSource {
@@ -37,6 +45,17 @@ export interface UrlIoOptions {
 export interface UrlHandler {
   /** Schemes handled, without the colon: `file`, `https`, `s3`… */
   readonly schemes: readonly string[]
+  /**
+   * URLs of other schemes this handler takes over, decided without I/O (by host, typically): asked before the
+   * scheme's own handler. Absent: only `schemes`.
+   */
+  claims?(url: URL): boolean
+  /**
+   * Checks a URL of this handler without I/O, throwing {@link InvalidImportExportUrlError} when it is malformed.
+   * `given` is the URL as the caller wrote it: WHATWG parsing silently resolves `.`/`..` segments, which an
+   * object key must not have.
+   */
+  check?(url: URL, given: string): void
   /** Size in bytes of the object at `url`, or undefined when it cannot be told. */
   getSize(url: URL, options?: UrlIoOptions): Promise<number | undefined>
   /** Opens `url` for reading. Rejects with `NoSuchFileError` when it does not exist, before any byte flows. */
@@ -46,16 +65,35 @@ export interface UrlHandler {
 }
 
 const handlers = new Map<string, UrlHandler>()
+/** Handlers with `claims`, in registration order; a handler registered again replaces its earlier self. */
+const claimants: UrlHandler[] = []
 const lazyHandlers = new Map<string, () => Promise<unknown>>()
+const lazyClaims: { matches: (url: URL) => boolean; load: () => Promise<unknown>; loading?: Promise<void> | undefined }[] = []
 
-/** Registers a handler for its schemes (replacing any earlier one). */
+/** Registers a handler for its schemes, and for the URLs it claims (replacing any earlier one). */
 export function registerUrlHandler(handler: UrlHandler): void {
   for (const scheme of handler.schemes) handlers.set(scheme.toLowerCase(), handler)
+  if (handler.claims !== undefined && !claimants.includes(handler)) {
+    const schemes = new Set(handler.schemes.map((scheme) => scheme.toLowerCase()))
+    // The same backend registered again (a second module instance): its old claimant goes.
+    const replaced = claimants.findIndex((other) => other.schemes.some((scheme) => schemes.has(scheme.toLowerCase())))
+    if (replaced >= 0) claimants.splice(replaced, 1)
+    claimants.push(handler)
+  }
 }
 
 /** Registers a module to import the first time a URL of `scheme` is used; importing it registers the handler. */
 export function registerLazyUrlHandler(scheme: string, load: () => Promise<unknown>): void {
   lazyHandlers.set(scheme.toLowerCase(), load)
+}
+
+/**
+ * Registers a module to import the first time a URL that `matches` (a cheap test, no I/O) is used: its handler
+ * then decides with its own `claims`. If the module cannot be loaded (its SDK is not installed), the URL goes to
+ * its scheme's handler (a public `https:` blob can still be fetched).
+ */
+export function registerLazyUrlClaim(matches: (url: URL) => boolean, load: () => Promise<unknown>): void {
+  lazyClaims.push({ matches, load })
 }
 
 /** Parses `url` and finds its handler, or throws {@link InvalidImportExportUrlError}. */
@@ -66,19 +104,40 @@ export async function resolveUrlHandler(url: string | URL): Promise<{ handler: U
   } catch (err) {
     throw new InvalidImportExportUrlError(String(url), 'not a URL', { cause: err })
   }
-  const scheme = parsed.protocol.replace(/:$/, '').toLowerCase()
+  const handler = (await claimantOf(parsed)) ?? (await schemeHandler(parsed))
+  handler.check?.(parsed, typeof url === 'string' ? url : url.href)
+  return { handler, url: parsed }
+}
+
+async function claimantOf(url: URL): Promise<UrlHandler | undefined> {
+  for (const lazy of lazyClaims) {
+    if (!lazy.matches(url)) continue
+    lazy.loading ??= lazy.load().then(
+      () => undefined,
+      (err: unknown) => {
+        lazy.loading = undefined
+        log('cannot load the handler for %s: %s', redactUrl(url.href), (err as Error)?.message)
+      },
+    )
+    await lazy.loading
+  }
+  return claimants.find((handler) => handler.claims?.(url) === true)
+}
+
+async function schemeHandler(url: URL): Promise<UrlHandler> {
+  const scheme = url.protocol.replace(/:$/, '').toLowerCase()
   let handler = handlers.get(scheme)
   const load = lazyHandlers.get(scheme)
   if (handler === undefined && load !== undefined) {
     try {
       await load()
     } catch (err) {
-      throw new InvalidImportExportUrlError(parsed.href, `the handler for ${scheme}: could not be loaded`, { cause: err })
+      throw new InvalidImportExportUrlError(url.href, `the handler for ${scheme}: could not be loaded`, { cause: err })
     }
     handler = handlers.get(scheme)
   }
-  if (handler === undefined) throw new InvalidImportExportUrlError(parsed.href, `no handler for scheme ${scheme}:`)
-  return { handler, url: parsed }
+  if (handler === undefined) throw new InvalidImportExportUrlError(url.href, `no handler for scheme ${scheme}:`)
+  return handler
 }
 
 function localPath(url: URL): string {

@@ -28,15 +28,18 @@ import {
   type BlockBlobClient,
   type BlockBlobUploadOptions,
   type ContainerClient,
+  type HttpAuthorization,
   type RestError,
   type UserDelegationKey,
 } from '@azure/storage-blob'
-import { AbstractJobStore, type JobStoreOptions } from '../../src/abstract-job-store.js'
+import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '../../src/abstract-job-store.js'
 import { chunk, forEachConcurrent, throwIfAborted } from '../../src/concurrency.js'
 import {
   AbortedError,
   InvalidArgumentError,
+  InvalidImportExportUrlError,
   JobStoreError,
+  NoSuchFileError,
   NoSuchJobStoreError,
   UnsupportedOperationError,
 } from '../../src/errors.js'
@@ -51,6 +54,8 @@ import {
   type PutOptions,
 } from '../../src/storage.js'
 import {
+  errorCode,
+  httpStatus,
   isAbort,
   isContainerNotFound,
   isInvalidBlockList,
@@ -81,6 +86,20 @@ const META_WRITE_TOKEN = 'jobstorewritetoken'
 const SAS_CLOCK_SKEW_MS = 5 * 60_000
 /** User delegation keys (and so SAS signed with them) live at most 7 days. */
 const MAX_DELEGATION_MS = 7 * 24 * 3600_000
+/** Copy Blob From URL copies up to this much in one synchronous request; larger blobs go block by block. */
+const MAX_SYNC_COPY = 256 * MiB
+/** Block size of server-side block copies (Put Block From URL), raised to fit 50,000 blocks. */
+const COPY_BLOCK_SIZE = 100 * MiB
+/** Lifetime of the read SAS a server-side copy hands the service for its source. */
+const COPY_SAS_SECONDS = 3600
+
+/**
+ * `https://<account>.blob.core.windows.net/<container>/<blob>` without a query: a blob the Azure URL handler
+ * claims from the plain https handler. With a query (a SAS token, a snapshot) the URL stays a plain https URL.
+ */
+export function isAzureBlobHttpsUrl(url: URL): boolean {
+  return url.protocol === 'https:' && url.search === '' && /^[a-z0-9]{3,24}\.blob\.core\.windows\.net$/.test(url.hostname)
+}
 
 /** The parts of an `azure://account/container[/prefix]` locator. */
 export interface AzureLocation {
@@ -128,6 +147,12 @@ export interface AzureJobStoreOptions extends JobStoreOptions {
   readonly batchDelete?: boolean
   /** Blobs per List Blobs page (default and maximum 5000). */
   readonly listPageSize?: number
+  /**
+   * Server-side copies (import from, export to Azure blob URLs of the same account and credentials) of blobs up to
+   * this size are one Copy Blob From URL; larger ones are staged with Put Block From URL and committed. Default and
+   * maximum 256 MiB (the service's limit for Copy Blob From URL).
+   */
+  readonly syncCopyLimit?: number
 }
 
 interface Clients {
@@ -252,6 +277,9 @@ export class AzureJobStore extends AbstractJobStore {
   readonly #uploadConcurrency: number
   #batchDelete: boolean
   readonly #listPageSize: number
+  readonly #syncCopyLimit: number
+  /** The service answered 501 to Put Block From URL (Azurite): large copies stream through this process. */
+  #blockCopyUnsupported = false
   #clients: Promise<Clients> | undefined
   #delegationKey: { key: UserDelegationKey; expiresOn: number } | undefined
 
@@ -274,6 +302,10 @@ export class AzureJobStore extends AbstractJobStore {
     this.#listPageSize = options.listPageSize ?? LIST_PAGE_SIZE
     if (!Number.isInteger(this.#listPageSize) || this.#listPageSize < 1 || this.#listPageSize > LIST_PAGE_SIZE) {
       throw new InvalidArgumentError(`listPageSize must be an integer from 1 to ${LIST_PAGE_SIZE}, got ${options.listPageSize}`)
+    }
+    this.#syncCopyLimit = options.syncCopyLimit ?? MAX_SYNC_COPY
+    if (!Number.isInteger(this.#syncCopyLimit) || this.#syncCopyLimit < 0 || this.#syncCopyLimit > MAX_SYNC_COPY) {
+      throw new InvalidArgumentError(`syncCopyLimit must be an integer from 0 to ${MAX_SYNC_COPY}, got ${options.syncCopyLimit}`)
     }
     // A connection string is checked now, so that a wrong one fails at open time rather than at the first write.
     const connectionString = process.env['AZURE_STORAGE_CONNECTION_STRING']
@@ -662,10 +694,11 @@ export class AzureJobStore extends AbstractJobStore {
           if (isAbort(err, signal)) throw wrapAzureError(err, 'batch delete', signal)
           if (isContainerNotFound(err)) return
           // A service that refuses batches (some emulators, some account kinds): single deletes from now on,
-          // if they work.
+          // if they work. A transient failure (5xx, a lost connection) only falls back for this batch.
           log('batch delete failed (%s): falling back to single deletes', (err as Error).message)
           await this.#deleteEach(container, part, signal)
-          this.#batchDelete = false
+          const status = httpStatus(err)
+          if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) this.#batchDelete = false
           return
         }
         const failed = response.subResponses.find((sub) => sub.status >= 300 && sub.status !== 404)
@@ -814,6 +847,213 @@ export class AzureJobStore extends AbstractJobStore {
       })
     }
     return removed
+  }
+
+  // ---------------------------------------------------------------- azure: URLs
+
+  /**
+   * Import and export of `azure://account/container/blob` and `https://<account>.blob.core.windows.net/container/blob`
+   * URLs (the latter claimed from the plain https handler when they carry no query), with the credentials of the
+   * environment as for locators, through the core's bucket URL handler (a store at the container's root does the
+   * reads and writes).
+   */
+  static readonly urlHandler: BucketUrlHandler<AzureJobStore> = AzureJobStore.bucketUrlHandler<AzureJobStore>({
+    schemes: ['azure'],
+    claims: isAzureBlobHttpsUrl,
+    locate(url) {
+      const account = url.protocol === 'azure:' ? url.hostname : url.hostname.slice(0, url.hostname.indexOf('.'))
+      const match = /^\/([^/]*)\/(.*)$/s.exec(url.pathname)
+      if (match === null) {
+        throw new InvalidImportExportUrlError(url.href, 'expected azure://account/container/blob or https://account.blob.core.windows.net/container/blob')
+      }
+      return { root: `azure://${account}/${match[1] ?? ''}`, rawKey: match[2] ?? '' }
+    },
+    open: (root) => new AzureJobStore(root),
+  })
+
+  /** Same service: the same account, at the same endpoint, with the same kind of credentials (all from the environment). */
+  async #sameService(other: AzureJobStore): Promise<boolean> {
+    if (other.account !== this.account) return false
+    const [mine, theirs] = await Promise.all([this.#connect(), other.#connect()])
+    return mine.service.url === theirs.service.url && mine.tokenAuth === theirs.tokenAuth
+  }
+
+  /** Server-side import of a blob URL of the same service (see {@link #copyBlob}). */
+  protected override async copyFromUrl(url: URL, key: string, options: PutOptions): Promise<boolean> {
+    const source = AzureJobStore.urlHandler.locate(url)
+    if (source === undefined || !(await this.#sameService(source.store))) return false
+    return this.#copyBlob(source, { store: this, key }, options, (err) =>
+      new NoSuchFileError(url.href, { cause: err, message: `no object at ${url.href}` }),
+    )
+  }
+
+  /** Server-side export to a blob URL of the same service (see {@link #copyBlob}). */
+  protected override async copyToUrl(key: string, url: URL, options: IoOptions): Promise<boolean> {
+    const target = AzureJobStore.urlHandler.locate(url)
+    if (target === undefined || !(await this.#sameService(target.store))) return false
+    return this.#copyBlob({ store: this, key }, target, options, (err) => new ObjectNotFoundError(key, { cause: err }))
+  }
+
+  /**
+   * Copies a blob within the service, keeping the executable flag, under the write's conditions. Up to
+   * `syncCopyLimit`: one Copy Blob From URL, synchronous and atomic, pinned to the source's ETag. Larger: Put Block
+   * From URL for each range, then Put Block List, committed only if the source still has the ETag it had at the
+   * start (nothing is visible before the commit). The service reads the source through a short-lived read SAS (or
+   * the caller's bearer token with Entra ID). False when the service cannot copy (Azurite answers 501 to Put Block
+   * From URL; a SAS connection string cannot sign a source URL): the core then streams.
+   */
+  async #copyBlob(
+    source: { store: AzureJobStore; key: string },
+    target: { store: AzureJobStore; key: string },
+    options: PutOptions,
+    missing: (cause: unknown) => Error,
+  ): Promise<boolean> {
+    const signal = options.signal
+    const abort = signal ? { abortSignal: signal } : {}
+    const sourceBlob = (await source.store.#containerClient()).getBlobClient(source.store.#name(source.key))
+    const targetBlob = (await target.store.#containerClient()).getBlockBlobClient(target.store.#name(target.key))
+    const from = source.store.#where(sourceBlob.name)
+    const to = target.store.#where(targetBlob.name)
+    for (let round = 1; ; round++) {
+      throwIfAborted(signal)
+      let props
+      try {
+        props = await sourceBlob.getProperties(abort)
+      } catch (err) {
+        if (isNotFound(err)) throw missing(err)
+        throw wrapAzureError(err, `properties of ${from}`, signal)
+      }
+      const size = props.contentLength ?? 0
+      const sync = size <= this.#syncCopyLimit
+      if (!sync && this.#blockCopyUnsupported) return false
+      const access = await source.store.#copySourceAccess(source.key, sourceBlob)
+      if (access === undefined) return false
+      const write: Write = {
+        key: target.key,
+        blob: targetBlob,
+        writeId: randomBytes(12).toString('hex'),
+        conditions: conditionsOf(options),
+        metadata: {
+          ...(options.executable === true || props.metadata?.[META_EXECUTABLE] === 'true' ? { [META_EXECUTABLE]: 'true' } : {}),
+          ...(options.writeToken !== undefined ? { [META_WRITE_TOKEN]: options.writeToken } : {}),
+        },
+        options,
+      }
+      if (sync) {
+        try {
+          await targetBlob.syncCopyFromURL(access.url, {
+            metadata: write.metadata,
+            conditions: write.conditions,
+            ...(props.etag !== undefined ? { sourceConditions: { ifMatch: props.etag } } : {}),
+            ...(access.authorization !== undefined ? { sourceAuthorization: access.authorization } : {}),
+            ...abort,
+          })
+          log('copied %s to %s server-side (Copy Blob From URL)', from, to)
+          return true
+        } catch (err) {
+          // The source was deleted since the HEAD (the next round reports it gone), or replaced: its ETag pin fails
+          // with 412 as the target's conditions do (Azure says SourceConditionNotMet, Azurite ConditionNotMet), so
+          // the source's ETag now tells which.
+          if (isNotFound(err) && errorCode(err) !== 'ContainerNotFound' && round < 3) continue
+          if (isPreconditionFailed(err)) {
+            const now = await sourceBlob.getProperties(abort).then(
+              (info) => info.etag,
+              () => undefined,
+            )
+            if (now !== props.etag && round < 3) continue
+            throw new PreconditionFailedError(target.key, { cause: err })
+          }
+          throw wrapAzureError(err, `copy of ${from} to ${to}`, signal)
+        }
+      }
+      const copied = await this.#copyBlocks(write, access, size, props.etag, sourceBlob, from)
+      if (copied !== 'source changed') return copied
+      if (round >= 3) throw new JobStoreError(`Azure Blob copy of ${from}: the source kept changing during the copy`)
+    }
+  }
+
+  /** How the service may read a source blob of this store: a read SAS, or the blob's URL and a bearer token. */
+  async #copySourceAccess(key: string, blob: BlobClient): Promise<{ url: string; authorization?: HttpAuthorization } | undefined> {
+    const clients = await this.#connect()
+    const credential = clients.service.credential
+    if (clients.tokenAuth && 'getToken' in credential) {
+      const token = await credential.getToken('https://storage.azure.com/.default')
+      if (token === null) return undefined
+      return { url: blob.url, authorization: { scheme: 'Bearer', value: token.token } }
+    }
+    try {
+      return { url: await this.getObjectUrl(key, COPY_SAS_SECONDS) }
+    } catch (err) {
+      if (!(err instanceof UnsupportedOperationError)) throw err
+      log('no server-side copy from %s: %s', this.#where(blob.name), err.message)
+      return undefined
+    }
+  }
+
+  /**
+   * Stages the source's ranges with Put Block From URL (`uploadConcurrency` at a time) and commits them, if the
+   * source still has `etag`. False when the service has no Put Block From URL (501: Azurite); 'source changed'
+   * when the source was replaced meanwhile (nothing committed). On any failure the staged blocks are removed.
+   */
+  async #copyBlocks(
+    write: Write,
+    access: { url: string; authorization?: HttpAuthorization },
+    size: number,
+    etag: string | undefined,
+    sourceBlob: BlobClient,
+    from: string,
+  ): Promise<boolean | 'source changed'> {
+    const signal = write.options.signal
+    const abort = signal ? { abortSignal: signal } : {}
+    const blockSize = Math.min(MAX_BLOCK_SIZE, Math.max(COPY_BLOCK_SIZE, Math.ceil(size / MAX_BLOCKS / MiB) * MiB))
+    const ranges: { id: string; offset: number; count: number }[] = []
+    for (let offset = 0; offset < size; offset += blockSize) {
+      ranges.push({ id: blockId(write.writeId, ranges.length), offset, count: Math.min(blockSize, size - offset) })
+    }
+    const to = this.#where(write.blob.name)
+    let firstStaged: Date | undefined
+    try {
+      await forEachConcurrent(ranges, this.#uploadConcurrency, async (range) => {
+        throwIfAborted(signal)
+        const response = await write.blob.stageBlockFromURL(range.id, access.url, range.offset, range.count, {
+          ...(access.authorization !== undefined ? { sourceAuthorization: access.authorization } : {}),
+          ...abort,
+        })
+        if (response.date !== undefined && (firstStaged === undefined || response.date < firstStaged)) firstStaged = response.date
+      })
+      const now = await sourceBlob.getProperties(abort).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined
+        throw err
+      })
+      if (now === undefined || now.etag !== etag) {
+        await this.#removeStagedBlocks(write, firstStaged)
+        return 'source changed'
+      }
+      try {
+        await write.blob.commitBlockList(
+          ranges.map((range) => range.id),
+          {
+            conditions: write.conditions,
+            metadata: write.metadata,
+            ...(now.contentMD5 !== undefined ? { blobHTTPHeaders: { blobContentMD5: now.contentMD5 } } : {}),
+            ...abort,
+          },
+        )
+      } catch (err) {
+        if (isPreconditionFailed(err)) throw new PreconditionFailedError(write.key, { cause: err })
+        throw err
+      }
+      log('copied %s to %s server-side (%d blocks from URL)', from, to, ranges.length)
+      return true
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) await this.#removeStagedBlocks(write, firstStaged)
+      if (httpStatus(err) === 501) {
+        log('Put Block From URL is not implemented by the service (%s): streaming instead', errorCode(err))
+        this.#blockCopyUnsupported = true
+        return false
+      }
+      throw wrapAzureError(err, `copy of ${from} to ${to}`, signal)
+    }
   }
 
   /**

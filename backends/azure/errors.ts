@@ -56,9 +56,17 @@ export function isInvalidBlockList(err: unknown): boolean {
   return errorCode(err) === 'InvalidBlockList'
 }
 
-/** The request was cancelled through an AbortSignal. */
+/**
+ * The request was cancelled through the caller's AbortSignal. An `AbortError` from the SDK alone is not that: its
+ * download stream (RetriableReadableStream) reports a connection closed mid-body as one, without retrying.
+ */
 export function isAbort(err: unknown, signal?: AbortSignal): boolean {
-  return signal?.aborted === true || shape(err).name === 'AbortError' || err instanceof AbortedError
+  return signal?.aborted === true || err instanceof AbortedError
+}
+
+/** The SDK gave up on a connection that closed before the answer was complete, and called it an abort. */
+function isLostConnection(err: unknown): boolean {
+  return shape(err).name === 'AbortError'
 }
 
 function describe(err: unknown): string {
@@ -87,6 +95,8 @@ export function wrapAzureError(err: unknown, what: string, signal?: AbortSignal)
     hint = ' (no Azure credential found: set AZURE_STORAGE_CONNECTION_STRING or sign in for DefaultAzureCredential)'
   } else if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'REQUEST_SEND_ERROR') {
     hint = ' (is the Blob endpoint reachable?)'
+  } else if (isLostConnection(err)) {
+    hint = ' (the connection closed before the transfer was complete)'
   }
   return new JobStoreError(`Azure Blob ${what} failed: ${describe(err)}${hint}`, { cause: err })
 }

@@ -14,7 +14,7 @@
  *   object's MD5 by the core.
  */
 import { createHash, generateKeyPairSync } from 'node:crypto'
-import { pipeline as pipelineCallback, Readable, Transform, type TransformCallback } from 'node:stream'
+import { PassThrough, pipeline as pipelineCallback, Readable, Transform, type TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { debuglog } from 'node:util'
 import {
@@ -26,13 +26,12 @@ import {
   type FileMetadata,
   type StorageOptions,
 } from '@google-cloud/storage'
-import { AbstractJobStore, type JobStoreOptions } from '../../src/abstract-job-store.js'
+import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '../../src/abstract-job-store.js'
 import { forEachConcurrent, sleep, throwIfAborted } from '../../src/concurrency.js'
 import {
   AbortedError,
   IntegrityError,
   InvalidArgumentError,
-  InvalidImportExportUrlError,
   JobStoreError,
   NoSuchFileError,
   UnsupportedOperationError,
@@ -47,7 +46,6 @@ import {
   type ObjectRead,
   type PutOptions,
 } from '../../src/storage.js'
-import type { UrlHandler } from '../../src/url-handlers.js'
 import { gcsStatus, mapGcsError, sanitize, type NotFoundMeaning } from './errors.js'
 
 const log = debuglog('jobstore:gcs')
@@ -279,6 +277,8 @@ export class GcsJobStore extends AbstractJobStore {
   readonly #anonymous: boolean
   readonly #emulatorHost: string | undefined
   readonly #projectId: string | undefined
+  /** Where the credentials come from (an option's object or path; undefined: ADC): half of "same service". */
+  readonly #credentialSource: unknown
   #signer: Storage | undefined
 
   constructor(locator: string, options: GcsJobStoreOptions = {}) {
@@ -315,6 +315,7 @@ export class GcsJobStore extends AbstractJobStore {
     }
     this.#anonymous = this.#storage.customEndpoint && this.#storage.useAuthWithCustomEndpoint !== true
     this.#bucket = this.#storage.bucket(this.bucketName)
+    this.#credentialSource = options.storageOptions?.authClient ?? options.storageOptions?.credentials ?? options.storageOptions?.keyFilename
   }
 
   #where(): string {
@@ -621,7 +622,14 @@ export class GcsJobStore extends AbstractJobStore {
           throw this.#error(err, 'metadata lookup of', key)
         }
       }
-      let body: Readable = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>)
+      const media = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>)
+      // fetch's body fails with undici's own errors (`TypeError: terminated` when the connection closes mid-body):
+      // mapped, as every error the store gives out.
+      const guarded = new PassThrough({ highWaterMark: 256 * 1024 })
+      media.on('error', (err) => guarded.destroy(signal?.aborted ? new AbortedError({ cause: signal.reason }) : this.#error(err, 'read of', key)))
+      guarded.once('close', () => media.destroy())
+      media.pipe(guarded)
+      let body: Readable = guarded
       // An abort of the caller's signal while the body flows ends it; closing the body ends the request.
       const onAbort = (): void => controller.abort(signal?.reason)
       signal?.addEventListener('abort', onAbort, { once: true })
@@ -778,66 +786,102 @@ export class GcsJobStore extends AbstractJobStore {
 
   // ---------------------------------------------------------------- gs: URLs
 
-  /** Import and export of `gs://bucket/object` URLs, with the credentials and emulator of the environment. */
-  static readonly urlHandler: UrlHandler = {
+  /**
+   * Import and export of `gs://bucket/object` URLs, with the environment's credentials and emulator, through the
+   * core's bucket URL handler (a store at the bucket's root does the reads and writes).
+   */
+  static readonly urlHandler: BucketUrlHandler<GcsJobStore> = GcsJobStore.bucketUrlHandler<GcsJobStore>({
     schemes: ['gs'],
-    async getSize(url, options) {
-      const { store, key } = GcsJobStore.#forUrl(url)
-      return (await store.headObject(key, options ?? {}))?.size
-    },
-    async openRead(url, options) {
-      const { store, key } = GcsJobStore.#forUrl(url)
-      try {
-        const object = await store.getObject(key, options ?? {})
-        return { body: object.body, size: object.size, executable: object.executable }
-      } catch (err) {
-        if (err instanceof ObjectNotFoundError) throw new NoSuchFileError(url.href, { cause: err, message: `no object at ${url.href}` })
-        throw err
-      }
-    },
-    async write(url, body, options) {
-      const { store, key } = GcsJobStore.#forUrl(url)
-      await store.putObject(key, body, {
-        executable: options.executable,
-        ...(options.size !== undefined ? { contentLength: options.size } : {}),
-        ...(options.signal !== undefined ? { signal: options.signal } : {}),
-      })
-    },
+    locate: (url) => ({ root: `gs://${url.hostname}`, rawKey: url.pathname.slice(1) }),
+    open: (root) => new GcsJobStore(root),
+  })
+
+  /** Same service: the same endpoint (Google's, or an emulator) and the same credentials. */
+  #sameService(other: GcsJobStore): boolean {
+    return (
+      this.#storage.apiEndpoint === other.#storage.apiEndpoint &&
+      this.#anonymous === other.#anonymous &&
+      this.#credentialSource === other.#credentialSource
+    )
   }
 
-  static readonly #urlStores = new Map<string, GcsJobStore>()
+  /** Server-side import of a `gs://` URL of the same service: a rewrite. */
+  protected override async copyFromUrl(url: URL, key: string, options: PutOptions): Promise<boolean> {
+    const source = GcsJobStore.urlHandler.locate(url)
+    if (source === undefined || !this.#sameService(source.store)) return false
+    await this.#copyIn(source.store.bucketName, source.key, key, options, (err) =>
+      new NoSuchFileError(url.href, { cause: sanitize(err), message: `no object at ${url.href}` }),
+    )
+    return true
+  }
 
-  static #forUrl(url: URL): { store: GcsJobStore; key: string } {
-    let key: string
-    try {
-      key = decodeURIComponent(url.pathname.replace(/^\//, ''))
-    } catch (err) {
-      throw new InvalidImportExportUrlError(url.href, 'bad percent-encoding in the object name', { cause: err })
-    }
-    if (
-      key === '' ||
-      key === '.' ||
-      key === '..' ||
-      key.endsWith('/') ||
-      /[\r\n]/.test(key) ||
-      Buffer.byteLength(key) > 1024 ||
-      url.search !== '' ||
-      url.hash !== '' ||
-      url.username !== '' ||
-      url.port !== ''
-    ) {
-      throw new InvalidImportExportUrlError(url.href, 'expected gs://bucket/object with a plain object name')
-    }
-    let store = GcsJobStore.#urlStores.get(url.hostname)
-    if (store === undefined) {
+  /** Server-side export to a `gs://` URL of the same service: a rewrite, made by the target's store. */
+  protected override async copyToUrl(key: string, url: URL, options: IoOptions): Promise<boolean> {
+    const target = GcsJobStore.urlHandler.locate(url)
+    if (target === undefined || !this.#sameService(target.store)) return false
+    await target.store.#copyIn(this.bucketName, this.#name(key), target.key, options, (err) =>
+      new ObjectNotFoundError(key, { cause: sanitize(err) }),
+    )
+    return true
+  }
+
+  /**
+   * Copies `sourceBucket/sourceName` to the store-relative `key` with the JSON API's rewrite (the SDK follows its
+   * rewrite tokens until done), pinned to the source generation read first, so the executable flag kept is that
+   * version's. The object appears whole when the rewrite is done; `ifGenerationMatch` carries the conditions, and
+   * a write ID in the metadata recognises a retried request whose first attempt landed.
+   */
+  async #copyIn(
+    sourceBucket: string,
+    sourceName: string,
+    key: string,
+    options: PutOptions,
+    missing: (cause: unknown) => Error,
+  ): Promise<string> {
+    const source = `gs://${sourceBucket}/${sourceName}`
+    for (let round = 1; ; round++) {
+      throwIfAborted(options.signal)
+      let metadata: FileMetadata
       try {
-        store = new GcsJobStore(`gs://${url.hostname}`)
+        ;[metadata] = await this.#storage.bucket(sourceBucket).file(sourceName).getMetadata()
       } catch (err) {
-        throw new InvalidImportExportUrlError(url.href, 'invalid bucket name', { cause: err })
+        if (gcsStatus(err) === 404) throw missing(err)
+        throw mapGcsError(err, { action: 'metadata lookup of', where: source })
       }
-      GcsJobStore.#urlStores.set(url.hostname, store)
+      const generation = Number(metadata.generation)
+      const pinned = this.#storage
+        .bucket(sourceBucket)
+        .file(sourceName, Number.isSafeInteger(generation) ? { generation } : {})
+      const writeId = randomId()
+      const executable = options.executable === true || metadata.metadata?.[META_EXECUTABLE] === 'true'
+      const preconditionOpts = this.#precondition(key, options)
+      try {
+        const [, response] = await pinned.copy(this.#bucket.file(this.#name(key)), {
+          contentType: 'application/octet-stream',
+          metadata: { [META_EXECUTABLE]: executable ? 'true' : 'false', [META_WRITE_ID]: writeId },
+          ...(preconditionOpts !== undefined ? { preconditionOpts } : {}),
+        })
+        log('copied %s to %s/%s server-side (rewrite)', source, this.#where(), key)
+        const resource = (response as { resource?: FileMetadata } | undefined)?.resource
+        return this.#generationOf(resource ?? (await this.#metadata(key)) ?? {}, key)
+      } catch (err) {
+        if (err instanceof JobStoreError) throw err
+        const status = gcsStatus(err)
+        if (status === 412) {
+          const current = await this.#metadata(key).catch(() => undefined)
+          if (current?.metadata?.[META_WRITE_ID] === writeId) return this.#generationOf(current, key)
+          throw new PreconditionFailedError(key, { cause: sanitize(err) })
+        }
+        if (status === 404) {
+          // The pinned generation went: the source was replaced (copy the new one) or deleted; or the target's
+          // bucket is missing.
+          const [exists] = await this.#storage.bucket(sourceBucket).file(sourceName).exists().catch(() => [true])
+          if (!exists) throw missing(err)
+          if (round < 3) continue
+        }
+        throw this.#error(err, `copy from ${source} to`, key, 'bucket')
+      }
     }
-    return { store, key }
   }
 
   #emulatorSigner(): Storage {

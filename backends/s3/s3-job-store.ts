@@ -21,6 +21,7 @@ import { crc32 } from 'node:zlib'
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
+  CopyObjectCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
@@ -33,19 +34,14 @@ import {
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
+  UploadPartCopyCommand,
   type CompletedPart,
   type ListObjectsV2CommandOutput,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3'
-import { AbstractJobStore, type JobStoreOptions } from '../../src/abstract-job-store.js'
+import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '../../src/abstract-job-store.js'
 import { chunk, forEachConcurrent, linkedAbortController, sleep, throwIfAborted } from '../../src/concurrency.js'
-import {
-  AbortedError,
-  InvalidArgumentError,
-  InvalidImportExportUrlError,
-  JobStoreError,
-  NoSuchFileError,
-} from '../../src/errors.js'
+import { AbortedError, InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
 import { checkLocatorPrefix, keys } from '../../src/ids.js'
 import {
   ObjectNotFoundError,
@@ -56,7 +52,6 @@ import {
   type ObjectRead,
   type PutOptions,
 } from '../../src/storage.js'
-import type { UrlHandler } from '../../src/url-handlers.js'
 import {
   attempts,
   errorCode,
@@ -74,6 +69,10 @@ const DEFAULT_PART_SIZE = 5 * MIB
 const MIN_PART_SIZE = 5 * MIB
 const MAX_PART_SIZE = 5 * 1024 * MIB
 const MAX_PARTS = 10_000
+/** The largest object one CopyObject copies; larger ones are copied in parts (UploadPartCopy). */
+const MAX_SINGLE_COPY = 5 * 1024 * MIB
+/** Part size of server-side multipart copies (raised to fit 10,000 parts). */
+const COPY_PART_SIZE = 512 * MIB
 /** Unknown-length streams double their part size every this many parts: 10,000 parts of 5 MiB and up reach ~300 GiB. */
 const PARTS_PER_SIZE_STEP = 2000
 const DEFAULT_UPLOAD_CONCURRENCY = 4
@@ -157,6 +156,12 @@ export interface S3JobStoreOptions extends JobStoreOptions {
   readonly partSize?: number
   /** Parts of one write uploaded at once (default 4). */
   readonly uploadConcurrency?: number
+  /**
+   * Server-side copies (import from, export to `s3://` URLs of the same endpoint and credentials) of objects up to
+   * this size are one CopyObject; larger ones a multipart upload of UploadPartCopy parts. Default and maximum
+   * 5 GiB (CopyObject's limit), minimum 5 MiB.
+   */
+  readonly multipartCopyThreshold?: number
 }
 
 /** One multipart upload in progress under a store. */
@@ -178,6 +183,7 @@ export class S3JobStore extends AbstractJobStore {
   readonly #customEndpoint: boolean
   readonly #partSize: number
   readonly #uploadConcurrency: number
+  readonly #copyThreshold: number
   readonly #env: Record<string, string>
   #presignClient: Promise<S3Client> | undefined
 
@@ -193,6 +199,10 @@ export class S3JobStore extends AbstractJobStore {
     this.#uploadConcurrency = options.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY
     if (!Number.isInteger(this.#uploadConcurrency) || this.#uploadConcurrency < 1) {
       throw new InvalidArgumentError(`uploadConcurrency must be a positive integer, got ${options.uploadConcurrency}`)
+    }
+    this.#copyThreshold = options.multipartCopyThreshold ?? MAX_SINGLE_COPY
+    if (!Number.isInteger(this.#copyThreshold) || this.#copyThreshold < MIN_PART_SIZE || this.#copyThreshold > MAX_SINGLE_COPY) {
+      throw new InvalidArgumentError(`multipartCopyThreshold must be an integer from 5 MiB to 5 GiB, got ${options.multipartCopyThreshold}`)
     }
     this.#env = {}
     for (const name of ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL', 'AWS_REGION']) {
@@ -775,55 +785,212 @@ export class S3JobStore extends AbstractJobStore {
 
   // ---------------------------------------------------------------------------------------------- s3: URLs
 
-  /** Import and export of `s3://bucket/key` URLs, with the credentials and endpoint of the environment. */
-  static readonly urlHandler: UrlHandler = {
+  /**
+   * Import and export of `s3://bucket/key` URLs, with the environment's credentials and endpoint, through the
+   * core's bucket URL handler (a store at the bucket's root does the reads and writes).
+   */
+  static readonly urlHandler: BucketUrlHandler<S3JobStore> = S3JobStore.bucketUrlHandler<S3JobStore>({
     schemes: ['s3'],
-    async getSize(url, options) {
-      const { store, key } = S3JobStore.#forUrl(url)
-      return (await store.headObject(key, options ?? {}))?.size
-    },
-    async openRead(url, options) {
-      const { store, key } = S3JobStore.#forUrl(url)
-      try {
-        const object = await store.getObject(key, options ?? {})
-        return { body: object.body, size: object.size, executable: object.executable }
-      } catch (err) {
-        if (err instanceof ObjectNotFoundError) throw new NoSuchFileError(url.href, { cause: err, message: `no object at ${url.href}` })
-        throw err
-      }
-    },
-    async write(url, body, options) {
-      const { store, key } = S3JobStore.#forUrl(url)
-      await store.putObject(key, body, {
-        executable: options.executable,
-        ...(options.size !== undefined ? { contentLength: options.size } : {}),
-        ...(options.signal !== undefined ? { signal: options.signal } : {}),
-      })
-    },
+    locate: (url) => ({ root: `s3://${url.hostname}`, rawKey: url.pathname.slice(1) }),
+    open: (root) => new S3JobStore(root),
+  })
+
+  /**
+   * Same service: the same endpoint and the same credentials (both from the environment, or the same objects
+   * passed in `clientConfig`), so one client may read the source and write the target.
+   */
+  #sameService(other: S3JobStore): boolean {
+    return (
+      this.#clientConfig.endpoint === other.#clientConfig.endpoint &&
+      this.#clientConfig.credentials === other.#clientConfig.credentials
+    )
   }
 
-  static readonly #urlStores = new Map<string, S3JobStore>()
+  /** Server-side import of an `s3://` URL of the same service: CopyObject, or UploadPartCopy parts. */
+  protected override async copyFromUrl(url: URL, key: string, options: PutOptions): Promise<boolean> {
+    const source = S3JobStore.urlHandler.locate(url)
+    if (source === undefined || !this.#sameService(source.store)) return false
+    await this.#copyIn(source.store.bucket, source.key, key, options, this.#copyThreshold, (err) =>
+      new NoSuchFileError(url.href, { cause: err, message: `no object at ${url.href}` }),
+    )
+    return true
+  }
 
-  static #forUrl(url: URL): { store: S3JobStore; key: string } {
-    let key: string
-    try {
-      key = decodeURIComponent(url.pathname.replace(/^\//, ''))
-    } catch (err) {
-      throw new InvalidImportExportUrlError(url.href, 'bad percent-encoding in the key', { cause: err })
-    }
-    if (key === '' || key.endsWith('/') || key.startsWith('/') || key.includes('//') || url.search !== '') {
-      throw new InvalidImportExportUrlError(url.href, 'expected s3://bucket/key with a plain object key')
-    }
-    let store = S3JobStore.#urlStores.get(url.hostname)
-    if (store === undefined) {
+  /** Server-side export to an `s3://` URL of the same service; the target's store does the copy. */
+  protected override async copyToUrl(key: string, url: URL, options: IoOptions): Promise<boolean> {
+    const target = S3JobStore.urlHandler.locate(url)
+    if (target === undefined || !this.#sameService(target.store)) return false
+    await target.store.#copyIn(this.bucket, this.#full(key), target.key, options, this.#copyThreshold, (err) =>
+      new ObjectNotFoundError(key, { cause: err }),
+    )
+    return true
+  }
+
+  /**
+   * Copies `sourceBucket/sourceKey` to the store-relative `key` without the bytes leaving S3, keeping the
+   * executable flag (or setting it, `options.executable`) and honouring the write's conditions: one CopyObject
+   * (S3 computes the CRC32 of the copy) up to `threshold`, else a multipart upload of UploadPartCopy parts,
+   * committed under the conditions, aborted on failure. Every request is pinned to the source's ETag: a source
+   * replaced meanwhile is copied again from its new version, never mixed.
+   */
+  async #copyIn(
+    sourceBucket: string,
+    sourceKey: string,
+    key: string,
+    options: PutOptions,
+    threshold: number,
+    missing: (cause: unknown) => Error,
+  ): Promise<string> {
+    const signal = options.signal
+    const source = `s3://${sourceBucket}/${sourceKey}`
+    const copySource = `${sourceBucket}/${sourceKey.split('/').map(encodeURIComponent).join('/')}`
+    for (let round = 1; ; round++) {
+      throwIfAborted(signal)
+      let head: { ContentLength?: number; ETag?: string; Metadata?: Record<string, string> }
       try {
-        store = new S3JobStore(`s3://${url.hostname}`)
+        head = await this.#sendRaw(new HeadObjectCommand({ Bucket: sourceBucket, Key: sourceKey }), signal)
       } catch (err) {
-        throw new InvalidImportExportUrlError(url.href, 'invalid bucket name', { cause: err })
+        if (isNotFound(err)) throw missing(err)
+        throw wrapS3Error(err, `HeadObject ${source}`, signal)
       }
-      S3JobStore.#urlStores.set(url.hostname, store)
+      if (head.ETag === undefined) throw new JobStoreError(`S3 HeadObject ${source}: no ETag in the answer`)
+      const size = head.ContentLength ?? 0
+      const executable = options.executable === true || head.Metadata?.[META_EXECUTABLE] === '1'
+      const write: Write = {
+        key,
+        fullKey: this.#full(key),
+        options,
+        metadata: { [META_WRITE_ID]: randomUUID(), ...(executable ? { [META_EXECUTABLE]: '1' } : {}) },
+      }
+      const pinned = { CopySource: copySource, CopySourceIfMatch: head.ETag }
+      try {
+        if (size > threshold) return await this.#copyInParts(write, pinned, size, source, threshold)
+        try {
+          const out = await this.#sendRaw<{ CopyObjectResult?: { ETag?: string } }>(
+            new CopyObjectCommand({
+              Bucket: this.bucket,
+              Key: write.fullKey,
+              ...pinned,
+              MetadataDirective: 'REPLACE',
+              Metadata: write.metadata,
+              ContentType: 'application/octet-stream',
+              ChecksumAlgorithm: 'CRC32',
+              ...conditions(options),
+            }),
+            signal,
+          )
+          log('copied %s to %s server-side (CopyObject)', source, this.#url(write.fullKey))
+          return this.#etag(out.CopyObjectResult?.ETag, write)
+        } catch (err) {
+          // NoSuchKey: the source went (a missing target matters only to If-Match, which #failedCommit maps).
+          if (errorCode(err) === 'NoSuchKey' && options.ifMatch === undefined) throw new SourceChanged(err)
+          // 412: the target's condition, or the source's ETag pin; a HEAD of the source tells which.
+          if (isPreconditionFailed(err)) {
+            const now = await this.#sendRaw<{ ETag?: string }>(new HeadObjectCommand({ Bucket: sourceBucket, Key: sourceKey }), signal).catch(
+              () => undefined,
+            )
+            if (now?.ETag !== head.ETag) throw new SourceChanged(err)
+          }
+          return await this.#failedCommit(err, write, 'CopyObject', signal)
+        }
+      } catch (err) {
+        // The source was replaced (or deleted) between the HEAD and the copy: copy its new version, or say it is gone.
+        if (!(err instanceof SourceChanged)) throw err
+        if (round >= 3) throw new JobStoreError(`${source} kept changing during a server-side copy`, { cause: err.cause })
+        log('%s changed during a server-side copy; copying it again', source)
+      }
     }
-    return { store, key }
+  }
+
+  /** A multipart upload of UploadPartCopy parts (`uploadConcurrency` in flight), committed under the conditions. */
+  async #copyInParts(
+    write: Write,
+    pinned: { CopySource: string; CopySourceIfMatch: string },
+    size: number,
+    source: string,
+    threshold: number,
+  ): Promise<string> {
+    const signal = write.options.signal
+    const partSize = Math.min(MAX_PART_SIZE, Math.max(Math.min(threshold, COPY_PART_SIZE), Math.ceil(size / MAX_PARTS)))
+    const ranges: { number: number; first: number; last: number }[] = []
+    for (let first = 0; first < size; first += partSize) {
+      ranges.push({ number: ranges.length + 1, first, last: Math.min(first + partSize, size) - 1 })
+    }
+    // No checksum algorithm on the upload: S3-compatible services want each part's checksum, which only S3 computes
+    // for copied parts. Reads of the copy then check its size (and the SDK whatever checksum the service reports).
+    const uploadId = await this.#createCopyUpload(write, signal)
+    let committed = false
+    try {
+      const parts: CompletedPart[] = []
+      await forEachConcurrent(ranges, this.#uploadConcurrency, async (range) => {
+        throwIfAborted(signal)
+        let out: { CopyPartResult?: { ETag?: string } }
+        try {
+          out = await this.#sendRaw(
+            new UploadPartCopyCommand({
+              Bucket: this.bucket,
+              Key: write.fullKey,
+              UploadId: uploadId,
+              PartNumber: range.number,
+              ...pinned,
+              CopySourceRange: `bytes=${range.first}-${range.last}`,
+            }),
+            signal,
+          )
+        } catch (err) {
+          // A part has no target condition: 412 is the source's ETag pin, NoSuchKey the source gone.
+          if (isPreconditionFailed(err) || errorCode(err) === 'NoSuchKey') throw new SourceChanged(err)
+          throw wrapS3Error(err, `UploadPartCopy ${range.number} of ${this.#url(write.fullKey)} from ${source}`, signal)
+        }
+        const etag = out.CopyPartResult?.ETag
+        if (etag === undefined) throw new JobStoreError(`S3 UploadPartCopy ${range.number} of ${this.#url(write.fullKey)}: no ETag`)
+        parts[range.number - 1] = { PartNumber: range.number, ETag: etag }
+      })
+      throwIfAborted(signal)
+      let version: string
+      try {
+        const out = await this.#sendRaw<{ ETag?: string }>(
+          new CompleteMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: write.fullKey,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts },
+            ...conditions(write.options),
+          }),
+          signal,
+        )
+        version = this.#etag(out.ETag, write)
+      } catch (err) {
+        version = await this.#failedCommit(err, write, 'CompleteMultipartUpload', signal)
+      }
+      committed = true
+      log('copied %s to %s server-side (%d UploadPartCopy parts)', source, this.#url(write.fullKey), parts.length)
+      return version
+    } finally {
+      if (!committed) await this.#abortUpload(write.fullKey, uploadId, { quiet: true })
+    }
+  }
+
+  async #createCopyUpload(write: Write, signal: AbortSignal | undefined): Promise<string> {
+    const out = await this.#send<{ UploadId?: string }>(
+      new CreateMultipartUploadCommand({
+        Bucket: this.bucket,
+        Key: write.fullKey,
+        ContentType: 'application/octet-stream',
+        Metadata: write.metadata,
+      }),
+      `CreateMultipartUpload ${this.#url(write.fullKey)}`,
+      signal,
+    )
+    if (out.UploadId === undefined) throw new JobStoreError(`S3 CreateMultipartUpload ${this.#url(write.fullKey)}: no upload ID`)
+    return out.UploadId
+  }
+}
+
+/** A copy's source changed (or went) between its HEAD and a copy request pinned to the HEAD's ETag. */
+class SourceChanged extends Error {
+  constructor(cause: unknown) {
+    super('the copy source changed', { cause })
   }
 }
 
