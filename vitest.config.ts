@@ -3,7 +3,8 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     include: ['**/*.test.ts'],
-    exclude: ['node_modules/**', 'dist/**'],
+    // reliability-tests/ run apart: `npm run test:reliability` (vitest.reliability.config.ts).
+    exclude: ['node_modules/**', 'dist/**', 'reliability-tests/**'],
     // Starts MinIO, Azurite and fake-gcs-server on loopback (installing them into a cache on first use).
     globalSetup: ['./test-servers/vitest-global-setup.ts'],
     // Child processes, not threads: the suite spawns racing and killed writers, and env set up by the global

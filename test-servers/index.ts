@@ -14,3 +14,15 @@ export {
   type TestServers,
 } from './servers.js'
 export { SERVER_NAMES, isServerName, serverSpecs, type ServerName, type ServerSpec } from './versions.js'
+export {
+  FAULT_KINDS,
+  STATUS_ANSWERS,
+  seededRandom,
+  startFaultProxy,
+  type FaultKind,
+  type FaultProxy,
+  type FaultProxyOptions,
+  type FaultStats,
+  type ServiceFlavor,
+  type StatusAnswer,
+} from './fault-proxy.js'

@@ -43,6 +43,12 @@ export interface StartOptions {
   readonly startTimeoutMs?: number
   /** Copy the servers' output to stderr (default: env JOBSTORE_SERVERS_VERBOSE=1). */
   readonly verbose?: boolean
+  /**
+   * The URL fake-gcs-server hands out for resumable upload sessions (its `-external-url`). Default: its own URL.
+   * A fault proxy in front of it passes its own URL, so that the chunks of resumable uploads go through the proxy
+   * too (and `STORAGE_EMULATOR_HOST` in `env` is then this URL).
+   */
+  readonly gcsExternalUrl?: string
 }
 
 /** Installs if needed, then starts the named servers (all three by default) in parallel. */
@@ -60,7 +66,7 @@ export async function startTestServers(
     wanted.map(async (name) => {
       const inst = installed[name]
       if (inst === undefined) throw new Error(`${name} was not installed`)
-      const server = await startWithRetries(inst, timeoutMs, verbose)
+      const server = await startWithRetries(inst, timeoutMs, verbose, options.gcsExternalUrl)
       started.push(server)
       return server
     }),
@@ -101,7 +107,7 @@ interface LaunchPlan {
 
 const PORTS_NEEDED: Record<ServerName, number> = { minio: 2, azurite: 1, 'fake-gcs': 1 }
 
-function planFor(inst: InstalledServer, ports: readonly number[], workDir: string): LaunchPlan {
+function planFor(inst: InstalledServer, ports: readonly number[], workDir: string, gcsExternalUrl?: string): LaunchPlan {
   const [port = 0, port2 = 0] = ports
   const url = `http://127.0.0.1:${port}`
   switch (inst.name) {
@@ -142,7 +148,7 @@ function planFor(inst: InstalledServer, ports: readonly number[], workDir: strin
           String(port),
           // Resumable uploads hand the client this URL in their Location header.
           '-external-url',
-          url,
+          gcsExternalUrl ?? url,
           // Serve bucket/object paths (the form of signed URLs) on this host, not only on storage.googleapis.com.
           '-public-host',
           `127.0.0.1:${port}`,
@@ -151,7 +157,7 @@ function planFor(inst: InstalledServer, ports: readonly number[], workDir: strin
         url,
         healthPath: '/storage/v1/b',
         healthy: (status) => status === 200,
-        exported: { STORAGE_EMULATOR_HOST: url, GOOGLE_CLOUD_PROJECT: GCS_TEST_PROJECT },
+        exported: { STORAGE_EMULATOR_HOST: gcsExternalUrl ?? url, GOOGLE_CLOUD_PROJECT: GCS_TEST_PROJECT },
       }
     case 'azurite':
       return {
@@ -212,12 +218,17 @@ class StartError extends Error {
   }
 }
 
-async function startWithRetries(inst: InstalledServer, timeoutMs: number, verbose: boolean): Promise<StartedServer> {
+async function startWithRetries(
+  inst: InstalledServer,
+  timeoutMs: number,
+  verbose: boolean,
+  gcsExternalUrl: string | undefined,
+): Promise<StartedServer> {
   // A port we were given by the OS can be taken by someone else before the server binds it: try again then.
   for (let attempt = 1; ; attempt++) {
     const ports = await freePorts(PORTS_NEEDED[inst.name])
     const workDir = await mkdtemp(join(tmpdir(), `jobstore-${inst.name}-`))
-    const plan = planFor(inst, ports, workDir)
+    const plan = planFor(inst, ports, workDir, gcsExternalUrl)
     const proc = new ServerProcess(inst.name, inst.command, plan.args, childEnv(plan.env), workDir, verbose)
     try {
       await waitHealthy(inst, proc, plan, timeoutMs)

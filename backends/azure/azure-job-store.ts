@@ -44,6 +44,7 @@ import {
   UnsupportedOperationError,
 } from '../../src/errors.js'
 import { checkLocatorPrefix, keys } from '../../src/ids.js'
+import { resumableRead } from '../../src/resumable-read.js'
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
@@ -630,13 +631,37 @@ export class AzureJobStore extends AbstractJobStore {
       if (isNotFound(err)) throw new ObjectNotFoundError(key, { cause: err })
       throw wrapAzureError(err, `download of ${this.#where(name)}`, options.signal)
     }
-    const source = response.readableStreamBody as Readable | undefined
-    if (source === undefined) throw new JobStoreError(`Azure Blob download of ${this.#where(name)} returned no body`)
-    // Errors of the SDK's stream are wrapped; destroying the returned stream releases the connection.
-    const body = new PassThrough({ highWaterMark: 256 * 1024 })
-    source.on('error', (err) => body.destroy(wrapAzureError(err, `download of ${this.#where(name)}`, options.signal)))
-    body.on('close', () => source.destroy())
-    source.pipe(body)
+    const guard = (source: Readable | undefined): Readable => {
+      if (source === undefined) throw new JobStoreError(`Azure Blob download of ${this.#where(name)} returned no body`)
+      // Errors of the SDK's stream are wrapped; destroying the returned stream releases the connection.
+      const guarded = new PassThrough({ highWaterMark: 256 * 1024 })
+      source.on('error', (err) => guarded.destroy(wrapAzureError(err, `download of ${this.#where(name)}`, options.signal)))
+      guarded.on('close', () => source.destroy())
+      source.pipe(guarded)
+      return guarded
+    }
+    // The SDK resumes a download that ends early, but gives up when the connection closes mid-body (it calls that
+    // an abort): such a read is resumed here, with ranged downloads of the same ETag. The core checks the MD5.
+    const etag = response.etag
+    const body = resumableRead(guard(response.readableStreamBody as Readable | undefined), {
+      size: response.contentLength ?? 0,
+      what: this.#where(name),
+      signal: options.signal,
+      reopen: async (offset) => {
+        try {
+          const rest = await container.getBlobClient(name).download(offset, undefined, {
+            ...(etag !== undefined ? { conditions: { ifMatch: etag } } : {}),
+            ...(options.signal ? { abortSignal: options.signal } : {}),
+          })
+          return guard(rest.readableStreamBody as Readable | undefined)
+        } catch (err) {
+          if (isPreconditionFailed(err) || isNotFound(err)) {
+            throw new JobStoreError(`Azure Blob download of ${this.#where(name)}: the blob was replaced or deleted while it was read`, { cause: err })
+          }
+          throw wrapAzureError(err, `download of ${this.#where(name)} (resuming at byte ${offset})`, options.signal)
+        }
+      },
+    })
     const digest = response.contentMD5
     const writeToken = response.metadata?.[META_WRITE_TOKEN]
     return {

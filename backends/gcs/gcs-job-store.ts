@@ -37,6 +37,7 @@ import {
   UnsupportedOperationError,
 } from '../../src/errors.js'
 import { checkLocatorPrefix, keys, randomId } from '../../src/ids.js'
+import { resumableRead } from '../../src/resumable-read.js'
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
@@ -204,10 +205,13 @@ class UploadMeter extends Transform {
     if (this.#expected !== undefined && this.bytes !== this.#expected) {
       return callback(new IntegrityError(`${this.#what}: the body has ${this.bytes} bytes, ${this.#expected} were announced`))
     }
+    this.#digest = this.#md5.digest('base64')
     callback()
   }
-  md5(): string {
-    return this.#md5.digest('base64')
+  #digest: string | undefined
+  /** The MD5 of the whole body, once it has all gone through (undefined before). */
+  md5(): string | undefined {
+    return this.#digest
   }
 }
 
@@ -272,6 +276,8 @@ export class GcsJobStore extends AbstractJobStore {
   readonly prefix: string
   readonly #storage: Storage
   readonly #bucket: Bucket
+  /** The bucket, through the client that does not retry, for resumable uploads. */
+  readonly #uploadBucket: Bucket
   readonly #chunkSize: number
   /** Requests go without credentials (an emulator, or a custom endpoint, as the SDK does). */
   readonly #anonymous: boolean
@@ -315,6 +321,15 @@ export class GcsJobStore extends AbstractJobStore {
     }
     this.#anonymous = this.#storage.customEndpoint && this.#storage.useAuthWithCustomEndpoint !== true
     this.#bucket = this.#storage.bucket(this.bucketName)
+    // Resumable uploads go through a client of their own that does not retry. When a chunk fails, the SDK's
+    // uploader (7.22) asks the session for its offset and goes on from there; when that answer is not 308 (the
+    // last chunk had landed and its answer was lost, or the session is gone), it raises a RangeError that no
+    // listener can catch and the upload never settles (googleapis/nodejs-storage#2193, #2494). Without retries a
+    // failed chunk fails the write, and putObject decides by the write ID whether the object landed whole (a
+    // success) or not at all (see #putStream). Single-request writes keep their retries.
+    const uploadStorage = new Storage({ ...storageOptions, retryOptions: { ...storageOptions.retryOptions, autoRetry: false } })
+    uploadStorage.baseUrl = this.#storage.baseUrl
+    this.#uploadBucket = uploadStorage.bucket(this.bucketName)
     this.#credentialSource = options.storageOptions?.authClient ?? options.storageOptions?.credentials ?? options.storageOptions?.keyFilename
   }
 
@@ -486,7 +501,8 @@ export class GcsJobStore extends AbstractJobStore {
       }
     }
     const meter = new UploadMeter(key, contentLength)
-    const upload = file.createWriteStream({
+    const uploading = this.#uploadBucket.file(file.name)
+    const upload = uploading.createWriteStream({
       resumable: true,
       chunkSize: this.#chunkSize,
       metadata,
@@ -503,11 +519,25 @@ export class GcsJobStore extends AbstractJobStore {
       // the body, in the meter, or an abort destroys the pipeline first, and nothing is stored.
       await pipeline(body, meter, upload, signal ? { signal } : {})
     } catch (err) {
-      if (session !== undefined) await this.#cancelSession(session)
+      if (session === undefined) throw err
+      await this.#cancelSession(session)
+      // A session may have been finalized all the same: by the final chunk, whose answer was lost; or, on
+      // fake-gcs-server, by the status query (`Content-Range: bytes */*`) the SDK sends after a failed chunk, which
+      // the emulator takes for the last request and finalizes with the bytes it has. An object of this write is
+      // kept only if it is whole; a partial one is deleted (that very generation), never left visible.
+      const current = await this.#metadata(key).catch(() => undefined)
+      if (current?.metadata?.[META_WRITE_ID] === metadata.metadata?.[META_WRITE_ID] && current?.generation !== undefined) {
+        const whole = meter.md5()
+        if (whole !== undefined && Number(current.size) === meter.bytes && current.md5Hash === whole) return current
+        log('%s: deleting the partial object a failed resumable upload left', key)
+        await file.delete({ ifGenerationMatch: Number(current.generation) }).catch((deleteError: unknown) => {
+          log('cannot delete the partial upload of %s: %s', key, sanitize(deleteError).message)
+        })
+      }
       throw err
     }
-    await this.#checkStored(file, key, file.metadata, meter.bytes, meter.md5())
-    return file.metadata
+    await this.#checkStored(file, key, uploading.metadata, meter.bytes, meter.md5() as string)
+    return uploading.metadata
   }
 
   /**
@@ -622,21 +652,15 @@ export class GcsJobStore extends AbstractJobStore {
           throw this.#error(err, 'metadata lookup of', key)
         }
       }
-      const media = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>)
-      // fetch's body fails with undici's own errors (`TypeError: terminated` when the connection closes mid-body):
-      // mapped, as every error the store gives out.
-      const guarded = new PassThrough({ highWaterMark: 256 * 1024 })
-      media.on('error', (err) => guarded.destroy(signal?.aborted ? new AbortedError({ cause: signal.reason }) : this.#error(err, 'read of', key)))
-      guarded.once('close', () => media.destroy())
-      media.pipe(guarded)
-      let body: Readable = guarded
-      // An abort of the caller's signal while the body flows ends it; closing the body ends the request.
-      const onAbort = (): void => controller.abort(signal?.reason)
-      signal?.addEventListener('abort', onAbort, { once: true })
-      if (signal?.aborted) onAbort()
-      body.once('close', () => {
-        signal?.removeEventListener('abort', onAbort)
-        controller.abort()
+      // A body cut mid-way is resumed with ranged GETs of the same generation; the core checks the MD5 of all of it.
+      let body: Readable = resumableRead(this.#media(key, response, controller, signal), {
+        size,
+        what: `${key} in ${this.#where()}`,
+        signal,
+        reopen: async (offset) => {
+          const rest = await this.#fetchMedia(key, signal, { offset, generation: version })
+          return this.#media(key, rest.response, rest.controller, signal)
+        },
       })
       const md5 = hashes.get('md5')
       const crc32c = hashes.get('crc32c')
@@ -654,10 +678,43 @@ export class GcsJobStore extends AbstractJobStore {
     }
   }
 
-  /** GETs the media with bounded retries before any byte flows; resolves once the status is 200. */
-  async #fetchMedia(key: string, signal: AbortSignal | undefined): Promise<{ response: Response; controller: AbortController }> {
-    const url = `${this.#storage.baseUrl}/b/${encodeURIComponent(this.bucketName)}/o/${encodeURIComponent(this.#name(key))}?alt=media`
-    const auth = await this.#authHeaders()
+  /**
+   * The body of a media GET as a Node stream. fetch's body fails with undici's own errors (`TypeError: terminated`
+   * when the connection closes mid-body): they are mapped, as every error the store gives out. An abort of the
+   * caller's signal while the body flows ends it; closing the body ends the request.
+   */
+  #media(key: string, response: Response, controller: AbortController, signal: AbortSignal | undefined): Readable {
+    const media = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>)
+    const body = new PassThrough({ highWaterMark: 256 * 1024 })
+    media.on('error', (err) => body.destroy(signal?.aborted ? new AbortedError({ cause: signal.reason }) : this.#error(err, 'read of', key)))
+    const onAbort = (): void => controller.abort(signal?.reason)
+    signal?.addEventListener('abort', onAbort, { once: true })
+    if (signal?.aborted) onAbort()
+    body.once('close', () => {
+      signal?.removeEventListener('abort', onAbort)
+      media.destroy()
+      controller.abort()
+    })
+    media.pipe(body)
+    return body
+  }
+
+  /**
+   * GETs the media with bounded retries before any byte flows; resolves once the status is 200 (206 for the rest
+   * of a generation from `range.offset`).
+   */
+  async #fetchMedia(
+    key: string,
+    signal: AbortSignal | undefined,
+    range?: { offset: number; generation: string },
+  ): Promise<{ response: Response; controller: AbortController }> {
+    const url =
+      `${this.#storage.baseUrl}/b/${encodeURIComponent(this.bucketName)}/o/${encodeURIComponent(this.#name(key))}?alt=media` +
+      (range !== undefined ? `&generation=${range.generation}` : '')
+    const auth = {
+      ...(await this.#authHeaders()),
+      ...(range !== undefined ? { range: `bytes=${range.offset}-` } : {}),
+    }
     for (let attempt = 1; ; attempt++) {
       const controller = new AbortController()
       const onAbort = (): void => controller.abort(signal?.reason)
@@ -678,7 +735,8 @@ export class GcsJobStore extends AbstractJobStore {
         controller.abort()
         throw new AbortedError({ cause: signal.reason })
       }
-      if (response !== undefined && response.status === 200 && response.body !== null) return { response, controller }
+      const expected = range === undefined ? 200 : 206
+      if (response !== undefined && response.status === expected && response.body !== null) return { response, controller }
       const status = response?.status
       let detail: unknown = failure
       if (response !== undefined) {

@@ -15,7 +15,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
-import { PassThrough, Readable } from 'node:stream'
+import { PassThrough, pipeline, Readable, Transform, type TransformCallback } from 'node:stream'
 import { debuglog } from 'node:util'
 import { crc32 } from 'node:zlib'
 import {
@@ -41,8 +41,9 @@ import {
 } from '@aws-sdk/client-s3'
 import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '../../src/abstract-job-store.js'
 import { chunk, forEachConcurrent, linkedAbortController, sleep, throwIfAborted } from '../../src/concurrency.js'
-import { AbortedError, InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
+import { AbortedError, IntegrityError, InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
 import { checkLocatorPrefix, keys } from '../../src/ids.js'
+import { resumableRead } from '../../src/resumable-read.js'
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
@@ -572,7 +573,14 @@ export class S3JobStore extends AbstractJobStore {
   protected override async getObject(key: string, options: IoOptions = {}): Promise<ObjectRead> {
     const fullKey = this.#full(key)
     const signal = options.signal
-    let out: { Body?: unknown; ContentLength?: number; ETag?: string; Metadata?: Record<string, string> }
+    let out: {
+      Body?: unknown
+      ContentLength?: number
+      ETag?: string
+      Metadata?: Record<string, string>
+      ChecksumCRC32?: string
+      ChecksumType?: string
+    }
     try {
       out = await this.#sendRaw(new GetObjectCommand({ Bucket: this.bucket, Key: fullKey, ChecksumMode: 'ENABLED' }), signal)
     } catch (err) {
@@ -580,16 +588,41 @@ export class S3JobStore extends AbstractJobStore {
       throw wrapS3Error(err, `GetObject ${this.#url(fullKey)}`, signal)
     }
     const body = out.Body
-    if (!(body instanceof Readable) || out.ContentLength === undefined || out.ETag === undefined) {
+    const etag = out.ETag
+    if (!(body instanceof Readable) || out.ContentLength === undefined || etag === undefined) {
       if (body instanceof Readable) body.destroy()
       throw new JobStoreError(`S3 GetObject ${this.#url(fullKey)}: incomplete answer (no body, length or ETag)`)
     }
+    // A body cut mid-way is resumed with ranged GETs of the same ETag. The SDK checks the stored CRC32 of a
+    // whole body only: when the object has a full-object CRC32, it is checked here too, over all the bytes.
+    const what = `GetObject ${this.#url(fullKey)}`
+    const resumed = resumableRead(guardBody(body, what), {
+      size: out.ContentLength,
+      what: this.#url(fullKey),
+      signal,
+      reopen: async (offset) => {
+        try {
+          const rest = await this.#sendRaw<{ Body?: unknown }>(
+            new GetObjectCommand({ Bucket: this.bucket, Key: fullKey, Range: `bytes=${offset}-`, IfMatch: etag }),
+            signal,
+          )
+          if (!(rest.Body instanceof Readable)) throw new JobStoreError(`S3 ${what}: no body in the answer`)
+          return guardBody(rest.Body, what)
+        } catch (err) {
+          if (isPreconditionFailed(err) || isNotFound(err)) {
+            throw new JobStoreError(`S3 ${what}: the object was replaced or deleted while it was read`, { cause: err })
+          }
+          throw wrapS3Error(err, `${what} (resuming at byte ${offset})`, signal)
+        }
+      },
+    })
+    const crc = out.ChecksumType === 'FULL_OBJECT' ? out.ChecksumCRC32 : undefined
     return {
       key,
       size: out.ContentLength,
-      version: out.ETag,
+      version: etag,
       executable: out.Metadata?.[META_EXECUTABLE] === '1',
-      body: guardBody(body, `GetObject ${this.#url(fullKey)}`),
+      body: crc === undefined ? resumed : pipeline(resumed, new Crc32Check(crc, this.#url(fullKey)), () => {}),
     }
   }
 
@@ -1144,6 +1177,28 @@ async function* batches<T>(source: AsyncIterable<T>, size: number): AsyncGenerat
     }
   }
   if (batch.length > 0) yield batch
+}
+
+/** Checks the CRC32 of everything that goes through against the object's full-object CRC32 (base64). */
+class Crc32Check extends Transform {
+  #crc = 0
+  readonly #expected: string
+  readonly #what: string
+  constructor(expected: string, what: string) {
+    super({ highWaterMark: 256 * 1024 })
+    this.#expected = expected
+    this.#what = what
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#crc = crc32(chunk, this.#crc)
+    callback(null, chunk)
+  }
+  override _flush(callback: TransformCallback): void {
+    if (crc32Base64(this.#crc) !== this.#expected) {
+      return callback(new IntegrityError(`${this.#what}: the bytes read do not match the CRC32 S3 stored`))
+    }
+    callback()
+  }
 }
 
 /**

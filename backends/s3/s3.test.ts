@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http'
+import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -48,6 +48,7 @@ import {
   type PutOptions,
 } from '../../src/storage.js'
 import { parseS3Locator, S3JobStore, type S3JobStoreOptions } from './s3-job-store.js'
+import { STATUS_ANSWERS, startFaultProxy, type FaultKind, type StatusAnswer } from '../../test-servers/fault-proxy.js'
 
 const HERE = fileURLToPath(new URL('.', import.meta.url))
 const BUCKET = 'jobstore-s3-test'
@@ -137,80 +138,28 @@ async function until(condition: () => Promise<boolean>, what: string): Promise<v
 type Fault = 'corrupt-response' | 'truncate-response' | 'corrupt-request' | 'slowdown' | 'internal-error'
 
 /**
- * An HTTP proxy in front of MinIO that passes requests through (Host header kept, so signatures hold) except
- * those `choose` picks a fault for.
+ * A fault proxy (test-servers/fault-proxy.ts) in front of MinIO that passes requests through (Host header kept,
+ * so signatures hold) except those `choose` picks a fault for.
  */
 async function faultProxy(choose: (req: IncomingMessage) => Fault | undefined): Promise<string> {
-  const target = new URL(endpoint())
-  const server: Server = createServer((req, res) => {
-    const fault = choose(req)
-    if (fault === 'slowdown' || fault === 'internal-error') {
-      req.resume()
-      const [status, code] = fault === 'slowdown' ? [503, 'SlowDown'] : [500, 'InternalError']
-      res.writeHead(status, { 'content-type': 'application/xml' })
-      res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>injected</Message></Error>`)
-      return
-    }
-    const headers = { ...req.headers }
-    delete headers['expect']
-    const upstream = httpRequest(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers)
-        const ok = answer.statusCode === 200 && req.method === 'GET'
-        if (ok && fault === 'truncate-response') {
-          const length = Number(answer.headers['content-length'])
-          let sent = 0
-          answer.on('data', (data: Buffer) => {
-            const room = Math.floor(length / 2) - sent
-            if (room > 0) res.write(data.subarray(0, room))
-            sent += data.length
-            if (sent >= length / 2) {
-              answer.destroy()
-              res.destroy()
-            }
-          })
-          return
-        }
-        if (ok && fault === 'corrupt-response') {
-          let flipped = false
-          answer.on('data', (data: Buffer) => {
-            if (!flipped && data.length > 0) {
-              const copy = Buffer.from(data)
-              copy[copy.length >> 1] = (copy[copy.length >> 1] as number) ^ 0x01
-              flipped = true
-              res.write(copy)
-            } else res.write(data)
-          })
-          answer.on('end', () => res.end())
-          return
-        }
-        answer.pipe(res)
-      },
-    )
-    upstream.on('error', () => res.destroy())
-    if (fault === 'corrupt-request') {
-      let flipped = false
-      req.on('data', (data: Buffer) => {
-        if (!flipped && data.length > 0) {
-          const copy = Buffer.from(data)
-          copy[0] = (copy[0] as number) ^ 0x01
-          flipped = true
-          upstream.write(copy)
-        } else upstream.write(data)
-      })
-      req.on('end', () => upstream.end())
-    } else req.pipe(upstream)
+  const [slowDown, internalError] = STATUS_ANSWERS.s3 as [StatusAnswer, StatusAnswer]
+  const kinds: Record<Fault, FaultKind | StatusAnswer> = {
+    'corrupt-response': 'corrupt-response',
+    'truncate-response': 'truncate',
+    'corrupt-request': 'corrupt-request',
+    slowdown: slowDown,
+    'internal-error': internalError,
+  }
+  const proxy = await startFaultProxy({
+    target: endpoint(),
+    flavor: 's3',
+    choose: (req) => {
+      const fault = choose(req)
+      return fault === undefined ? undefined : kinds[fault]
+    },
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  onTestFinished(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      }),
-  )
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  onTestFinished(() => proxy.close())
+  return proxy.url
 }
 
 /** A second instance of `store` whose requests go through a fault proxy. */
