@@ -1193,7 +1193,19 @@ export abstract class AbstractJobStore {
     }
     claimed.add(id)
     try {
-      const bytes = await readToBuffer(this.#verified(await this.getObject(keys.statsUnreadPrefix + id, io(signal)), `stats ${id}`))
+      // A late SDK retry of the message's create-if-absent write can put an already read message back into
+      // `unread/`: if `read/` has it, it was handed out once already, so drop the copy instead. Looked up in
+      // parallel with the read, so it costs no latency.
+      const [bytes, alreadyRead] = await Promise.all([
+        this.getObject(keys.statsUnreadPrefix + id, io(signal)).then((object) => readToBuffer(this.#verified(object, `stats ${id}`))),
+        this.headObject(keys.statsReadPrefix + id, io(signal)).then((info) => info !== undefined),
+      ])
+      if (alreadyRead) {
+        await this.deleteObjects([keys.statsUnreadPrefix + id], io(signal))
+        claimed.delete(id)
+        await this.deleteObjects([claimKey], io(signal))
+        return undefined
+      }
       return { id, text: bytes.toString('utf8'), bytes }
     } catch (err) {
       claimed.delete(id)

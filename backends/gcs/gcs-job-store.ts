@@ -63,6 +63,12 @@ const LIST_PAGE_SIZE = 1000
 const META_EXECUTABLE = 'jobstore-executable'
 const META_WRITE_ID = 'jobstore-write-id'
 const GET_ATTEMPTS = 4
+/**
+ * Time a JSON API request may take before it is abandoned (and retried). The SDK documents a 60 s default, but its
+ * service layer overwrites the request's timeout with the client's `timeout` option, so without one a request whose
+ * answer never comes hangs forever (seen under the fault tests).
+ */
+const REQUEST_TIMEOUT_MS = 60_000
 
 /** Where a GCS store lives. */
 export interface GcsLocation {
@@ -300,6 +306,7 @@ export class GcsJobStore extends AbstractJobStore {
     const envProject = process.env['GOOGLE_CLOUD_PROJECT'] ?? process.env['GCLOUD_PROJECT']
     this.#projectId = options.projectId ?? location.projectId ?? (envProject === '' ? undefined : envProject)
     const storageOptions: StorageOptions = {
+      timeout: REQUEST_TIMEOUT_MS,
       ...options.storageOptions,
       ...(this.#projectId !== undefined ? { projectId: this.#projectId } : {}),
       ...(this.#emulatorHost !== undefined ? { apiEndpoint: this.#emulatorHost } : {}),

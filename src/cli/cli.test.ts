@@ -736,6 +736,37 @@ describe.concurrent.each(LOCATORS)('jobstore CLI on the $name backend', (factory
   })
 })
 
+describe('jobstore copy between backends', () => {
+  it('migrates a store around every backend (file → s3 → azure → gs → file), verified at each step', async ({ expect }) => {
+    const byName = new Map(LOCATORS.map((factory) => [factory.name, factory]))
+    const route = ['file', 's3', 'azure', 'gs', 'file'].map((name) => {
+      const factory = byName.get(name)
+      if (factory === undefined) throw new Error(`no ${name} backend in LOCATORS`)
+      return factory.make()
+    })
+    const source = route[0] as string
+    const f = await makeFixture(source)
+    const srcStatus = await cliJson(['status', source])
+    for (let step = 1; step < route.length; step++) {
+      const from = route[step - 1] as string
+      const to = route[step] as string
+      const report = await cliJson<{ objects: number; copied: number; verified: number; workflowID: string }>(['copy', from, to])
+      expect(report, `${from} → ${to}`).toMatchObject({ objects: 10, copied: 10, verified: 10, workflowID: f.store.config.workflowID })
+      expect({ ...(await cliJson(['status', to])), locator: source }, `${from} → ${to}`).toEqual(srcStatus)
+      expect((await cli(['verify', to])).code, `verify ${to}`).toBe(0)
+      expect((await cli(['cat', to, f.keptFile])).stdout).toBe('hello world\n')
+      expect((await cli(['cat', to, '--shared', 'rootJobReturnValue'])).stdout).toBe('{"words":42}')
+    }
+    // The round trip ends where it started: same jobs, same unread logs.
+    const back = await openJobStore(route[route.length - 1] as string)
+    await back.resume()
+    expect((await back.load(f.running.jobStoreID)).extra).toEqual({ state: 'running', args: { n: 1 } })
+    const logs: string[] = []
+    await back.readStatsAndLogging((text) => void logs.push(text))
+    expect(logs.sort()).toEqual(['message one', 'message two'])
+  })
+})
+
 describe('jobstore CLI building blocks', () => {
   it('maps every error code to its documented exit code', () => {
     expect(EXIT_CODE_BY_ERROR_CODE).toEqual({
