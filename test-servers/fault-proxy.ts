@@ -146,6 +146,8 @@ export interface FaultProxy {
   readonly stats: FaultStats
   /** Total faults injected. */
   faultCount(): number
+  /** Requests not yet answered in full, oldest first: to tell where a stuck client waits. */
+  inFlight(): { method: string; url: string; fault: string; ageMs: number }[]
   /** Sets the probability of a fault per request (0 turns faults off). */
   setRate(rate: number): void
   /** Points the proxy at another server. */
@@ -299,10 +301,13 @@ export async function startFaultProxy(options: FaultProxyOptions = {}): Promise<
     }
   }
 
+  const pending = new Map<IncomingMessage, { method: string; url: string; fault: string; since: number }>()
   const server: Server = createServer((req, res) => {
     stats.requests++
     const picked = pick(req)
     const fault = typeof picked === 'object' ? 'status' : picked
+    pending.set(req, { method: req.method ?? '', url: req.url ?? '', fault: fault ?? 'none', since: Date.now() })
+    res.on('close', () => pending.delete(req))
     switch (fault) {
       case 'reset-before':
         stats.faults['reset-before']++
@@ -356,6 +361,8 @@ export async function startFaultProxy(options: FaultProxyOptions = {}): Promise<
     seed,
     stats,
     faultCount: () => Object.values(stats.faults).reduce((sum, n) => sum + n, 0),
+    inFlight: () =>
+      [...pending.values()].map(({ since, ...rest }) => ({ ...rest, ageMs: Date.now() - since })).sort((a, b) => b.ageMs - a.ageMs),
     setRate(value) {
       if (!(value >= 0 && value <= 1)) throw new RangeError(`fault rate must be within [0, 1], got ${value}`)
       rate = value

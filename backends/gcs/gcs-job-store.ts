@@ -521,6 +521,12 @@ export class GcsJobStore extends AbstractJobStore {
     upload.on('uri', (uri: string) => {
       session = uri
     })
+    // Which stream failed first: the pipeline destroys the others with the same error, so the body's `errored`
+    // alone cannot tell the caller's own failure (passed on as is) from the SDK's (mapped to a JobStoreError).
+    let firstFailure: 'body' | 'upload' | undefined
+    body.once('error', () => void (firstFailure ??= 'body'))
+    meter.once('error', () => void (firstFailure ??= 'upload'))
+    upload.once('error', () => void (firstFailure ??= 'upload'))
     try {
       // The SDK sends the final chunk (the one that creates the object) only after the stream ended: an error in
       // the body, in the meter, or an abort destroys the pipeline first, and nothing is stored.
@@ -541,7 +547,8 @@ export class GcsJobStore extends AbstractJobStore {
           log('cannot delete the partial upload of %s: %s', key, sanitize(deleteError).message)
         })
       }
-      throw err
+      const callersOwn = firstFailure === 'body' || (firstFailure === undefined && body.errored === err)
+      throw callersOwn || err instanceof JobStoreError ? err : this.#error(err, 'upload of', key, 'bucket')
     }
     await this.#checkStored(file, key, uploading.metadata, meter.bytes, meter.md5() as string)
     return uploading.metadata
