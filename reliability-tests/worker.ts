@@ -18,6 +18,9 @@ import { openJobStore } from '../src/open.js'
 import '../src/builtin-backends.js'
 import { fillJob, selfChecking } from './payloads.js'
 
+/** One of `items`, at random. */
+const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)] as T
+
 export interface WorkerRequest {
   readonly scenario: string
   readonly locator: string
@@ -63,7 +66,7 @@ const scenarios: Record<string, (store: AbstractJobStore, args: Record<string, u
     }
     say('ready')
     for (let i = 0; ; i++) {
-      const { path, digest } = local[Math.floor(Math.random() * local.length)] as { path: string; digest: string }
+      const { path, digest } = pick(local)
       say(`start file - ${digest}`)
       const id = await store.writeFile(path)
       say(`done file ${id} ${digest}`)
@@ -75,7 +78,7 @@ const scenarios: Record<string, (store: AbstractJobStore, args: Record<string, u
     const payloads = sizes(Number(args['partSize'])).map((size) => selfChecking(size))
     say('ready')
     for (;;) {
-      const { data, digest } = payloads[Math.floor(Math.random() * payloads.length)] as { data: Buffer; digest: string }
+      const { data, digest } = pick(payloads)
       if (Math.random() < 0.5) {
         await store.writeFileStream(async (w, id) => {
           say(`start stream ${id} ${digest}`)
@@ -83,7 +86,7 @@ const scenarios: Record<string, (store: AbstractJobStore, args: Record<string, u
         })
         say(`done stream - ${digest}`)
       } else {
-        const id = files[Math.floor(Math.random() * files.length)] as string
+        const id = pick(files)
         say(`start update ${id} ${digest}`)
         await store.updateFileStream(id, (w) => writeInPieces(w, data))
         say(`done update ${id} ${digest}`)
@@ -96,8 +99,8 @@ const scenarios: Record<string, (store: AbstractJobStore, args: Record<string, u
     const payloads = sizes(Number(args['partSize'])).map((size) => selfChecking(size))
     say('ready')
     for (;;) {
-      const { data, digest } = payloads[Math.floor(Math.random() * payloads.length)] as { data: Buffer; digest: string }
-      const name = names[Math.floor(Math.random() * names.length)] as string
+      const { data, digest } = pick(payloads)
+      const name = pick(names)
       say(`start shared ${name} ${digest}`)
       await store.writeSharedFileStream(name, (w) => writeInPieces(w, data), { isProtected: Math.random() < 0.5 })
       say(`done shared ${name} ${digest}`)
@@ -108,7 +111,7 @@ const scenarios: Record<string, (store: AbstractJobStore, args: Record<string, u
     const jobs = await Promise.all((args['jobs'] as string[]).map((id) => store.load(id)))
     say('ready')
     for (;;) {
-      const desc = jobs[Math.floor(Math.random() * jobs.length)] as JobDescription
+      const desc = pick(jobs)
       const tag = fillJob(desc, 1000 + Math.floor(Math.random() * 300_000))
       say(`start job ${desc.jobStoreID} ${tag}`)
       await store.update(desc)

@@ -235,6 +235,18 @@ export class Workload {
   }
 
   /** A write failed: its content may or may not be there now. */
+  /** Runs a delete, then the model knows the object is gone; after a failure, it may be gone or not. */
+  async #deleteTracked(state: ObjectState, remove: () => Promise<unknown>): Promise<void> {
+    try {
+      await remove()
+    } catch (err) {
+      this.#ambiguous(state, ABSENT)
+      throw err
+    }
+    state.possible = new Set([ABSENT])
+    state.version = undefined
+  }
+
   #ambiguous(state: ObjectState, content: string): void {
     state.possible.add(content)
     state.version = undefined
@@ -303,15 +315,7 @@ export class Workload {
       case 'deleteJob': {
         const id = anyOf(mine.jobs)
         if (id === undefined) return
-        const state = this.#jobs.get(id) as ObjectState
-        try {
-          await store.delete(id)
-        } catch (err) {
-          this.#ambiguous(state, ABSENT)
-          throw err
-        }
-        state.possible = new Set([ABSENT])
-        state.version = undefined
+        await this.#deleteTracked(this.#jobs.get(id) as ObjectState, () => store.delete(id))
         return
       }
       case 'listJobs': {
@@ -378,15 +382,7 @@ export class Workload {
       case 'deleteFile': {
         const id = anyOf(mine.files)
         if (id === undefined) return
-        const state = this.#files.get(id) as ObjectState
-        try {
-          await store.deleteFile(id)
-        } catch (err) {
-          this.#ambiguous(state, ABSENT)
-          throw err
-        }
-        state.possible = new Set([ABSENT])
-        state.version = undefined
+        await this.#deleteTracked(this.#files.get(id) as ObjectState, () => store.deleteFile(id))
         return
       }
       case 'readShared':
