@@ -39,6 +39,12 @@ export interface ExpectedChecksum {
 export interface ObjectRead extends ObjectInfo {
   readonly body: Readable
   /**
+   * The whole object, when the backend already holds it in memory (the file backend reads small objects in one
+   * call). The core then checks and uses these bytes without going through `body`, which must still yield the
+   * same bytes to whoever streams it.
+   */
+  readonly data?: Buffer
+  /**
    * The service's digest of the object, when it has one the core can check. The core verifies it and the size
    * while streaming and fails the stream with `IntegrityError` on a mismatch. A backend whose SDK already
    * verifies a checksum leaves this out.

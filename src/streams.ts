@@ -26,27 +26,44 @@ export function createVerifyStream(what: string, expectedSize: number, checksum?
   return new Transform({
     transform(data: Buffer, _encoding, callback: TransformCallback) {
       seen += data.length
-      if (seen > expectedSize) {
-        return callback(new IntegrityError(`${what}: read more than the ${expectedSize} bytes stored`))
-      }
+      if (seen > expectedSize) return callback(tooLong(what, expectedSize))
       hash?.update(data)
       callback(null, data)
     },
     flush(callback) {
-      if (seen !== expectedSize) {
-        return callback(new IntegrityError(`${what}: read ${seen} bytes of the ${expectedSize} stored (short read)`))
-      }
-      if (hash !== undefined && checksum !== undefined) {
-        const digest = hash.digest('base64')
-        if (digest !== checksum.digest) {
-          return callback(
-            new IntegrityError(`${what}: ${checksum.algorithm} of the bytes read does not match the stored checksum`),
-          )
-        }
-      }
-      callback()
+      callback(finalCheck(what, seen, expectedSize, checksum, hash))
     },
   })
+}
+
+/**
+ * The same checks as {@link createVerifyStream} on bytes already in memory: the whole object, read in one call.
+ * Returns them, or throws {@link IntegrityError}.
+ */
+export function verifyBytes(what: string, data: Buffer, expectedSize: number, checksum?: ExpectedChecksum): Buffer {
+  if (data.length > expectedSize) throw tooLong(what, expectedSize)
+  const hash = checksum !== undefined ? createHash(checksum.algorithm).update(data) : undefined
+  const error = finalCheck(what, data.length, expectedSize, checksum, hash)
+  if (error !== null) throw error
+  return data
+}
+
+function tooLong(what: string, expectedSize: number): IntegrityError {
+  return new IntegrityError(`${what}: read more than the ${expectedSize} bytes stored`)
+}
+
+function finalCheck(
+  what: string,
+  seen: number,
+  expectedSize: number,
+  checksum: ExpectedChecksum | undefined,
+  hash: Hash | undefined,
+): IntegrityError | null {
+  if (seen !== expectedSize) return new IntegrityError(`${what}: read ${seen} bytes of the ${expectedSize} stored (short read)`)
+  if (hash !== undefined && checksum !== undefined && hash.digest('base64') !== checksum.digest) {
+    return new IntegrityError(`${what}: ${checksum.algorithm} of the bytes read does not match the stored checksum`)
+  }
+  return null
 }
 
 /** Attaches the store's metadata to a readable. */

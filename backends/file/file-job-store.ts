@@ -8,29 +8,30 @@
  * - Version token: inode and nanosecond mtime of the stored file; every write makes a new inode.
  * - Layout of the core's keys as folders; no folder grows with the number of jobs beyond ~1/1024 of them.
  */
-import { constants as fsConstants, type BigIntStats } from 'node:fs'
-import {
-  chmod,
-  copyFile,
-  link,
-  lstat,
-  mkdir,
-  open,
-  opendir,
-  readdir,
-  rename,
-  rm,
-  rmdir,
-  stat,
-  symlink,
-  unlink,
-} from 'node:fs/promises'
+import { createReadStream, constants as fsConstants, type BigIntStats } from 'node:fs'
+import { chmod, copyFile, opendir, readdir, rm, rmdir, symlink } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path'
 import { Readable } from 'node:stream'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { debuglog } from 'node:util'
 import lockfile from 'proper-lockfile'
+import {
+  close,
+  fchmod,
+  fstat,
+  fsync,
+  link,
+  lstat,
+  mkdir,
+  open,
+  readExactly,
+  rename,
+  stat,
+  unlink,
+  withFd,
+  writeAll,
+} from './fs-calls.js'
 import {
   AbstractJobStore,
   type JobStoreOptions,
@@ -66,7 +67,7 @@ const TEMP_DIR = 'tmp'
 const LOCK_SUFFIX = '~lock'
 const COALESCE_BYTES = 256 * 1024
 /** Objects up to this size are read whole in one call (no read stream); larger ones are streamed. */
-const SMALL_READ_BYTES = 256 * 1024
+const SMALL_READ_BYTES = 256n * 1024n
 /** Errors on which a hard link cannot be made and a copy is the answer. */
 const CANNOT_LINK = new Set(['EXDEV', 'EMLINK', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EACCES', 'ENOSYS'])
 const HOST_TAG = hostname().replace(/[^A-Za-z0-9]/g, '').slice(0, 32) || 'host'
@@ -126,12 +127,7 @@ export class FileJobStore extends AbstractJobStore {
 
   async #syncDir(dir: string): Promise<void> {
     if (!this.#durable) return
-    const handle = await open(dir, 'r')
-    try {
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
+    await withFd(dir, 'r', fsync)
   }
 
   #tempPath(): string {
@@ -142,19 +138,20 @@ export class FileJobStore extends AbstractJobStore {
   async #writeTemp(body: Buffer | Readable, executable: boolean, signal: AbortSignal | undefined): Promise<{ temp: string; token: string }> {
     const temp = this.#tempPath()
     const mode = executable ? this.#fileMode | 0o100 : this.#fileMode
-    let handle
+    let fd: number
     try {
-      handle = await open(temp, 'wx', mode)
+      fd = await open(temp, 'wx', mode)
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw err
       // tmp/ is gone (a destroy, or a store folder made by hand): make it and try once more.
       this.#knownDirs.clear()
       await this.#ensureDir(dirname(temp))
-      handle = await open(temp, 'wx', mode)
+      fd = await open(temp, 'wx', mode)
     }
+    let fdOpen = true
     try {
       if (Buffer.isBuffer(body)) {
-        await handle.writeFile(body)
+        await writeAll(fd, body)
       } else {
         // Coalesce small writes (a body callback may write a byte at a time) into large ones.
         let pending: Buffer[] = []
@@ -164,27 +161,26 @@ export class FileJobStore extends AbstractJobStore {
           pending.push(data)
           pendingBytes += data.length
           if (pendingBytes >= COALESCE_BYTES) {
-            await handle.write(pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending))
+            await writeAll(fd, pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending))
             pending = []
             pendingBytes = 0
           }
         }
-        if (pendingBytes > 0) await handle.write(Buffer.concat(pending))
+        if (pendingBytes > 0) await writeAll(fd, Buffer.concat(pending))
       }
       throwIfAborted(signal)
-      const info = await handle.stat({ bigint: true })
+      const info = await fstat(fd, { bigint: true })
       // The umask may have dropped bits: the stored mode is the store's, not the process's. Only then a chmod
       // (one round trip to the thread pool less per write otherwise); it changes the ctime, not the token.
-      if (Number(info.mode & 0o7777n) !== mode) await handle.chmod(mode)
-      if (this.#durable) await handle.sync()
+      if (Number(info.mode & 0o7777n) !== mode) await fchmod(fd, mode)
+      if (this.#durable) await fsync(fd)
+      fdOpen = false
+      await close(fd)
       return { temp, token: tokenOf(info) }
     } catch (err) {
-      await handle.close().catch(() => {})
-      handle = undefined
+      if (fdOpen) await close(fd).catch(() => {})
       await rm(temp, { force: true })
       throw err
-    } finally {
-      await handle?.close()
     }
   }
 
@@ -262,9 +258,9 @@ export class FileJobStore extends AbstractJobStore {
   }
 
   protected override async getObject(key: string): Promise<ObjectRead> {
-    let handle
+    let fd: number
     try {
-      handle = await open(this.#path(key), 'r')
+      fd = await open(this.#path(key), 'r')
     } catch (err) {
       if (isErrno(err, 'ENOENT', 'ENOTDIR', 'EISDIR')) throw new ObjectNotFoundError(key, { cause: err })
       throw new JobStoreError(`cannot read ${key}`, { cause: err })
@@ -272,25 +268,15 @@ export class FileJobStore extends AbstractJobStore {
     let small: Buffer | undefined
     let info: BigIntStats
     try {
-      info = await handle.stat({ bigint: true })
+      info = await fstat(fd, { bigint: true })
       if (!info.isFile()) throw new ObjectNotFoundError(key)
-      const size = Number(info.size)
-      if (size <= SMALL_READ_BYTES) {
-        // Job records, stats, small files: one read of the exact size, then close. A read stream would allocate
-        // a 256 KiB buffer and take two more trips to the thread pool (read to EOF, close) for a 2 KiB record.
-        // A short read (the file cannot change under an open descriptor: writes replace it) leaves fewer bytes,
-        // which the core's size check reports.
-        const buffer = Buffer.allocUnsafe(size)
-        let filled = 0
-        while (filled < size) {
-          const { bytesRead } = await handle.read(buffer, filled, size - filled, filled)
-          if (bytesRead === 0) break
-          filled += bytesRead
-        }
-        small = filled === size ? buffer : buffer.subarray(0, filled)
-      }
+      // Job records, stats, small files: one read of the exact size, then close; the core takes the bytes as they
+      // are (ObjectRead.data). A read stream would allocate a 256 KiB buffer and take two more trips to the thread
+      // pool (read to EOF, close) for a 2 KiB record. A short read (the file cannot change under an open
+      // descriptor: writes replace it) leaves fewer bytes, which the core's size check reports.
+      if (info.size <= SMALL_READ_BYTES) small = await readExactly(fd, Number(info.size))
     } catch (err) {
-      await handle.close()
+      await close(fd)
       throw err
     }
     const meta = {
@@ -299,11 +285,19 @@ export class FileJobStore extends AbstractJobStore {
       version: tokenOf(info),
       executable: (info.mode & BigInt(fsConstants.S_IXUSR)) !== 0n,
     }
-    if (small !== undefined) {
-      await handle.close()
-      return { ...meta, body: Readable.from(small.length === 0 ? [] : [small], { objectMode: false }) }
+    if (small === undefined) return { ...meta, body: createReadStream('', { fd, highWaterMark: 256 * 1024 }) }
+    await close(fd)
+    const data = small
+    let body: Readable | undefined
+    // The stream only when someone streams: the core reads `data` of jobs, stats and the config directly.
+    return {
+      ...meta,
+      data,
+      get body(): Readable {
+        body ??= Readable.from(data.length === 0 ? [] : [data], { objectMode: false })
+        return body
+      },
     }
-    return { ...meta, body: handle.createReadStream({ highWaterMark: 256 * 1024 }) }
   }
 
   protected override async headObject(key: string): Promise<ObjectInfo | undefined> {
@@ -328,20 +322,13 @@ export class FileJobStore extends AbstractJobStore {
     await forEachConcurrent(keys, this.concurrency, async (key) => {
       const path = this.#path(key)
       try {
-        // Nothing there: done, without a lock (whose folder may not even exist).
-        await lstat(path)
-      } catch (err) {
-        if (isErrno(err, 'ENOENT', 'ENOTDIR')) return
-        throw err
-      }
-      try {
         // Under the lock, so that a compare-and-swap cannot put back what was just deleted.
         await this.#withLock(path, async () => {
           await unlink(path)
           dirs.add(dirname(path))
         })
       } catch (err) {
-        // ENOENT from the lock too: the folder is gone, and so is the file.
+        // Nothing there; from the lock: the folder is gone, and so is the file.
         if (!isErrno(err, 'ENOENT', 'ENOTDIR')) throw err
       }
     })

@@ -2,13 +2,30 @@
  * The file baseline with `node:fs`, with the durability of the file backend: every write goes to a temporary
  * file, is fsynced, then moved into place (`link()` for create-if-absent, `rename()` to replace) and the folder is
  * fsynced; a delete unlinks and fsyncs the folder. With `durable: false`, no fsync at all (as Toil's FileJobStore).
+ * Through the callback API of `node:fs` wrapped in promises, as the file backend: on Node 20 it costs two to three
+ * times less per call than `node:fs/promises` for small operations, and the baseline is the limit.
  */
-import { createReadStream } from 'node:fs'
-import { link, mkdir, open, opendir, readFile, rename, rm, unlink } from 'node:fs/promises'
+import fs, { createReadStream } from 'node:fs'
+import { opendir, rm } from 'node:fs/promises'
+import { promisify } from 'node:util'
 import { dirname, join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { rawId } from '../util.js'
 import type { RawStore } from './raw-store.js'
+
+const open = promisify(fs.open)
+const close = promisify(fs.close)
+const fsync = promisify(fs.fsync)
+const write = promisify(fs.write)
+const link = promisify(fs.link)
+const mkdir = promisify(fs.mkdir)
+const readFile = promisify(fs.readFile)
+const rename = promisify(fs.rename)
+const unlink = promisify(fs.unlink)
+
+async function writeAll(fd: number, data: Buffer): Promise<void> {
+  for (let offset = 0; offset < data.length; ) offset += (await write(fd, data, offset, data.length - offset)).bytesWritten
+}
 
 export class RawFileStore implements RawStore {
   readonly #root: string
@@ -32,22 +49,22 @@ export class RawFileStore implements RawStore {
 
   async #syncDir(dir: string): Promise<void> {
     if (!this.#durable) return
-    const handle = await open(dir, 'r')
+    const fd = await open(dir, 'r')
     try {
-      await handle.sync()
+      await fsync(fd)
     } finally {
-      await handle.close()
+      await close(fd)
     }
   }
 
   async #writeTemp(data: Buffer): Promise<string> {
     const temp = join(this.#root, 'tmp', `${rawId()}.tmp`)
-    const handle = await open(temp, 'wx', 0o600)
+    const fd = await open(temp, 'wx', 0o600)
     try {
-      await handle.writeFile(data)
-      if (this.#durable) await handle.sync()
+      await writeAll(fd, data)
+      if (this.#durable) await fsync(fd)
     } finally {
-      await handle.close()
+      await close(fd)
     }
     return temp
   }
@@ -109,7 +126,7 @@ export class RawFileStore implements RawStore {
   async putStream(key: string, body: Readable): Promise<void> {
     const final = this.#path(key)
     const temp = join(this.#root, 'tmp', `${rawId()}.tmp`)
-    const handle = await open(temp, 'wx', 0o600)
+    const fd = await open(temp, 'wx', 0o600)
     try {
       // Writes of 256 KiB, as the file backend does.
       let pending: Buffer[] = []
@@ -118,15 +135,15 @@ export class RawFileStore implements RawStore {
         pending.push(chunk as Buffer)
         bytes += (chunk as Buffer).length
         if (bytes >= 256 * 1024) {
-          await handle.write(pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending))
+          await writeAll(fd, pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending))
           pending = []
           bytes = 0
         }
       }
-      if (bytes > 0) await handle.write(Buffer.concat(pending))
-      if (this.#durable) await handle.sync()
+      if (bytes > 0) await writeAll(fd, Buffer.concat(pending))
+      if (this.#durable) await fsync(fd)
     } finally {
-      await handle.close()
+      await close(fd)
     }
     await this.#dir(dirname(final))
     await rename(temp, final)

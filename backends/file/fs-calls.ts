@@ -1,0 +1,60 @@
+/**
+ * The `node:fs` calls the file backend makes on its hot paths, as promises over the callback API.
+ *
+ * Why not `node:fs/promises`: on Node 20 its calls cost two to three times more than the callback API for the
+ * small operations a job store makes by the million (each `FileHandle` is a tracked object with its own promise
+ * plumbing, and every call goes through it). Measured on this project's 2-vCPU machines, 32 calls in flight on
+ * 2 KiB files: open + fstat + read + close through a `FileHandle` 7k–18k/s against 19k–50k/s with callbacks;
+ * `stat` 37k–70k/s against 98k–129k/s. File descriptors here are plain numbers: every path that opens one closes
+ * it in a `finally`.
+ */
+import fs from 'node:fs'
+import { promisify } from 'node:util'
+
+export const open = promisify(fs.open)
+export const close = promisify(fs.close)
+export const fstat = promisify(fs.fstat)
+export const fsync = promisify(fs.fsync)
+export const fchmod = promisify(fs.fchmod)
+export const stat = promisify(fs.stat)
+export const lstat = promisify(fs.lstat)
+export const link = promisify(fs.link)
+export const rename = promisify(fs.rename)
+export const unlink = promisify(fs.unlink)
+export const mkdir = promisify(fs.mkdir)
+
+const read = promisify(fs.read)
+const write = promisify(fs.write)
+
+/** Writes all of `data` at the descriptor's position (a write may take less than it is given). */
+export async function writeAll(fd: number, data: Buffer): Promise<void> {
+  let offset = 0
+  while (offset < data.length) {
+    const { bytesWritten } = await write(fd, data, offset, data.length - offset)
+    offset += bytesWritten
+  }
+}
+
+/**
+ * Reads up to `size` bytes from offset 0; fewer if the file is shorter (the caller's size check reports that).
+ */
+export async function readExactly(fd: number, size: number): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(size)
+  let filled = 0
+  while (filled < size) {
+    const { bytesRead } = await read(fd, buffer, filled, size - filled, filled)
+    if (bytesRead === 0) break
+    filled += bytesRead
+  }
+  return filled === size ? buffer : buffer.subarray(0, filled)
+}
+
+/** Opens `path`, calls `body` with the descriptor, closes it whatever happens. */
+export async function withFd<T>(path: string, flags: string | number, body: (fd: number) => Promise<T>, mode?: number): Promise<T> {
+  const fd = await open(path, flags, mode)
+  try {
+    return await body(fd)
+  } finally {
+    await close(fd)
+  }
+}
