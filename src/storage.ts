@@ -4,7 +4,7 @@
  * {@link PreconditionFailedError}. Keys are store-relative (`jobs/ab/abc…`), built by the core from validated IDs
  * and made only of `[A-Za-z0-9._%-]` segments joined by `/`, so they are safe as object keys and as file paths.
  */
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { ConcurrentFileModificationError, NoSuchFileError } from './errors.js'
 
 /** What a backend knows about one stored object. */
@@ -50,6 +50,23 @@ export interface ObjectRead extends ObjectInfo {
    * verifies a checksum leaves this out.
    */
   readonly checksum?: ExpectedChecksum
+}
+
+/**
+ * An {@link ObjectRead} of an object a backend has read whole (a small one): `data` for the core, and a stream of
+ * the same bytes made only if someone asks for `body`.
+ */
+export function objectReadOf(info: ObjectInfo, data: Buffer, checksum?: ExpectedChecksum): ObjectRead {
+  let body: Readable | undefined
+  return {
+    ...info,
+    ...(checksum !== undefined ? { checksum } : {}),
+    data,
+    get body(): Readable {
+      body ??= Readable.from(data.length === 0 ? [] : [data], { objectMode: false })
+      return body
+    },
+  }
 }
 
 /** Options of {@link StoragePrimitives.putObject}. */

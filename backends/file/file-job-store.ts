@@ -12,7 +12,7 @@ import { createReadStream, constants as fsConstants, type BigIntStats } from 'no
 import { chmod, copyFile, opendir, readdir, rm, rmdir, symlink } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path'
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { debuglog } from 'node:util'
 import lockfile from 'proper-lockfile'
@@ -40,6 +40,7 @@ import { forEachConcurrent, throwIfAborted } from '../../src/concurrency.js'
 import { InvalidArgumentError, JobStoreError } from '../../src/errors.js'
 import { randomId } from '../../src/ids.js'
 import {
+  objectReadOf,
   ObjectNotFoundError,
   PreconditionFailedError,
   type IoOptions,
@@ -287,17 +288,7 @@ export class FileJobStore extends AbstractJobStore {
     }
     if (small === undefined) return { ...meta, body: createReadStream('', { fd, highWaterMark: 256 * 1024 }) }
     await close(fd)
-    const data = small
-    let body: Readable | undefined
-    // The stream only when someone streams: the core reads `data` of jobs, stats and the config directly.
-    return {
-      ...meta,
-      data,
-      get body(): Readable {
-        body ??= Readable.from(data.length === 0 ? [] : [data], { objectMode: false })
-        return body
-      },
-    }
+    return objectReadOf(meta, small)
   }
 
   protected override async headObject(key: string): Promise<ObjectInfo | undefined> {
