@@ -55,6 +55,7 @@ export {
   type JobStoreBackend,
 } from './open.js'
 export {
+  objectReadOf,
   ObjectNotFoundError,
   PreconditionFailedError,
   type ExpectedChecksum,

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { describe, expect, it } from 'vitest'
-import { createVerifyStream } from './streams.js'
+import { objectReadOf } from './storage.js'
+import { createVerifyStream, readToBuffer, verifyBytes } from './streams.js'
 
 async function drain(data: Buffer, verify: NodeJS.ReadWriteStream): Promise<number> {
   let seen = 0
@@ -28,5 +29,23 @@ describe('read verification', () => {
     await expect(
       drain(corrupted, createVerifyStream('f', data.length, { algorithm: 'md5', digest: md5 })),
     ).rejects.toThrow(/does not match the stored checksum/)
+  })
+
+  it('checks bytes already in memory the same way', () => {
+    expect(verifyBytes('f', data, data.length, { algorithm: 'md5', digest: md5 })).toBe(data)
+    expect(() => verifyBytes('f', data, data.length + 1)).toThrow(/short read/)
+    expect(() => verifyBytes('f', data, data.length - 1)).toThrow(/more than the/)
+    const corrupted = Buffer.from(data)
+    corrupted[5] = 0
+    expect(() => verifyBytes('f', corrupted, data.length, { algorithm: 'md5', digest: md5 })).toThrow(/does not match/)
+  })
+
+  it('an object read whole still streams the same bytes to whoever asks for its body', async () => {
+    const object = objectReadOf({ key: 'k', size: data.length, version: 'v', executable: false }, data)
+    expect(object.data).toBe(data)
+    expect(object.body).toBe(object.body)
+    expect(await readToBuffer(object.body)).toEqual(data)
+    const empty = objectReadOf({ key: 'e', size: 0, version: 'v', executable: false }, Buffer.alloc(0))
+    expect((await readToBuffer(empty.body)).length).toBe(0)
   })
 })
