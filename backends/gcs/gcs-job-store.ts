@@ -69,6 +69,8 @@ const GET_ATTEMPTS = 4
  * answer never comes hangs forever (seen under the fault tests).
  */
 const REQUEST_TIMEOUT_MS = 60_000
+/** A resumable upload that holds up its write with nothing moving for this long is abandoned (see #putStream). */
+const STALLED_UPLOAD_MS = 2 * REQUEST_TIMEOUT_MS
 
 /** Where a GCS store lives. */
 export interface GcsLocation {
@@ -518,9 +520,32 @@ export class GcsJobStore extends AbstractJobStore {
       ...(preconditionOpts !== undefined ? { preconditionOpts } : {}),
     })
     let session: string | undefined
+    let lastActivity = Date.now()
     upload.on('uri', (uri: string) => {
       session = uri
+      lastActivity = Date.now()
     })
+    // The SDK's uploader can stop without settling: no request outstanding, no 'error', no 'finish' (seen under
+    // injected faults; googleapis/nodejs-storage#2193 is one such path). Each of its requests is bounded by the
+    // request timeout, so when the upload is what holds the write up (the body is all in, or waits for the
+    // upload to take more) and no byte has moved for two timeouts, the write is abandoned; the catch below then
+    // finds out whether the object landed whole. A slow body (the caller's pace) is never a stall.
+    upload.on('progress', () => {
+      lastActivity = Date.now()
+    })
+    let meteredBytes = 0
+    const watchdog = setInterval(() => {
+      if (meter.bytes !== meteredBytes) {
+        meteredBytes = meter.bytes
+        lastActivity = Date.now()
+      }
+      const uploadHoldsUp = meter.writableFinished || meter.writableNeedDrain
+      if (!uploadHoldsUp || Date.now() - lastActivity < STALLED_UPLOAD_MS) return
+      upload.destroy(
+        new JobStoreError(`GCS resumable upload of ${this.#where()}/${key}: nothing moved for ${STALLED_UPLOAD_MS / 1000} s; abandoned`),
+      )
+    }, 5_000)
+    watchdog.unref()
     // Which stream failed first: the pipeline destroys the others with the same error, so the body's `errored`
     // alone cannot tell the caller's own failure (passed on as is) from the SDK's (mapped to a JobStoreError).
     let firstFailure: 'body' | 'upload' | undefined
@@ -532,6 +557,7 @@ export class GcsJobStore extends AbstractJobStore {
       // the body, in the meter, or an abort destroys the pipeline first, and nothing is stored.
       await pipeline(body, meter, upload, signal ? { signal } : {})
     } catch (err) {
+      clearInterval(watchdog)
       if (session === undefined) throw err
       await this.#cancelSession(session)
       // A session may have been finalized all the same: by the final chunk, whose answer was lost; or, on
@@ -550,6 +576,7 @@ export class GcsJobStore extends AbstractJobStore {
       const callersOwn = firstFailure === 'body' || (firstFailure === undefined && body.errored === err)
       throw callersOwn || err instanceof JobStoreError ? err : this.#error(err, 'upload of', key, 'bucket')
     }
+    clearInterval(watchdog)
     await this.#checkStored(file, key, uploading.metadata, meter.bytes, meter.md5() as string)
     return uploading.metadata
   }
