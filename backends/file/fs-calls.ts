@@ -4,8 +4,8 @@
  * Why not `node:fs/promises`: on Node 20 its calls cost two to three times more than the callback API for the
  * small operations a job store makes by the million (each `FileHandle` is a tracked object with its own promise
  * plumbing, and every call goes through it). Measured on this project's 2-vCPU machines, 32 calls in flight on
- * 2 KiB files: open + fstat + read + close through a `FileHandle` 7k–18k/s against 19k–50k/s with callbacks;
- * `stat` 37k–70k/s against 98k–129k/s. File descriptors here are plain numbers: every path that opens one closes
+ * 2 KiB files: open + fstat + read + close through a `FileHandle` 15k–28k/s against 25k–55k/s with callbacks
+ * (`npx tsx bench/micro/fs-calls.mts`); `stat` 37k–70k/s against 98k–129k/s. File descriptors here are plain numbers: every path that opens one closes
  * it in a `finally`.
  */
 import fs from 'node:fs'
