@@ -234,7 +234,6 @@ export class Workload {
     this.report.samples[`${op} ${err.code}`] ??= err.message.slice(0, 300)
   }
 
-  /** A write failed: its content may or may not be there now. */
   /** Runs a delete, then the model knows the object is gone; after a failure, it may be gone or not. */
   async #deleteTracked(state: ObjectState, remove: () => Promise<unknown>): Promise<void> {
     try {
@@ -247,6 +246,26 @@ export class Workload {
     state.version = undefined
   }
 
+  /**
+   * Runs a write of `content` that resolves with the new version; then the model knows the object holds it.
+   * A conflict reported for it is a false one (each object has one writer); after any failure, the content may
+   * or may not be there.
+   */
+  async #writeTracked(state: ObjectState, content: string, what: string, write: () => Promise<string>): Promise<void> {
+    state.history.add(content)
+    let version: string
+    try {
+      version = await write()
+    } catch (err) {
+      if (err instanceof ConcurrentFileModificationError) this.report.falseConflicts.push(`${what}: ${err.message}`)
+      this.#ambiguous(state, content)
+      throw err
+    }
+    state.possible = new Set([content])
+    state.version = version
+  }
+
+  /** A write failed: its content may or may not be there now. */
   #ambiguous(state: ObjectState, content: string): void {
     state.possible.add(content)
     state.version = undefined
@@ -273,16 +292,7 @@ export class Workload {
         const state = Object.assign(newState(), { desc })
         this.#jobs.set(id, state)
         mine.jobs.push(id)
-        state.history.add(content)
-        try {
-          await store.create(desc)
-        } catch (err) {
-          if (err instanceof ConcurrentFileModificationError) this.report.falseConflicts.push(`create ${id}: ${err.message}`)
-          this.#ambiguous(state, content)
-          throw err
-        }
-        state.possible = new Set([content])
-        state.version = String(desc.version)
+        await this.#writeTracked(state, content, `create ${id}`, async () => String((await store.create(desc)).version))
         return
       }
       case 'loadJob':
@@ -297,18 +307,15 @@ export class Workload {
         if (state.possible.has(ABSENT) || state.desc === undefined) return
         const desc = structuredClone(state.desc)
         const content = this.#fillJob(desc)
-        state.history.add(content)
         const ifVersion = Number(state.version)
-        try {
-          await store.update(desc, { ifVersion })
-        } catch (err) {
-          if (err instanceof ConcurrentFileModificationError) this.report.falseConflicts.push(`update ${id} at ${ifVersion}: ${err.message}`)
-          if (err instanceof NoSuchJobError) this.report.lostWrites.push(`update ${id}: ${err.message}`)
-          this.#ambiguous(state, content)
-          throw err
-        }
-        state.possible = new Set([content])
-        state.version = String(desc.version)
+        await this.#writeTracked(state, content, `update ${id} at ${ifVersion}`, async () => {
+          try {
+            return String((await store.update(desc, { ifVersion })).version)
+          } catch (err) {
+            if (err instanceof NoSuchJobError) this.report.lostWrites.push(`update ${id}: ${err.message}`)
+            throw err
+          }
+        })
         state.desc = desc
         return
       }
@@ -364,19 +371,11 @@ export class Workload {
         if (state.possible.has(ABSENT)) return
         const data = this.#payload()
         const content = sha(data)
-        state.history.add(content)
         const ifVersion = state.version as string
-        let version: string
-        try {
-          version = await store.updateFileStream(id, (w) => writeInPieces(w, data), { ifVersion })
-        } catch (err) {
-          if (err instanceof ConcurrentFileModificationError) this.report.falseConflicts.push(`update of file ${id}: ${err.message}`)
-          this.#ambiguous(state, content)
-          throw err
-        }
+        await this.#writeTracked(state, content, `update of file ${id}`, () =>
+          store.updateFileStream(id, (w) => writeInPieces(w, data), { ifVersion }),
+        )
         this.report.bytesWritten += data.length
-        state.possible = new Set([content])
-        state.version = version
         return
       }
       case 'deleteFile': {
@@ -395,22 +394,11 @@ export class Workload {
         }
         const data = randomBytes(Math.floor(Math.random() * 200_000))
         const content = sha(data)
-        state.history.add(content)
         const condition = state.possible.has(ABSENT) ? { ifAbsent: true } : { ifVersion: state.version as string }
-        let version: string
-        try {
-          version = await store.writeSharedFileStream(name, (w) => writeInPieces(w, data), {
-            ...condition,
-            isProtected: Math.random() < 0.5,
-          })
-        } catch (err) {
-          if (err instanceof ConcurrentFileModificationError) this.report.falseConflicts.push(`write of shared file ${name}: ${err.message}`)
-          this.#ambiguous(state, content)
-          throw err
-        }
+        await this.#writeTracked(state, content, `write of shared file ${name}`, () =>
+          store.writeSharedFileStream(name, (w) => writeInPieces(w, data), { ...condition, isProtected: Math.random() < 0.5 }),
+        )
         this.report.bytesWritten += data.length
-        state.possible = new Set([content])
-        state.version = version
         return
       }
       case 'writeStats': {
