@@ -22,9 +22,9 @@ export const link = promisify(fs.link)
 export const rename = promisify(fs.rename)
 export const unlink = promisify(fs.unlink)
 export const mkdir = promisify(fs.mkdir)
-
-const read = promisify(fs.read)
-const write = promisify(fs.write)
+export const read = promisify(fs.read)
+export const write = promisify(fs.write)
+export const readFile = promisify(fs.readFile)
 
 /** Writes all of `data` at the descriptor's position (a write may take less than it is given). */
 export async function writeAll(fd: number, data: Buffer): Promise<void> {

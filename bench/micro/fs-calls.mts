@@ -13,19 +13,13 @@ import fs from 'node:fs'
 import { open as openHandle, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs, promisify } from 'node:util'
+import { parseArgs } from 'node:util'
+import { close, fstat, link, open, read, unlink, write } from '../../backends/file/fs-calls.js'
 
 const { values } = parseArgs({ options: { count: { type: 'string', default: '5000' }, rounds: { type: 'string', default: '3' }, dir: { type: 'string', default: tmpdir() } } })
 const count = Number(values.count)
 const rounds = Number(values.rounds)
 const root = fs.mkdtempSync(join(values.dir, 'jobstore-fs-calls-'))
-const open = promisify(fs.open)
-const close = promisify(fs.close)
-const fstat = promisify(fs.fstat)
-const read = promisify(fs.read)
-const write = promisify(fs.write)
-const link = promisify(fs.link)
-const unlink = promisify(fs.unlink)
 
 async function pool(n: number, inFlight: number, fn: (i: number) => Promise<unknown>): Promise<void> {
   let next = 0

@@ -5,27 +5,14 @@
  * Through the callback API of `node:fs` wrapped in promises, as the file backend: on Node 20 it costs two to three
  * times less per call than `node:fs/promises` for small operations, and the baseline is the limit.
  */
-import fs, { createReadStream } from 'node:fs'
+import { createReadStream } from 'node:fs'
 import { opendir, rm } from 'node:fs/promises'
-import { promisify } from 'node:util'
 import { dirname, join } from 'node:path'
 import type { Readable } from 'node:stream'
+// The same promise wrappers of the callback API as the file backend: plain `node:fs` calls, nothing of the store.
+import { close, fsync, link, mkdir, open, readFile, rename, unlink, writeAll } from '../../backends/file/fs-calls.js'
 import { rawId } from '../util.js'
 import type { RawStore } from './raw-store.js'
-
-const open = promisify(fs.open)
-const close = promisify(fs.close)
-const fsync = promisify(fs.fsync)
-const write = promisify(fs.write)
-const link = promisify(fs.link)
-const mkdir = promisify(fs.mkdir)
-const readFile = promisify(fs.readFile)
-const rename = promisify(fs.rename)
-const unlink = promisify(fs.unlink)
-
-async function writeAll(fd: number, data: Buffer): Promise<void> {
-  for (let offset = 0; offset < data.length; ) offset += (await write(fd, data, offset, data.length - offset)).bytesWritten
-}
 
 export class RawFileStore implements RawStore {
   readonly #root: string
