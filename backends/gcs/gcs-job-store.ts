@@ -558,7 +558,10 @@ export class GcsJobStore extends AbstractJobStore {
       await pipeline(body, meter, upload, signal ? { signal } : {})
     } catch (err) {
       clearInterval(watchdog)
-      if (session === undefined) throw err
+      const callersOwn = firstFailure === 'body' || (firstFailure === undefined && body.errored === err)
+      const failure = callersOwn || err instanceof JobStoreError ? err : this.#error(err, 'upload of', key, 'bucket')
+      // No session: starting it failed (a 429 on the session request, say), or the body failed before; nothing stored.
+      if (session === undefined) throw failure
       await this.#cancelSession(session)
       // A session may have been finalized all the same: by the final chunk, whose answer was lost; or, on
       // fake-gcs-server, by the status query (`Content-Range: bytes */*`) the SDK sends after a failed chunk, which
@@ -573,8 +576,7 @@ export class GcsJobStore extends AbstractJobStore {
           log('cannot delete the partial upload of %s: %s', key, sanitize(deleteError).message)
         })
       }
-      const callersOwn = firstFailure === 'body' || (firstFailure === undefined && body.errored === err)
-      throw callersOwn || err instanceof JobStoreError ? err : this.#error(err, 'upload of', key, 'bucket')
+      throw failure
     }
     clearInterval(watchdog)
     await this.#checkStored(file, key, uploading.metadata, meter.bytes, meter.md5() as string)
