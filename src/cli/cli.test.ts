@@ -20,7 +20,7 @@ import { dirname, join, resolve } from 'node:path'
 import { Writable } from 'node:stream'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { afterAll, describe, expect, it, vi } from 'vitest'
-import { newJobDescription, openJobStore, type AbstractJobStore, type JobDescription } from '../index.js'
+import { checkJobId, newJobDescription, openJobStore, type AbstractJobStore, type JobDescription } from '../index.js'
 import { EXIT, EXIT_CODE_BY_ERROR_CODE, exitCodeFor } from './exit-codes.js'
 import { jobState } from './job-state.js'
 import { createProgress } from './progress.js'
@@ -764,6 +764,252 @@ describe('jobstore copy between backends', () => {
     const logs: string[] = []
     await back.readStatsAndLogging((text) => void logs.push(text))
     expect(logs.sort()).toEqual(['message one', 'message two'])
+  })
+})
+
+/**
+ * What the CLI must never write raw in its human output: C0 controls but its own newlines, DEL, C1 controls (U+009B
+ * is a CSI on some terminals), bidi controls and other invisible format characters, line and paragraph separators;
+ * nor U+FFFD, which is what a lone surrogate becomes on its way out (none of the inputs below holds one).
+ */
+const RAW_UNSAFE = /[\x00-\x09\x0b-\x1f\x7f-\x9f\p{Cf}\p{Zl}\p{Zp}\ufffd]/u
+
+function expectTerminalSafe(result: CliResult, what: string): void {
+  for (const [stream, text] of [
+    ['stdout', result.stdout],
+    ['stderr', result.stderr],
+  ] as const) {
+    const bad = RAW_UNSAFE.exec(text)
+    const found =
+      bad === null ? null : `U+${(bad[0].codePointAt(0) as number).toString(16)} in ${JSON.stringify(text.slice(Math.max(0, bad.index - 40), bad.index + 40))}`
+    expect(found, `${what}: ${stream}`).toBeNull()
+  }
+}
+
+/** The lines of a text, without the empty string after its last newline. */
+function linesOf(text: string): string[] {
+  const lines = text.split('\n')
+  if (lines[lines.length - 1] === '') lines.pop()
+  return lines
+}
+
+describe('jobstore CLI: terminal safety (file backend)', () => {
+  // Names that try to drive the terminal or forge output: escape sequences (clear screen, retitle the window), a
+  // newline followed by a made-up row of `jobs`, a carriage return, a bidi override, a C1 CSI, DEL, a lone
+  // surrogate, invisible characters, a tag character, and a literal backslash sequence that must not pass for an
+  // escape.
+  const ESC_NAME = 'evil\x1b[2J\x1b]0;pwned\x07'
+  const FAKE_ROW = `legit\n${'0'.repeat(26)}  done   1      0           forged`
+  const CR_NAME = 'safe\rFORGED'
+  const MISC_NAME = 'tab\there del\x7f lone\ud800 zw\u200b ls\u2028 iso\u2066x\u2069 tag\u{e0041} back\\x1b'
+  const LOST_NAME = 'lost\x1b[2J'
+  const STATE = 'running\x1b[2J'
+  /** The same, as the CLI shows them. */
+  const SHOWN = {
+    esc: String.raw`evil\x1b[2J\x1b]0;pwned\x07`,
+    fakeRow: String.raw`legit\n00000000000000000000000000  done   1      0           forged`,
+    cr: String.raw`safe\rFORGED`,
+    misc: String.raw`tab\there del\x7f lone\ud800 zw\u200b ls\u2028 iso\u2066x\u2069 tag\u{e0041} back\\x1b`,
+    lost: String.raw`lost\x1b[2J`,
+    state: String.raw`running\x1b[2J`,
+  }
+
+  it('escapes job names, unit and display names, commands, states and locators in init, jobs, status, show, verify and clean; --json stays exact', async ({ expect }) => {
+    const locator = `file:${join(TMP, `store-${randomUUID()}-\x1b[31m\u202e`)}`
+    const shownLocator = `${locator.slice(0, -'\x1b[31m\u202e'.length)}${String.raw`\x1b[31m\u202e`}`
+    const init = await cli(['init', locator])
+    expect(init.code, init.stderr).toBe(0)
+    expectTerminalSafe(init, 'init')
+    expect(init.stderr).toContain(`initialized a job store at ${shownLocator}`)
+
+    const store = await openJobStore(locator)
+    await store.resume()
+    const root = job(store, {
+      jobName: ESC_NAME,
+      unitName: 'unit\u009b31m',
+      displayName: 'invoice\u202etxt.exe',
+      command: 'rm -rf ~ \x1b[8mhidden\x1b[0m',
+      extra: { state: STATE, note: 'c1\u009b bidi\u202e del\x7f' },
+    })
+    const forger = job(store, { jobName: FAKE_ROW, extra: { state: 'done' } })
+    const cr = job(store, { jobName: CR_NAME })
+    const misc = job(store, { jobName: MISC_NAME })
+    const lost = job(store, { jobName: LOST_NAME })
+    root.children = [forger.jobStoreID, cr.jobStoreID, misc.jobStoreID]
+    for (const desc of [forger, cr, misc, lost]) await store.create(desc)
+    await store.createRootJob(root)
+
+    const [jobs, jobsJson, status, statusJson, show, showJson, verify, verifyJson] = await Promise.all([
+      cli(['jobs', locator]),
+      cli(['jobs', locator, '--json']),
+      cli(['status', locator]),
+      cli(['status', locator, '--json']),
+      cli(['show', locator, root.jobStoreID]),
+      cli(['show', locator, root.jobStoreID, '--json']),
+      cli(['verify', locator]),
+      cli(['verify', locator, '--json']),
+    ])
+    for (const [what, result] of Object.entries({ jobs, jobsJson, status, statusJson, show, showJson, verify, verifyJson })) {
+      expectTerminalSafe(result, what)
+    }
+
+    // jobs: one row per job, no forged row, the columns aligned on the escaped text.
+    expect(jobs.code, jobs.stderr).toBe(0)
+    const [header, ...rows] = linesOf(jobs.stdout)
+    expect(rows).toHaveLength(5)
+    for (const row of rows) expect(row).toMatch(/^[0-9a-hjkmnp-tv-z]{26}  /)
+    const nameColumn = (header as string).indexOf('NAME')
+    const stateColumn = (header as string).indexOf('STATE')
+    expect(rows.map((row) => row.slice(nameColumn)).sort()).toEqual(
+      [`${SHOWN.esc} (invoice\\u202etxt.exe)`, SHOWN.fakeRow, SHOWN.cr, SHOWN.misc, SHOWN.lost].sort(),
+    )
+    expect(rows.find((row) => row.startsWith(root.jobStoreID))?.slice(stateColumn)).toMatch(
+      new RegExp(`^${SHOWN.state.replace(/[\\[\]]/g, '\\$&')} +2 +3 +`),
+    )
+    // --json: the exact strings.
+    expect(jobsJson.code).toBe(0)
+    const listing = JSON.parse(jobsJson.stdout) as { jobs: { jobStoreID: string; jobName: string; displayName?: string; state: string }[] }
+    expect(listing.jobs.map((j) => j.jobName).sort()).toEqual([ESC_NAME, FAKE_ROW, CR_NAME, MISC_NAME, LOST_NAME].sort())
+    expect(listing.jobs.find((j) => j.jobStoreID === root.jobStoreID)).toMatchObject({ displayName: 'invoice\u202etxt.exe', state: STATE })
+
+    // status: the locator and the root job.
+    expect(status.code, status.stderr).toBe(0)
+    expect(status.stdout).toContain(`job store    ${shownLocator}\n`)
+    expect(status.stdout).toContain(`root job     ${root.jobStoreID} ${SHOWN.esc} (${SHOWN.state})\n`)
+    expect(JSON.parse(statusJson.stdout)).toMatchObject({ locator, rootJob: { jobStoreID: root.jobStoreID, jobName: ESC_NAME, state: STATE } })
+
+    // show: every field; `extra` as JSON whose strings are JSON-escaped.
+    expect(show.code, show.stderr).toBe(0)
+    for (const line of [
+      `name           ${SHOWN.esc}`,
+      String.raw`unit           unit\x9b31m`,
+      String.raw`display name   invoice\u202etxt.exe`,
+      String.raw`command        rm -rf ~ \x1b[8mhidden\x1b[0m`,
+      String.raw`state          running\x1b[2J`,
+      String.raw`                 "state": "running\u001b[2J",`,
+      String.raw`                 "note": "c1\u009b bidi\u202e del\u007f"`,
+    ]) {
+      expect(linesOf(show.stdout)).toContain(line)
+    }
+    expect(JSON.parse(showJson.stdout)).toMatchObject({
+      state: STATE,
+      job: {
+        jobName: ESC_NAME,
+        unitName: 'unit\u009b31m',
+        displayName: 'invoice\u202etxt.exe',
+        command: 'rm -rf ~ \x1b[8mhidden\x1b[0m',
+        extra: { state: STATE, note: 'c1\u009b bidi\u202e del\x7f' },
+      },
+    })
+
+    // verify: its problems quote the job names.
+    expect(verify.code).toBe(EXIT.INTEGRITY)
+    expect(verify.stdout).toContain(`job ${lost.jobStoreID} (${SHOWN.lost}) is not reachable from the root job`)
+    expect(verify.stderr).toContain(`verifying ${shownLocator}`)
+    expect((JSON.parse(verifyJson.stdout) as { problems: { message: string }[] }).problems.map((p) => p.message)).toEqual([
+      `job ${lost.jobStoreID} (${LOST_NAME}) is not reachable from the root job ${root.jobStoreID}`,
+    ])
+
+    const clean = await cli(['clean', locator])
+    expectTerminalSafe(clean, 'clean')
+    expect(clean.code, clean.stderr).toBe(0)
+    expect(clean.stdout).toContain(`root job ${root.jobStoreID} (${SHOWN.esc}); 4 reachable jobs`)
+    expect(clean.stdout).toContain(`removed job ${lost.jobStoreID}`)
+    expect(clean.stderr).toContain(`cleaning ${shownLocator}`)
+  })
+
+  it('logs: escapes each message, indents its continuation lines so that no message forges another; --json stays exact', async ({ expect }) => {
+    const locator = fileFactory.make()
+    const store = await openJobStore(locator)
+    await store.initialize()
+    const messages = [
+      '\x1b[2J\x1b]0;pwned\x07',
+      'legit message\nforged message',
+      'line one\r\nline two\twith a tab\u202e',
+      '  starts with spaces, as a continuation would',
+      '\nstarts with a newline',
+    ]
+    for (const message of messages) await store.writeStatsAndLogging(message)
+    const [human, json] = await Promise.all([cli(['logs', locator]), cli(['logs', locator, '--json'])])
+    expectTerminalSafe(human, 'logs')
+    expectTerminalSafe(json, 'logs --json')
+    expect(human.code, human.stderr).toBe(0)
+    // A message starts on a line of its own; its further lines are indented, and a message that starts with a space
+    // shows it escaped: every line that is not indented starts a message.
+    const shown: string[][] = []
+    for (const line of linesOf(human.stdout)) {
+      if (line.startsWith('  ')) (shown[shown.length - 1] as string[]).push(line)
+      else shown.push([line])
+    }
+    expect(shown.map((lines) => lines.join('\n')).sort()).toEqual(
+      [
+        String.raw`\x1b[2J\x1b]0;pwned\x07`,
+        'legit message\n  forged message',
+        String.raw`line one\r` + '\n' + String.raw`  line two\twith a tab\u202e`,
+        String.raw`\x20 starts with spaces, as a continuation would`,
+        '\n  starts with a newline',
+      ].sort(),
+    )
+    expect(json.code, json.stderr).toBe(0)
+    expect(linesOf(json.stdout).map((line) => (JSON.parse(line) as { text: string }).text).sort()).toEqual([...messages].sort())
+  })
+
+  it('escapes user input quoted in errors (IDs, names, locators, commands, file names) and in confirmations; --json errors stay exact', async ({ expect }) => {
+    const locator = fileFactory.make()
+    await makeFixture(locator)
+    const badID = 'x\x1b[2J\u202e\u009b\nforged'
+    const badCommand = 'x\x1b]0;pwned\x07\nforged'
+    const badShared = 'a\u009bb\u202e'
+    const missingStore = `file:${join(TMP, 'none-\x1b[2J\u202e\nforged')}`
+    const dir = mkdtempSync(join(TMP, 'names-'))
+    const oddFile = join(dir, 'data-\x1b[2J\u202e.txt')
+    writeFileSync(oddFile, 'hello')
+    const results = await Promise.all([
+      cli(['show', locator, badID]),
+      cli(['show', locator, badID, '--json']),
+      cli([badCommand]),
+      cli(['status', missingStore]),
+      cli(['status', missingStore, '--json']),
+      cli(['cat', locator, '--shared', badShared]),
+      cli(['import', locator, oddFile]),
+      cli(['import', locator, join(dir, 'missing-\x1b[2J\u202e.txt')]),
+      cli(['jobs', locator, '--state', 'x\x1b[2J', '--name', '\u202e']),
+    ])
+    const [show, showJson, command, status, statusJson, cat, imported, missing, filtered] = results
+    results.forEach((result, i) => expectTerminalSafe(result, `command ${i}`))
+    for (const result of results) {
+      // A newline in the user's input never starts a line of the CLI's output.
+      for (const line of linesOf(result.stderr)) expect(line).not.toMatch(/^forged/)
+    }
+
+    expect(show?.code).toBe(EXIT.USAGE)
+    expect(show?.stderr).toContain('invalid job ID')
+    expect(show?.stderr).toContain(String.raw`\u202e\x9b`)
+    let message = ''
+    try {
+      checkJobId(badID)
+    } catch (err) {
+      message = (err as Error).message
+    }
+    expect(jsonErrorOf(showJson?.stderr ?? '')).toEqual({ error: { code: 'INVALID_ARGUMENT', message, exitCode: EXIT.USAGE } })
+
+    expect(command?.code).toBe(EXIT.USAGE)
+    expect(command?.stderr).toContain(String.raw`unknown command 'x\x1b]0;pwned\x07\nforged'`)
+
+    expect(status?.code).toBe(EXIT.NOT_FOUND)
+    expect(status?.stderr).toContain(String.raw`none-\x1b[2J\u202e\nforged`)
+    expect((jsonErrorOf(statusJson?.stderr ?? '') as { error: { message: string } }).error.message).toContain('none-\x1b[2J\u202e\nforged')
+
+    expect(cat?.code).toBe(EXIT.USAGE)
+    expect(cat?.stderr).toContain(String.raw`\x9bb\u202e`)
+
+    // A file ID carries its basename %-encoded; the confirmation shows the source URL, escaped all the same.
+    expect(imported?.code, imported?.stderr).toBe(0)
+    expect(imported?.stdout).toMatch(/^_\/k\/[0-9a-z]{26}-data-%1B%5B2J%E2%80%AE\.txt\n$/)
+    expect(imported?.stderr).toContain('imported file://')
+    expect(missing?.code).toBe(EXIT.NOT_FOUND)
+    expect(filtered?.code).toBe(0)
+    expect(filtered?.stdout).toBe('')
   })
 })
 
