@@ -1,10 +1,25 @@
 /**
  * Output of the CLI: data on stdout (human text, or one JSON document with `--json`), messages and progress on
- * stderr. Everything printed is redacted (see `redact.ts`); only `cat` writes raw bytes, straight to stdout.
+ * stderr. Everything printed is redacted (see `redact.ts`), then made safe for a terminal (see
+ * `terminal-safe.ts`): each line of human output is escaped whole, so a newline or an escape sequence in a job
+ * name, a log message or an error cannot forge output or drive the terminal; JSON stays exact. Only `cat` writes
+ * raw bytes, straight to stdout: the file's content.
  */
 import type { Writable } from 'node:stream'
 import { EXIT, errorCodeOf, type ExitCode } from './exit-codes.js'
 import type { Redactor } from './redact.js'
+import { escapeForTerminal, escapeJsonForTerminal, escapeMessageLines, padForTerminal, terminalLength } from './terminal-safe.js'
+
+/**
+ * A line of human output that is JSON text (`show`'s `extra`): its strings are already escaped by JSON, so it is
+ * shown with `escapeJsonForTerminal` (JSON's backslashes kept as they are) instead of `escapeForTerminal`.
+ */
+export class JsonLine {
+  constructor(readonly json: string) {}
+}
+
+/** A line of human output: text (escaped whole when printed), or a {@link JsonLine}. */
+export type HumanLine = string | JsonLine
 
 export interface OutputOptions {
   readonly json: boolean
@@ -32,20 +47,38 @@ export class Output {
     this.stdout.write(text)
   }
 
-  /** A line of data on stdout (human mode). */
-  line(text = ''): void {
-    this.#write(`${this.redactor.redact(text)}\n`)
+  /** `text` redacted and escaped as one line, fit for a terminal (for prompts and other text printed elsewhere). */
+  safe(text: string): string {
+    return escapeForTerminal(this.redactor.redact(text))
+  }
+
+  /** `value` as JSON, redacted, fit for a terminal and exact (see `escapeJsonForTerminal`). */
+  #json(value: unknown, indent?: number): string {
+    return escapeJsonForTerminal(JSON.stringify(this.redactor.redactDeep(value), null, indent))
+  }
+
+  /** A line of data on stdout (human mode), escaped whole: a newline in `text` is shown as `\n`. */
+  line(text: HumanLine = ''): void {
+    this.#write(`${typeof text === 'string' ? this.safe(text) : escapeJsonForTerminal(this.redactor.redact(text.json))}\n`)
   }
 
   /** Lines of data on stdout (human mode). */
-  lines(lines: readonly string[]): void {
+  lines(lines: readonly HumanLine[]): void {
     for (const text of lines) this.line(text)
   }
 
+  /**
+   * A multi-line text on stdout (a log message): each line escaped, the lines after the first indented, so that a
+   * message cannot forge the start of another (see `escapeMessageLines`).
+   */
+  message(text: string): void {
+    for (const line of escapeMessageLines(this.redactor.redact(text))) this.#write(`${line}\n`)
+  }
+
   /** The command's result: `value` as JSON with `--json`, else the human rendering. */
-  result(value: unknown, human: () => readonly string[] | string): void {
+  result(value: unknown, human: () => readonly HumanLine[] | string): void {
     if (this.json) {
-      this.#write(`${JSON.stringify(this.redactor.redactDeep(value), null, 2)}\n`)
+      this.#write(`${this.#json(value, 2)}\n`)
       return
     }
     const text = human()
@@ -54,17 +87,17 @@ export class Output {
 
   /** One JSON value on one line of stdout (JSON Lines, for streams of records such as `logs`). */
   jsonLine(value: unknown): void {
-    this.#write(`${JSON.stringify(this.redactor.redactDeep(value))}\n`)
+    this.#write(`${this.#json(value)}\n`)
   }
 
   /** A message on stderr (not data: what the command is doing, confirmations). Silent with `--json`. */
   info(text: string): void {
-    if (!this.json) this.stderr.write(`${this.redactor.redact(text)}\n`)
+    if (!this.json) this.stderr.write(`${this.safe(text)}\n`)
   }
 
   /** A warning on stderr, also with `--json`. */
   warn(text: string): void {
-    this.stderr.write(`jobstore: warning: ${this.redactor.redact(text)}\n`)
+    this.stderr.write(`jobstore: warning: ${this.safe(text)}\n`)
   }
 
   /** Reports a failure on stderr: a JSON object with `--json` (`{"error": {code, message, exitCode}}`), else text. */
@@ -72,16 +105,17 @@ export class Output {
     const message = messageOf(err)
     const code = errorCodeOf(err) ?? (exitCode === EXIT.USAGE ? 'USAGE' : 'ERROR')
     if (this.json) {
-      this.stderr.write(`${JSON.stringify(this.redactor.redactDeep({ error: { code, message, exitCode } }))}\n`)
+      this.stderr.write(`${this.#json({ error: { code, message, exitCode } })}\n`)
       return
     }
-    this.stderr.write(`jobstore: error: ${this.redactor.redact(message)}\n`)
+    // Error messages quote user input (IDs, names, paths): escaped like any other line.
+    this.stderr.write(`jobstore: error: ${this.safe(message)}\n`)
     // The causes (an SDK's or the system's error) help diagnose unexpected failures; they are redacted like the
     // rest. For the expected outcomes (not found, exists, bad usage...) the message says it all.
     let cause = err instanceof Error && !QUIET_CAUSES.has(exitCode) ? err.cause : undefined
     for (let depth = 0; cause !== undefined && depth < 5; depth++) {
       const text = messageOf(cause)
-      if (text !== '' && text !== message) this.stderr.write(`  caused by: ${this.redactor.redact(text)}\n`)
+      if (text !== '' && text !== message) this.stderr.write(`  caused by: ${this.safe(text)}\n`)
       cause = cause instanceof Error ? cause.cause : undefined
     }
   }
@@ -108,16 +142,23 @@ export function formatBytes(bytes: number): string {
   return unit === 0 ? `${value} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${UNITS[unit]}`
 }
 
-/** Left-aligned columns, separated by two spaces; the last column is not padded. */
+/**
+ * Left-aligned columns, separated by two spaces; the last non-empty cell is not padded. Widths are those of the
+ * escaped cells (`terminalLength`), so the columns line up once `Output.line` has escaped each row.
+ */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
   const all = [header, ...rows]
-  const widths = header.map((_, i) => Math.max(...all.map((row) => (row[i] ?? '').length)))
-  return all.map((row) =>
-    row
-      .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+  const widths = header.map((_, i) => Math.max(...all.map((row) => terminalLength(row[i] ?? ''))))
+  return all.map((row) => {
+    // Trailing empty cells are dropped rather than the line trimmed: a cell's own trailing characters (a newline
+    // or a line separator, which trimEnd would remove) are data, shown escaped.
+    let last = row.length - 1
+    while (last > 0 && row[last] === '') last--
+    return row
+      .slice(0, last + 1)
+      .map((cell, i) => (i === last ? cell : padForTerminal(cell, widths[i] ?? 0)))
       .join('  ')
-      .trimEnd(),
-  )
+  })
 }
 
 /** `1 job`, `2 jobs`. */

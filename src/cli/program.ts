@@ -10,6 +10,7 @@ import { CommandContext, type CliIo, type CommonOptions } from './context.js'
 import { EXIT, EXIT_CODE_BY_ERROR_CODE, exitCodeFor } from './exit-codes.js'
 import { Output } from './output.js'
 import { Redactor } from './redact.js'
+import { escapeKeepingNewlines, escapeUserStrings } from './terminal-safe.js'
 import { cleanCommand, destroyCommand, initCommand, statusCommand } from './commands/store.js'
 import { jobsCommand, showCommand } from './commands/jobs.js'
 import { catCommand, exportCommand, importCommand } from './commands/files.js'
@@ -83,6 +84,16 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
     const eq = arg.indexOf('=')
     if (arg.startsWith('--') && eq > 0) redactor.addArgument(arg.slice(eq + 1))
   }
+  // The parser's messages quote arguments (`unknown command '…'`, an option's value): those are escaped whole, the
+  // rest of its text (its own newlines) kept, before redaction; see terminal-safe.ts.
+  const userInput = argv.flatMap((arg) => {
+    const eq = arg.indexOf('=')
+    return arg.startsWith('--') && eq > 0 ? [arg, arg.slice(eq + 1)] : [arg]
+  })
+  const forTerminal = (text: string, redact = true): string => {
+    const escaped = escapeUserStrings(text, userInput)
+    return escapeKeepingNewlines(redact ? redactor.redact(escaped) : escaped)
+  }
   // Replaced by the command's own output once its options are parsed (for --json errors).
   let out = new Output({ json: false, redactor, stdout: io.stdout, stderr: io.stderr })
 
@@ -92,9 +103,9 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
     .version(packageVersion(), '-V, --version')
     .exitOverride()
     .configureOutput({
-      writeOut: (text) => void io.stdout.write(text),
-      writeErr: (text) => void io.stderr.write(redactor.redact(text)),
-      outputError: (text, write) => write(redactor.redact(text)),
+      writeOut: (text) => void io.stdout.write(forTerminal(text, false)), // help and version: no secrets
+      writeErr: (text) => void io.stderr.write(forTerminal(text)),
+      outputError: (text, write) => write(text), // write is writeErr
     })
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', `${EXIT_CODE_HELP}\n\nSee docs/cli.md for every command with examples.`)

@@ -5,6 +5,7 @@
 import type { Writable } from 'node:stream'
 import cliProgress from 'cli-progress'
 import { formatBytes } from './output.js'
+import { escapeForTerminal } from './terminal-safe.js'
 
 /** Imports and exports at least this big get a progress bar (on a terminal). */
 export const BIG_TRANSFER_BYTES = 8 * 1024 * 1024
@@ -88,7 +89,7 @@ export function createProgress(options: {
       const remaining = Math.max(state.total - state.done, 0)
       const eta = state.done > 0 ? remaining / itemRate : Number.NaN
       const payload = {
-        label: phase === undefined ? options.label : `${options.label}: ${phase}`,
+        label: escapeForTerminal(phase === undefined ? options.label : `${options.label}: ${phase}`),
         doneText: options.unit === 'bytes' ? formatBytes(state.done) : String(state.done),
         totalText: options.unit === 'bytes' ? formatBytes(state.total) : String(state.total),
         rateText: `${formatBytes(rate)}/s`,

@@ -6,7 +6,15 @@
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { escapeJsonForTerminal, escapeKeepingNewlines, escapeForTerminal, padForTerminal, terminalLength } from './terminal-safe.js'
+import {
+  escapeForTerminal,
+  escapeJsonForTerminal,
+  escapeKeepingNewlines,
+  escapeMessageLines,
+  escapeUserStrings,
+  padForTerminal,
+  terminalLength,
+} from './terminal-safe.js'
 
 const runs = { numRuns: 10_000 }
 
@@ -65,17 +73,18 @@ describe('terminal escaping of the CLI', () => {
     expect(escapeForTerminal('a\x1bb\\x1b\u202e\u009b\n\t\r\ud800\u{e0041}')).toBe(String.raw`a\x1bb\\x1b\u202e\x9b\n\t\r\ud800\u{e0041}`)
   })
 
-  it('escapeKeepingNewlines escapes the same characters but newlines, and the user strings it is given whole', () => {
+  it('escapeKeepingNewlines escapes the same characters but newlines; escapeUserStrings escapes the user strings it is given whole', () => {
     fc.assert(
       fc.property(hostileText, hostileText, (text, user) => {
-        const escaped = escapeKeepingNewlines(`${text} '${user}' ${text}`, [user])
+        expect(escapeKeepingNewlines(text)).not.toMatch(UNSAFE_BUT_NEWLINE)
+        const escaped = escapeKeepingNewlines(escapeUserStrings(`${text} '${user}' ${text}`, [user]))
         expect(escaped).not.toMatch(UNSAFE_BUT_NEWLINE)
         // The user's string is shown escaped whole: its newlines cannot start a line of their own.
         if (UNSAFE.test(user)) expect(escaped).toContain(escapeForTerminal(user))
       }),
       runs,
     )
-    expect(escapeKeepingNewlines("error: unknown command 'x\x1b]0;t\x07\nforged'\nhint\n", ['x\x1b]0;t\x07\nforged'])).toBe(
+    expect(escapeKeepingNewlines(escapeUserStrings("error: unknown command 'x\x1b]0;t\x07\nforged'\nhint\n", ['x\x1b]0;t\x07\nforged']))).toBe(
       String.raw`error: unknown command 'x\x1b]0;t\x07\nforged'` + '\nhint\n',
     )
   })
@@ -87,6 +96,20 @@ describe('terminal escaping of the CLI', () => {
         const json = escapeJsonForTerminal(JSON.stringify(doc, null, 2))
         expect(json).not.toMatch(UNSAFE_BUT_NEWLINE)
         expect(JSON.parse(json)).toEqual(JSON.parse(JSON.stringify(doc)))
+      }),
+      runs,
+    )
+  })
+
+  it('escapeMessageLines: one escaped line per line, the first never starting with a space, the others indented; reversible', () => {
+    fc.assert(
+      fc.property(hostileText, (text) => {
+        const [first, ...rest] = escapeMessageLines(text)
+        for (const line of [first as string, ...rest]) expect(line).not.toMatch(UNSAFE)
+        expect(first).not.toMatch(/^ /)
+        for (const line of rest) expect(line.startsWith('  ')).toBe(true)
+        const decoded = [first as string, ...rest.map((line) => line.slice(2))].map(unescape)
+        expect(decoded.join('\n')).toBe(text)
       }),
       runs,
     )

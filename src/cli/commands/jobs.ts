@@ -2,7 +2,7 @@
 import { checkJobId, type JobDescription } from '../../index.js'
 import type { CommandContext } from '../context.js'
 import { jobState } from '../job-state.js'
-import { formatBytes, table } from '../output.js'
+import { JsonLine, formatBytes, table } from '../output.js'
 import { corruptJobId } from './store.js'
 
 export interface JobsOptions {
@@ -94,7 +94,9 @@ export async function showCommand(ctx: CommandContext, locator: string, jobID: s
       `files to delete ${ids(desc.filesToDelete)}`,
       `jobs to delete ${ids(desc.jobsToDelete)}`,
       `log file       ${desc.logJobStoreFileID ?? '-'}`,
-      `extra          ${JSON.stringify(desc.extra, null, 2).replace(/\n/g, '\n               ')}`,
+      ...JSON.stringify(desc.extra, null, 2)
+        .split('\n')
+        .map((line, i) => new JsonLine(`${i === 0 ? 'extra          ' : '               '}${line}`)),
     ]
   })
 }

@@ -25,7 +25,8 @@ export async function logsCommand(ctx: CommandContext, locator: string, options:
     if (shown.has(message.id)) return
     shown.add(message.id)
     if (ctx.out.json) ctx.out.jsonLine({ id: message.id, read: message.read, text })
-    else ctx.out.line(text.endsWith('\n') ? text.slice(0, -1) : text)
+    // Escaped, with its further lines indented: a message cannot forge another (see Output.message).
+    else ctx.out.message(text.endsWith('\n') ? text.slice(0, -1) : text)
   }
   const intervalMs = Math.max(0.05, options.interval ?? 1) * 1000
   let replay = options.all === true

@@ -210,7 +210,7 @@ export async function destroyCommand(ctx: CommandContext, locator: string, optio
 async function ask(ctx: CommandContext, question: string): Promise<string> {
   const rl = createInterface({ input: ctx.io.stdin, output: ctx.io.stderr, terminal: true })
   try {
-    return await rl.question(ctx.redactor.redact(question), ctx.signalOptions)
+    return await rl.question(ctx.out.safe(question), ctx.signalOptions)
   } finally {
     rl.close()
   }
