@@ -13,6 +13,10 @@
  * | `corrupt-response` | one bit of the body flipped (object reads only, see {@link FaultProxyOptions.isObjectRead}) | yes |
  * | `corrupt-request` | one bit of the request body flipped on its way to the server | yes (corrupted) |
  *
+ * A separate mode, {@link FaultProxyOptions.replaceAnswer}, answers chosen requests with a given answer, either
+ * instead of the server (it never sees the request) or after it (it acted, its answer is replaced): with
+ * {@link FOREIGN_NOT_FOUND} (a 404 that does not say "no such object") and {@link REQUEST_TIMEOUT} (408).
+ *
  * Faults are picked at random at a configurable rate (seeded, so a failing run can be replayed with its seed) or
  * by a `choose` callback. Every request and every fault injected is counted in {@link FaultProxy.stats}.
  */
@@ -102,6 +106,50 @@ function gcsError(status: number, reason: string, message: string): StatusAnswer
   }
 }
 
+/**
+ * 404 answers that do not mean "no such object": what a server (or a gateway in front of it) may answer an unknown
+ * access key, a missing route or a misconfigured endpoint. A store must report these as errors, never as absence.
+ * HEAD answers carry no body, so for HEAD only the status and headers reach the client.
+ */
+export const FOREIGN_NOT_FOUND: Readonly<Record<Exclude<ServiceFlavor, 'generic'>, readonly StatusAnswer[]>> = {
+  s3: [
+    xmlError(404, 'InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.'),
+    htmlNotFound(),
+  ],
+  azure: [
+    azureError(404, 'AuthenticationFailed', 'Server failed to authenticate the request.'),
+    htmlNotFound(),
+  ],
+  gcs: [gcsError(404, 'accountDisabled', 'The account for the specified project has been disabled.'), htmlNotFound()],
+}
+
+function htmlNotFound(): StatusAnswer {
+  return { status: 404, code: 'html-404', contentType: 'text/html', body: '<html><body><h1>404 Not Found</h1>nginx</body></html>' }
+}
+
+/**
+ * 408 answers: in the service's own format (S3 `RequestTimeout`, Azure `OperationTimedOut`, GCS `requestTimeout`),
+ * and `bare`, the empty 408 that Node.js servers (Azurite among them) send when a request takes too long.
+ */
+export const REQUEST_TIMEOUT: Readonly<Record<ServiceFlavor | 'bare', StatusAnswer>> = {
+  s3: xmlError(408, 'RequestTimeout', 'Your socket connection to the server was not read from or written to within the timeout period.'),
+  azure: azureError(408, 'OperationTimedOut', 'The operation could not be completed within the permitted time.'),
+  gcs: gcsError(408, 'requestTimeout', 'The request timed out.'),
+  generic: { status: 408, code: '408', contentType: 'text/plain', body: 'request timeout' },
+  bare: { status: 408, code: 'bare-408', contentType: 'text/plain', body: '', headers: { connection: 'close' } },
+}
+
+/** What {@link FaultProxyOptions.replaceAnswer} answers a request with. */
+export interface ReplacedAnswer {
+  readonly answer: StatusAnswer
+  /**
+   * `instead` (default): answered by the proxy, the server never sees the request. `after`: the server gets the
+   * request and acts on it (a write happens), then its answer is dropped and this one sent (a timeout reported
+   * for a request that did take effect).
+   */
+  readonly when?: 'instead' | 'after'
+}
+
 export interface FaultProxyOptions {
   /** Base URL of the real server (`http://127.0.0.1:9000`). Can be set later with {@link FaultProxy.setTarget}. */
   readonly target?: string
@@ -126,6 +174,11 @@ export interface FaultProxyOptions {
   readonly isObjectRead?: (req: IncomingMessage, answer: IncomingMessage) => boolean
   /** Seed of the random choices (default: random; see {@link FaultProxy.seed}). */
   readonly seed?: number
+  /**
+   * Answer-replacement mode: a request it returns an answer for gets that answer (see {@link ReplacedAnswer}),
+   * counted in {@link FaultStats.replaced}; other requests go on to `choose` or the random faults.
+   */
+  readonly replaceAnswer?: (req: IncomingMessage) => ReplacedAnswer | undefined
 }
 
 export interface FaultStats {
@@ -135,6 +188,8 @@ export interface FaultStats {
   readonly faults: Record<FaultKind, number>
   /** `status` faults by the service's error code (`SlowDown`, `ServerBusy`…). */
   readonly statuses: Record<string, number>
+  /** Answers sent by {@link FaultProxyOptions.replaceAnswer}, by code (`InvalidAccessKeyId`, `bare-408`…). */
+  readonly replaced: Record<string, number>
 }
 
 export interface FaultProxy {
@@ -193,6 +248,7 @@ export async function startFaultProxy(options: FaultProxyOptions = {}): Promise<
     requests: 0,
     faults: Object.fromEntries(FAULT_KINDS.map((kind) => [kind, 0])) as Record<FaultKind, number>,
     statuses: {},
+    replaced: {},
   }
   const agent = new Agent({ keepAlive: true, maxSockets: 256 })
   const sockets = new Set<Socket>()
@@ -301,9 +357,50 @@ export async function startFaultProxy(options: FaultProxyOptions = {}): Promise<
     }
   }
 
+  const sendAnswer = (res: ServerResponse, answer: StatusAnswer): void => {
+    res.writeHead(answer.status, {
+      'content-type': answer.contentType,
+      'content-length': String(Buffer.byteLength(answer.body)),
+      ...answer.headers,
+    })
+    res.end(answer.body)
+  }
+
+  /** The answer-replacement mode: the request is answered with `replaced.answer`, instead of the server or after it. */
+  const replace = (req: IncomingMessage, res: ServerResponse, replaced: ReplacedAnswer): void => {
+    const { answer } = replaced
+    stats.replaced[answer.code] = (stats.replaced[answer.code] ?? 0) + 1
+    if (replaced.when !== 'after' || target === undefined) {
+      req.resume()
+      req.on('end', () => sendAnswer(res, answer))
+      return
+    }
+    const headers = { ...req.headers }
+    delete headers['expect']
+    const upstream = httpRequest(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent },
+      (served) => {
+        // The server has acted on the request; what it said is lost.
+        served.resume()
+        served.on('end', () => sendAnswer(res, answer))
+        served.on('error', () => reset(req.socket))
+      },
+    )
+    upstream.on('error', () => reset(req.socket))
+    req.on('error', () => upstream.destroy())
+    req.pipe(upstream)
+  }
+
   const pending = new Map<IncomingMessage, { method: string; url: string; fault: string; since: number }>()
   const server: Server = createServer((req, res) => {
     stats.requests++
+    const replaced = options.replaceAnswer?.(req)
+    if (replaced !== undefined) {
+      pending.set(req, { method: req.method ?? '', url: req.url ?? '', fault: `replaced:${replaced.answer.code}`, since: Date.now() })
+      res.on('close', () => pending.delete(req))
+      replace(req, res, replaced)
+      return
+    }
     const picked = pick(req)
     const fault = typeof picked === 'object' ? 'status' : picked
     pending.set(req, { method: req.method ?? '', url: req.url ?? '', fault: fault ?? 'none', since: Date.now() })

@@ -33,7 +33,7 @@ import {
   type UserDelegationKey,
 } from '@azure/storage-blob'
 import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '../../src/abstract-job-store.js'
-import { chunk, forEachConcurrent, throwIfAborted } from '../../src/concurrency.js'
+import { chunk, forEachConcurrent, sleep, throwIfAborted } from '../../src/concurrency.js'
 import {
   AbortedError,
   InvalidArgumentError,
@@ -61,11 +61,73 @@ import {
   isContainerNotFound,
   isInvalidBlockList,
   isNotFound,
+  isNotFoundCode,
   isPreconditionFailed,
   wrapAzureError,
 } from './errors.js'
 
 const log = debuglog('jobstore:azure')
+
+/**
+ * Answers that mean "try again" and that the storage SDK's retry policy does not retry: it retries 500, 503 and
+ * lost connections only (storage-common StorageRetryPolicyV2), so a 408 (Azurite answers one under load), a 429,
+ * a 502 or a 504 from a proxy failed the operation at once.
+ */
+const TRANSIENT_STATUSES = new Set([408, 429, 502, 504])
+/** Tries per request for those answers: the SDK's default `maxTries` for the others. */
+const TRANSIENT_TRIES = 4
+
+/** The parts of core-rest-pipeline's request, response and pipeline the retry policy uses. */
+interface PipelineRequestLike {
+  readonly abortSignal?: AbortSignal
+}
+interface PipelineResponseLike {
+  readonly status: number
+  readonly headers: { get(name: string): string | undefined }
+  readonly readableStreamBody?: NodeJS.ReadableStream
+}
+interface CorePipelineLike {
+  addPolicy(
+    policy: {
+      name: string
+      sendRequest(request: PipelineRequestLike, next: (request: PipelineRequestLike) => Promise<PipelineResponseLike>): Promise<PipelineResponseLike>
+    },
+    options: { afterPhase: 'Retry' },
+  ): void
+}
+
+/**
+ * Adds to the client's pipeline (shared by the container and blob clients made from it) a retry of the answers in
+ * {@link TRANSIENT_STATUSES}: inside the SDK's retry policy and before signing, so every try is signed anew; with
+ * exponential backoff (or the answer's `Retry-After`, up to 10 s). A write the service acted on before such an
+ * answer is retried like one whose answer was lost: the core's write token recognises it. The SDK offers no option
+ * for retried statuses, so the pipeline is reached through the client's `storageClientContext`.
+ */
+function retryTransientAnswers(service: BlobServiceClient): void {
+  const pipeline = (service as unknown as { storageClientContext?: { pipeline?: CorePipelineLike } }).storageClientContext?.pipeline
+  if (typeof pipeline?.addPolicy !== 'function') {
+    log('this @azure/storage-blob has no storageClientContext.pipeline: 408/429/502/504 answers are not retried')
+    return
+  }
+  pipeline.addPolicy(
+    {
+      name: 'jobstoreTransientAnswerRetry',
+      async sendRequest(request, next) {
+        for (let attempt = 1; ; attempt++) {
+          const response = await next(request)
+          if (!TRANSIENT_STATUSES.has(response.status) || attempt >= TRANSIENT_TRIES) return response
+          // A streamed answer (a download) holds its connection until its body is consumed.
+          ;(response.readableStreamBody as { destroy?: () => void } | undefined)?.destroy?.()
+          const retryAfter = Number(response.headers.get('retry-after'))
+          const backoff = 250 * 2 ** (attempt - 1) * (0.5 + Math.random())
+          log('HTTP %d: try %d of %d', response.status, attempt + 1, TRANSIENT_TRIES)
+          await sleep(Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter * 1000, 10_000) : backoff, request.abortSignal)
+        }
+      },
+    },
+    { afterPhase: 'Retry' },
+  )
+}
 
 const MiB = 1024 * 1024
 /** Default block size: also the largest stream sent as a single Put Blob. */
@@ -323,6 +385,7 @@ export class AzureJobStore extends AbstractJobStore {
       // The SDK's message may quote the string: it stays out of ours.
       throw new InvalidArgumentError('AZURE_STORAGE_CONNECTION_STRING is not a valid Azure Storage connection string')
     }
+    retryTransientAnswers(service)
     if (service.accountName !== this.account) {
       throw new InvalidArgumentError(
         `AZURE_STORAGE_CONNECTION_STRING is for storage account ${JSON.stringify(service.accountName)}, but the locator ${this.locator} names account ${JSON.stringify(this.account)}`,
@@ -342,6 +405,7 @@ export class AzureJobStore extends AbstractJobStore {
       )
     }
     const service = new BlobServiceClient(`https://${this.account}.blob.core.windows.net`, new identity.DefaultAzureCredential())
+    retryTransientAnswers(service)
     return { service, container: service.getContainerClient(this.container), tokenAuth: true }
   }
 
@@ -726,7 +790,8 @@ export class AzureJobStore extends AbstractJobStore {
           if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) this.#batchDelete = false
           return
         }
-        const failed = response.subResponses.find((sub) => sub.status >= 300 && sub.status !== 404)
+        // A missing blob is fine; a 404 with another code (or none) is not proof that it is gone.
+        const failed = response.subResponses.find((sub) => sub.status >= 300 && !(sub.status === 404 && isNotFoundCode(sub.errorCode)))
         if (failed !== undefined) {
           throw new JobStoreError(
             `Azure Blob delete of ${this.#where(decodeURIComponent(new URL(failed._request.url).pathname))} failed: ${failed.errorCode ?? 'Error'} (HTTP ${failed.status})`,
@@ -979,7 +1044,7 @@ export class AzureJobStore extends AbstractJobStore {
           // The source was deleted since the HEAD (the next round reports it gone), or replaced: its ETag pin fails
           // with 412 as the target's conditions do (Azure says SourceConditionNotMet, Azurite ConditionNotMet), so
           // the source's ETag now tells which.
-          if (isNotFound(err) && errorCode(err) !== 'ContainerNotFound' && round < 3) continue
+          if (isNotFound(err) && !isContainerNotFound(err) && round < 3) continue
           if (isPreconditionFailed(err)) {
             const now = await sourceBlob.getProperties(abort).then(
               (info) => info.etag,

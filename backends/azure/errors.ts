@@ -30,17 +30,37 @@ export function httpStatus(err: unknown): number | undefined {
   return typeof status === 'number' ? status : undefined
 }
 
+/** The Azure error codes that say "no such blob" (or no such container, so no blob either). */
+const NOT_FOUND_CODES = new Set(['BlobNotFound', 'ContainerNotFound'])
+
+/** Whether an error code (of an answer or of a batch sub-response) says the blob or its container does not exist. */
+export function isNotFoundCode(code: string | undefined): boolean {
+  return code !== undefined && NOT_FOUND_CODES.has(code)
+}
+
 /**
- * The blob or its container does not exist: 404 `BlobNotFound` / `ContainerNotFound`, or a bare 404 (a HEAD
- * response has no body, so no code).
+ * The service's error code: the one the SDK parsed from the body, else the `x-ms-error-code` header, which Azure
+ * (and Azurite) send with every error answer, HEAD included (a HEAD answer has no body, so the SDK has no code).
+ */
+export function serviceErrorCode(err: unknown): string | undefined {
+  const code = shape(err).code
+  if (typeof code === 'string' && code !== '') return code
+  const headers = (err as { response?: { headers?: { get?: (name: string) => string | undefined } } } | null)?.response?.headers
+  const header = typeof headers?.get === 'function' ? headers.get('x-ms-error-code') : undefined
+  return typeof header === 'string' && header !== '' ? header : undefined
+}
+
+/**
+ * The blob or its container does not exist: a 404 whose code is `BlobNotFound` or `ContainerNotFound`. Never the
+ * status alone: a 404 with another code (or none: a gateway's page) is an error, not proof of absence.
  */
 export function isNotFound(err: unknown): boolean {
-  return httpStatus(err) === 404
+  return httpStatus(err) === 404 && isNotFoundCode(serviceErrorCode(err))
 }
 
 /** The container does not exist. */
 export function isContainerNotFound(err: unknown): boolean {
-  return errorCode(err) === 'ContainerNotFound'
+  return httpStatus(err) === 404 && serviceErrorCode(err) === 'ContainerNotFound'
 }
 
 /**
@@ -70,7 +90,7 @@ function isLostConnection(err: unknown): boolean {
 }
 
 function describe(err: unknown): string {
-  const code = errorCode(err)
+  const code = serviceErrorCode(err) ?? errorCode(err)
   const status = httpStatus(err)
   const message = shape(err).message
   // Azure messages end with RequestId and Time lines: keep the first line, the one that says what went wrong.
@@ -86,7 +106,7 @@ function describe(err: unknown): string {
 export function wrapAzureError(err: unknown, what: string, signal?: AbortSignal): JobStoreError {
   if (err instanceof JobStoreError) return err
   if (isAbort(err, signal)) return new AbortedError({ cause: signal?.reason ?? err })
-  const code = errorCode(err)
+  const code = serviceErrorCode(err) ?? errorCode(err)
   const status = httpStatus(err)
   let hint = ''
   if (status === 403 || code === 'AuthenticationFailed' || code === 'AuthorizationFailure') {

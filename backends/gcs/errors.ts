@@ -44,6 +44,7 @@ export function gcsStatus(err: unknown): number | undefined {
 }
 
 function reasonOf(err: unknown): string | undefined {
+  if (err instanceof GcsServiceError) return err.reason
   if (typeof err !== 'object' || err === null) return undefined
   const e = err as ErrorLike
   const lists = [e.errors, (e.response?.data as { error?: { errors?: unknown } } | undefined)?.error?.errors]
@@ -54,6 +55,15 @@ function reasonOf(err: unknown): string | undefined {
     }
   }
   return typeof e.code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(e.code) ? e.code : undefined
+}
+
+/**
+ * The object (or its bucket) does not exist: a 404 whose JSON error says reason `notFound`. Never the status
+ * alone: a 404 with another reason, or with a body that is not the JSON API's (a gateway's page; and media
+ * downloads, whose errors are plain text), is no proof of absence.
+ */
+export function isGcsNotFound(err: unknown): boolean {
+  return gcsStatus(err) === 404 && reasonOf(err) === 'notFound'
 }
 
 /** Removes bearer tokens, signatures, session IDs and query strings from a message. */
@@ -87,7 +97,7 @@ function isAbort(err: unknown): boolean {
 export type NotFoundMeaning = 'object' | 'bucket'
 
 /**
- * Maps an error of an operation on `key` (or on the bucket when `key` is undefined) to a jobstore error: 404 to
+ * Maps an error of an operation on `key` (or on the bucket when `key` is undefined) to a jobstore error: 404 `notFound` to
  * {@link ObjectNotFoundError} (or a clear "no bucket" error), 412 to {@link PreconditionFailedError}, aborts to
  * {@link AbortedError}, everything else to a {@link JobStoreError} naming the operation, the status and the
  * service's reason. jobstore's own errors pass through.
@@ -99,7 +109,8 @@ export function mapGcsError(
   if (err instanceof JobStoreError) return err
   const cause = sanitize(err)
   const status = cause.status
-  if (status === 404 && context.key !== undefined && (context.notFound ?? 'object') === 'object') {
+  const notFound = status === 404 && cause.reason === 'notFound'
+  if (notFound && context.key !== undefined && (context.notFound ?? 'object') === 'object') {
     return new ObjectNotFoundError(context.key, { cause })
   }
   if (status === 412 && context.key !== undefined) return new PreconditionFailedError(context.key, { cause })
@@ -109,6 +120,6 @@ export function mapGcsError(
     .filter((part) => part !== undefined && part !== '')
     .join(': ')
   const hint =
-    status === 404 ? ' (the bucket does not exist)' : status === 401 || status === 403 ? ' (check the Application Default Credentials and their permissions)' : ''
+    notFound ? ' (the bucket does not exist)' : status === 401 || status === 403 ? ' (check the Application Default Credentials and their permissions)' : ''
   return new JobStoreError(`GCS ${context.action} ${target} failed${hint}: ${detail}`, { cause })
 }

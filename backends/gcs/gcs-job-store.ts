@@ -47,7 +47,7 @@ import {
   type ObjectRead,
   type PutOptions,
 } from '../../src/storage.js'
-import { gcsStatus, mapGcsError, sanitize, type NotFoundMeaning } from './errors.js'
+import { gcsStatus, isGcsNotFound, mapGcsError, sanitize, type NotFoundMeaning } from './errors.js'
 
 const log = debuglog('jobstore:gcs')
 
@@ -396,7 +396,7 @@ export class GcsJobStore extends AbstractJobStore {
       return true
     } catch (err) {
       const status = gcsStatus(err)
-      if (status === 404) return false
+      if (isGcsNotFound(err)) return false
       // Object-level permissions only (no storage.buckets.get): the bucket may well exist; writes will tell.
       if (status === 403) {
         log('cannot read the metadata of bucket %s (403): assuming it exists', this.bucketName)
@@ -625,7 +625,7 @@ export class GcsJobStore extends AbstractJobStore {
       const [metadata] = await this.#bucket.file(this.#name(key)).getMetadata()
       return metadata
     } catch (err) {
-      if (gcsStatus(err) === 404) return undefined
+      if (isGcsNotFound(err)) return undefined
       throw this.#error(err, 'metadata lookup of', key, 'bucket')
     }
   }
@@ -691,7 +691,7 @@ export class GcsJobStore extends AbstractJobStore {
         } catch (err) {
           controller.abort()
           // Replaced between the GET and the lookup: read the new generation instead.
-          if (gcsStatus(err) === 404 && round < 3) continue
+          if (isGcsNotFound(err) && round < 3) continue
           throw this.#error(err, 'metadata lookup of', key)
         }
       }
@@ -797,7 +797,16 @@ export class GcsJobStore extends AbstractJobStore {
           errors: error?.errors,
         }
       }
-      if (status === 404) throw this.#error(detail, 'read of', key)
+      if (status === 404) {
+        // Media errors are plain text, with no reason: a metadata lookup (JSON, with one) proves the object missing.
+        // A ranged read is of a pinned generation: its 404 is mapped as it is (the generation went: not proven
+        // absent unless the reason says so).
+        if (isGcsNotFound(detail) || range !== undefined) throw this.#error(detail, 'read of', key)
+        if ((await this.#metadata(key)) === undefined) throw new ObjectNotFoundError(key, { cause: sanitize(detail) })
+        // It exists now (created since the GET): read again, within the attempts.
+        if (attempt >= GET_ATTEMPTS) throw this.#error(detail, 'read of', key, 'object')
+        continue
+      }
       const retryable = status === undefined || status === 408 || status === 429 || status >= 500
       if (!retryable || attempt >= GET_ATTEMPTS) throw this.#error(detail, 'read of', key, 'object')
       await sleep(100 * 2 ** attempt * (0.5 + Math.random() / 2), signal)
@@ -811,9 +820,10 @@ export class GcsJobStore extends AbstractJobStore {
     await forEachConcurrent(keyList, this.concurrency, async (key) => {
       throwIfAborted(options.signal)
       try {
-        await this.#bucket.file(this.#name(key)).delete({ ignoreNotFound: true })
+        // Not the SDK's ignoreNotFound: it ignores any 404, whatever the reason.
+        await this.#bucket.file(this.#name(key)).delete()
       } catch (err) {
-        if (gcsStatus(err) === 404) return // no bucket: nothing to delete
+        if (isGcsNotFound(err)) return // no such object, or no bucket: nothing to delete
         throw this.#error(err, 'delete of', key, 'bucket')
       }
     })
@@ -835,7 +845,7 @@ export class GcsJobStore extends AbstractJobStore {
           ...(pageToken !== undefined ? { pageToken } : {}),
         })) as unknown as [File[], { pageToken?: string } | null]
       } catch (err) {
-        if (gcsStatus(err) === 404) return // no bucket: an empty store
+        if (isGcsNotFound(err)) return // no bucket: an empty store
         throw this.#error(err, 'listing of', prefix, 'bucket')
       }
       for (const file of files) {
@@ -946,7 +956,7 @@ export class GcsJobStore extends AbstractJobStore {
       try {
         ;[metadata] = await this.#storage.bucket(sourceBucket).file(sourceName).getMetadata()
       } catch (err) {
-        if (gcsStatus(err) === 404) throw missing(err)
+        if (isGcsNotFound(err)) throw missing(err)
         throw mapGcsError(err, { action: 'metadata lookup of', where: source })
       }
       const generation = Number(metadata.generation)
@@ -973,7 +983,7 @@ export class GcsJobStore extends AbstractJobStore {
           if (current?.metadata?.[META_WRITE_ID] === writeId) return this.#generationOf(current, key)
           throw new PreconditionFailedError(key, { cause: sanitize(err) })
         }
-        if (status === 404) {
+        if (isGcsNotFound(err)) {
           // The pinned generation went: the source was replaced (copy the new one) or deleted; or the target's
           // bucket is missing.
           const [exists] = await this.#storage.bucket(sourceBucket).file(sourceName).exists().catch(() => [true])

@@ -546,7 +546,11 @@ describe('gcs: URLs and errors', () => {
     expect(mapped.message).toMatch(/HTTP 403: forbidden/)
     expect(sanitize({ code: 412, message: 'Bearer abc.def failed' }).message).toBe('Bearer *** failed')
     expect(mapGcsError({ code: 412 }, { action: 'x', key: 'k', where: 'w' })).toBeInstanceOf(PreconditionFailedError)
-    expect(mapGcsError({ code: 404 }, { action: 'x', key: 'k', where: 'w' })).toBeInstanceOf(ObjectNotFoundError)
+    expect(mapGcsError({ code: 404, errors: [{ reason: 'notFound' }] }, { action: 'x', key: 'k', where: 'w' })).toBeInstanceOf(ObjectNotFoundError)
+    // A 404 without the service's reason is no proof of absence (issue 14, item 2).
+    const bare404 = mapGcsError({ code: 404 }, { action: 'x', key: 'k', where: 'w' })
+    expect(bare404).toBeInstanceOf(JobStoreError)
+    expect(bare404).not.toBeInstanceOf(ObjectNotFoundError)
 
     // A real error from the emulator: writing into a bucket that does not exist.
     const nowhere = new ProbeStore(`gs://jobstore-absent-${randomId().slice(0, 10)}/x`)

@@ -3,6 +3,7 @@
  * precondition, aborted) and wraps everything else with {@link wrapS3Error}, so that no raw SDK error reaches a
  * caller: the SDK error stays available as `cause`.
  */
+import type { S3Client } from '@aws-sdk/client-s3'
 import { AbortedError, IntegrityError, JobStoreError } from '../../src/errors.js'
 
 /** The parts of an SDK (or network) error the store looks at. */
@@ -35,16 +36,64 @@ export function attempts(err: unknown): number {
   return shape(err).$metadata?.attempts ?? 1
 }
 
-const NOT_FOUND = new Set(['NoSuchKey', 'NotFound', 'NoSuchBucket'])
+/** The S3 error codes that say "no such key" (or no such bucket, so no key either). */
+const NOT_FOUND_CODES = new Set(['NoSuchKey', 'NoSuchBucket'])
 
-/** The key (or its bucket) does not exist. */
+/**
+ * The key (or its bucket) does not exist: a 404 whose error code, from the body, is `NoSuchKey` or `NoSuchBucket`.
+ * Never the status alone: servers answer 404 with codes of their own (an unknown access key, say), and gateways
+ * with pages of their own. A HEAD answer has no body: see {@link headNotFound}.
+ */
 export function isNotFound(err: unknown): boolean {
-  return NOT_FOUND.has(errorCode(err)) || httpStatus(err) === 404
+  return httpStatus(err) === 404 && NOT_FOUND_CODES.has(errorCode(err))
+}
+
+/**
+ * What a 404 to a HEAD request proves. A HEAD answer has no body, so the SDK calls every 404 `NotFound`. MinIO
+ * names the service's code in an `x-minio-error-code` header: `NoSuchKey`/`NoSuchBucket` there is proof
+ * (`absent`). AWS S3 sends no code at all: such a 404 is `unproven`, and the caller asks a request whose answer
+ * has a body (a GET) before it calls the key absent. Any other error, or another code in the header: `undefined`.
+ */
+export function headNotFound(err: unknown): 'absent' | 'unproven' | undefined {
+  if (httpStatus(err) !== 404) return undefined
+  const header = responseHeader(err, 'x-minio-error-code')
+  if (header !== undefined) return NOT_FOUND_CODES.has(header) ? 'absent' : undefined
+  return errorCode(err) === 'NotFound' ? 'unproven' : isNotFound(err) ? 'absent' : undefined
+}
+
+/** A header of the failed answer (the SDK keeps the raw response on its errors, as `$response`). */
+function responseHeader(err: unknown, name: string): string | undefined {
+  const headers = (shape(err) as { $response?: { headers?: Record<string, unknown> } }).$response?.headers
+  const value = headers?.[name]
+  return typeof value === 'string' && value !== '' ? value : undefined
+}
+
+/**
+ * Makes `client` retry 408 answers. The SDK's standard retry strategy retries 429, 500-504 and lost connections,
+ * but a 408 only when its code is `RequestTimeout`: a bare 408 (as Node.js servers and proxies send it) and any
+ * 408 to a HEAD (no body, no code) would fail at once. Marked `$retryable`, they are retried within the client's
+ * budget (`maxAttempts`, default 3). A write the server acted on before its 408 is then retried like one whose
+ * answer was lost: the write ID (`#failedCommit`) and the core's write token recognise it.
+ */
+export function retryRequestTimeouts(client: S3Client): void {
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        return await next(args)
+      } catch (err) {
+        const marked = err as { $retryable?: unknown }
+        if (httpStatus(err) === 408 && marked.$retryable === undefined) marked.$retryable = { throttling: false }
+        throw err
+      }
+    },
+    // Inside the retry middleware (finalizeRequest, high priority), around the deserializer that throws.
+    { step: 'finalizeRequest', priority: 'low', name: 'jobstoreRetryRequestTimeouts' },
+  )
 }
 
 /** The bucket does not exist. */
 export function isNoSuchBucket(err: unknown): boolean {
-  return errorCode(err) === 'NoSuchBucket'
+  return httpStatus(err) === 404 && (errorCode(err) === 'NoSuchBucket' || responseHeader(err, 'x-minio-error-code') === 'NoSuchBucket')
 }
 
 /** The multipart upload is gone (completed or aborted). */

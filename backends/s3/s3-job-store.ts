@@ -61,7 +61,9 @@ import {
   isNoSuchBucket,
   isNoSuchUpload,
   isNotFound,
+  headNotFound,
   isPreconditionFailed,
+  retryRequestTimeouts,
   wrapS3Error,
 } from './errors.js'
 
@@ -226,6 +228,7 @@ export class S3JobStore extends AbstractJobStore {
       ...overrides,
     }
     this.#client = new S3Client(this.#clientConfig)
+    retryRequestTimeouts(this.#client)
   }
 
   /** `s3://bucket/key` of a full key, for messages. */
@@ -281,7 +284,8 @@ export class S3JobStore extends AbstractJobStore {
         await this.#sendRaw(new HeadBucketCommand({ Bucket: this.bucket }), signal)
         return
       } catch (err) {
-        if (!isNotFound(err)) throw wrapS3Error(err, `HeadBucket s3://${this.bucket}`, signal)
+        // A 404 without a code goes on to CreateBucket, whose answer has a body and decides.
+        if (headNotFound(err) === undefined) throw wrapS3Error(err, `HeadBucket s3://${this.bucket}`, signal)
       }
       const region = await this.#region()
       try {
@@ -637,14 +641,35 @@ export class S3JobStore extends AbstractJobStore {
   protected override async headObject(key: string, options: IoOptions = {}): Promise<ObjectInfo | undefined> {
     const fullKey = this.#full(key)
     let out: { ContentLength?: number; ETag?: string; Metadata?: Record<string, string> }
-    try {
-      out = await this.#sendRaw(new HeadObjectCommand({ Bucket: this.bucket, Key: fullKey }), options.signal)
-    } catch (err) {
-      if (isNotFound(err)) return undefined
-      throw wrapS3Error(err, `HeadObject ${this.#url(fullKey)}`, options.signal)
+    for (let round = 1; ; round++) {
+      try {
+        out = await this.#sendRaw(new HeadObjectCommand({ Bucket: this.bucket, Key: fullKey }), options.signal)
+        break
+      } catch (err) {
+        const missing = headNotFound(err)
+        if (missing === 'absent') return undefined
+        if (missing === undefined || round > 1) throw wrapS3Error(err, `HeadObject ${this.#url(fullKey)}`, options.signal)
+        if (!(await this.#existsByGet(this.bucket, fullKey, options.signal))) return undefined
+        // The key appeared between the HEAD and the GET: ask again.
+      }
     }
     if (out.ETag === undefined) throw new JobStoreError(`S3 HeadObject ${this.#url(fullKey)}: no ETag in the answer`)
     return { key, size: out.ContentLength ?? 0, version: out.ETag, executable: out.Metadata?.[META_EXECUTABLE] === '1' }
+  }
+
+  /**
+   * Whether a key exists, by a GET: the proof a HEAD's 404 lacks (AWS S3 sends no error code with it), as a GET's
+   * error answer has a body with the code. Only asked after such a 404; the body of a key that exists is dropped.
+   */
+  async #existsByGet(bucket: string, fullKey: string, signal: AbortSignal | undefined): Promise<boolean> {
+    try {
+      const out = await this.#sendRaw<{ Body?: unknown }>(new GetObjectCommand({ Bucket: bucket, Key: fullKey }), signal)
+      if (out.Body instanceof Readable) out.Body.destroy()
+      return true
+    } catch (err) {
+      if (isNotFound(err)) return false
+      throw wrapS3Error(err, `GetObject s3://${bucket}/${fullKey} (after a HEAD answered 404 without an error code)`, signal)
+    }
   }
 
   protected override async *listObjects(prefix: string, options: IoOptions = {}): AsyncGenerator<ListedObject> {
@@ -891,7 +916,10 @@ export class S3JobStore extends AbstractJobStore {
       try {
         head = await this.#sendRaw(new HeadObjectCommand({ Bucket: sourceBucket, Key: sourceKey }), signal)
       } catch (err) {
-        if (isNotFound(err)) throw missing(err)
+        const absent = headNotFound(err)
+        if (absent === 'absent' || (absent === 'unproven' && !(await this.#existsByGet(sourceBucket, sourceKey, signal)))) {
+          throw missing(err)
+        }
         throw wrapS3Error(err, `HeadObject ${source}`, signal)
       }
       if (head.ETag === undefined) throw new JobStoreError(`S3 HeadObject ${source}: no ETag in the answer`)
