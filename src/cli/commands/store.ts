@@ -165,6 +165,8 @@ export async function cleanCommand(ctx: CommandContext, locator: string, options
     deletedFiles: [],
     releasedStatsClaims: 0,
     leftoversRemoved: 0,
+    corruptJobs: [],
+    keptUnreachableJobs: [],
   }
   const corruptJobs = [...corrupt].sort()
   ctx.out.result(
@@ -178,6 +180,7 @@ export async function cleanCommand(ctx: CommandContext, locator: string, options
       if (r.releasedStatsClaims > 0) lines.push(`released ${plural(r.releasedStatsClaims, 'stale log message claim')}`)
       if (r.leftoversRemoved > 0) lines.push(`removed ${plural(r.leftoversRemoved, 'leftover')} of interrupted writes`)
       for (const id of corruptJobs) lines.push(`left corrupt job record ${id} (see jobstore verify)`)
+      for (const id of r.keptUnreachableJobs) lines.push(`kept unreachable job ${id}: it may be below a corrupt record`)
       if (lines.length === 1) lines.push('nothing to repair')
       return lines
     },
