@@ -704,13 +704,13 @@ export abstract class AbstractJobStore {
     // Breadth first, so that successors missing from `all` are looked up together, in parallel.
     const reachable = new Set<string>()
     const reachedCorrupt = new Set<string>()
-    const gone = new Set<string>()
+    const absent = new Set<string>()
     let frontier = [root.jobStoreID as string]
     while (frontier.length > 0) {
       const next: string[] = []
       const unknown = new Set<string>()
       for (const id of frontier) {
-        if (reachable.has(id) || reachedCorrupt.has(id) || gone.has(id)) continue
+        if (reachable.has(id) || reachedCorrupt.has(id) || absent.has(id)) continue
         if (corrupt.has(id)) {
           reachedCorrupt.add(id)
           continue
@@ -728,7 +728,7 @@ export abstract class AbstractJobStore {
           all.set(id, await this.load(id, options))
         } catch (err) {
           if (err instanceof NoSuchJobError || err instanceof InvalidArgumentError) {
-            gone.add(id)
+            absent.add(id)
             return
           }
           if (!(err instanceof CorruptRecordError)) throw err
