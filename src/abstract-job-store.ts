@@ -28,7 +28,7 @@ import {
   NoSuchJobStoreError,
 } from './errors.js'
 import { checkJobId, checkSharedFileName, keys, mintFileId, parseFileId, randomId } from './ids.js'
-import { decodeJob, encodeJob, type JobDescription, type JsonValue } from './job-description.js'
+import { checkJobDescription, decodeJob, encodeJob, type JobDescription, type JsonValue } from './job-description.js'
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
@@ -124,6 +124,16 @@ export interface CleanReport {
   readonly releasedStatsClaims: number
   /** Leftovers of interrupted writes removed (temporary files, uploads). */
   readonly leftoversRemoved: number
+  /**
+   * Job records that could not be decoded, sorted. They are kept, with every reference to them, except those
+   * named in a `jobsToDelete` (then also in `deletedJobs`).
+   */
+  readonly corruptJobs: string[]
+  /**
+   * Unreachable jobs kept because a reachable record could not be decoded: they may be its successors. Deleted by
+   * the first `clean()` that can read every reachable record, if still unreachable then.
+   */
+  readonly keptUnreachableJobs: string[]
 }
 
 /** A file as listed by `files()`. */
@@ -469,17 +479,22 @@ export abstract class AbstractJobStore {
     if (this.#batch.getStore() !== undefined) return body()
     const queue: JobDescription[] = []
     const result = await this.#batch.run(queue, body)
+    // Checked again before anything is written: a job changed after its create() call must not be half the batch.
+    for (const desc of queue) checkJobDescription(desc)
     await forEachConcurrent(queue, this.concurrency, (desc) => this.#createNow(desc, {}, desc.version))
     return result
   }
 
   /**
-   * Writes a new job. The job must have an ID from `assignID()`. Sets `remainingTryCount` from the config when
-   * absent and bumps `version`.
-   * @throws ConcurrentFileModificationError if a job with that ID exists (exactly one of many racers wins).
+   * Writes a new job. The job must have an ID from `assignID()`. Fills in absent fields that have a default (see
+   * `checkJobDescription`), sets `remainingTryCount` from the config when absent and bumps `version`.
+   * @throws InvalidArgumentError, before any I/O, for a description `load()` could not read back equal (the
+   * message names the field); ConcurrentFileModificationError if a job with that ID exists (exactly one of many
+   * racers wins).
    */
   async create(desc: JobDescription, options: SignalOptions = {}): Promise<JobDescription> {
     checkJobId(desc.jobStoreID)
+    checkJobDescription(desc)
     if (desc.remainingTryCount === undefined) desc.remainingTryCount = this.config.retryCount + 1
     const queue = this.#batch.getStore()
     if (queue !== undefined) {
@@ -546,11 +561,13 @@ export abstract class AbstractJobStore {
   /**
    * Persists `desc` atomically and bumps its `version`. With `ifVersion`, only if the stored job still has that
    * version (compare-and-swap between processes); without, the last writer wins.
-   * @throws ConcurrentFileModificationError when `ifVersion` does not hold; NoSuchJobError when it is given and
-   * the job is gone.
+   * @throws InvalidArgumentError, before any I/O, for a description `load()` could not read back equal (absent
+   * fields with a default are filled in, as by `create()`); ConcurrentFileModificationError when `ifVersion` does
+   * not hold; NoSuchJobError when it is given and the job is gone.
    */
   async update(desc: JobDescription, options: SignalOptions & { ifVersion?: number } = {}): Promise<JobDescription> {
     checkJobId(desc.jobStoreID)
+    checkJobDescription(desc)
     const id = desc.jobStoreID
     let ifMatch: string | undefined
     let next = (desc.version ?? 0) + 1
@@ -627,6 +644,11 @@ export abstract class AbstractJobStore {
    * `onCorruptRecord`.
    */
   async *jobs(options: JobsOptions = {}): AsyncGenerator<JobDescription> {
+    yield* this.#listJobs(options, (_id, err) => options.onCorruptRecord?.(err))
+  }
+
+  /** `jobs()`, telling `onCorrupt` the ID of each record that cannot be decoded (from its key, not its message). */
+  async *#listJobs(options: SignalOptions, onCorrupt: (id: string, error: CorruptRecordError) => void): AsyncGenerator<JobDescription> {
     const loaded = mapConcurrent(this.listObjects(keys.jobsPrefix, io(options.signal)), this.concurrency, async (object) => {
       const id = keys.jobIdOfKey(object.key)
       if (id === undefined) return undefined
@@ -636,7 +658,7 @@ export abstract class AbstractJobStore {
         if (err instanceof NoSuchJobError) return undefined
         if (err instanceof CorruptRecordError) {
           log('skipping %s', err.message)
-          options.onCorruptRecord?.(err)
+          onCorrupt(id, err)
           return undefined
         }
         throw err
@@ -651,35 +673,81 @@ export abstract class AbstractJobStore {
    * `filesToDelete` and `jobsToDelete`, drops successors that no longer exist, resets `remainingTryCount` to
    * `retryCount + 1`, drops (and deletes) `logJobStoreFileID`, and persists what changed. Then releases stats
    * claims of crashed readers and removes leftovers of interrupted writes. Works in parallel throughout.
+   *
+   * Damage never becomes loss. A record that cannot be decoded is kept and reported (`corruptJobs`, and
+   * `onCorruptRecord`), and so is every reference to it. Its successors cannot be read: if such a record is
+   * reachable, any job might be below it, so no unreachable job is deleted in that run (they are reported as
+   * `keptUnreachableJobs`); an unreachable damaged record reaches nothing the root can reach, so the others go as
+   * usual. A successor is dropped only once a read of its own confirms it is gone: one not in the listing (or
+   * in `jobCache`) is loaded by ID first. A damaged record named in `jobsToDelete` is deleted, as asked. All
+   * reads come before the first change, so a failure while reading changes nothing.
    * @returns the root job, repaired.
+   * @throws CorruptRecordError, before any change, when the root job's record cannot be decoded.
    */
   async clean(jobCache?: JobCache, options: CleanOptions = {}): Promise<JobDescription> {
     const signal = options.signal
     const root = await this.loadRootJob(options)
     const all = new Map<string, JobDescription>()
+    const corrupt = new Set<string>()
+    const onCorrupt = (id: string, err: CorruptRecordError): void => {
+      corrupt.add(id)
+      options.onCorruptRecord?.(err)
+    }
     if (jobCache !== undefined) {
       const entries = jobCache instanceof Map ? jobCache.values() : Object.values(jobCache as Record<string, JobDescription>)
       for (const desc of entries) if (desc.jobStoreID !== undefined) all.set(desc.jobStoreID, desc)
     } else {
-      for await (const desc of this.jobs(options)) all.set(desc.jobStoreID as string, desc)
+      for await (const desc of this.#listJobs(options, onCorrupt)) all.set(desc.jobStoreID as string, desc)
     }
     all.set(root.jobStoreID as string, root)
 
+    // Breadth first, so that successors missing from `all` are looked up together, in parallel.
     const reachable = new Set<string>()
-    const stack = [root.jobStoreID as string]
-    while (stack.length > 0) {
-      const id = stack.pop() as string
-      if (reachable.has(id)) continue
-      const desc = all.get(id)
-      if (desc === undefined) continue
-      reachable.add(id)
-      for (const next of [...desc.children, ...desc.followOns, ...desc.services]) if (!reachable.has(next)) stack.push(next)
+    const reachedCorrupt = new Set<string>()
+    const absent = new Set<string>()
+    let frontier = [root.jobStoreID as string]
+    while (frontier.length > 0) {
+      const next: string[] = []
+      const unknown = new Set<string>()
+      for (const id of frontier) {
+        if (reachable.has(id) || reachedCorrupt.has(id) || absent.has(id)) continue
+        if (corrupt.has(id)) {
+          reachedCorrupt.add(id)
+          continue
+        }
+        const desc = all.get(id)
+        if (desc === undefined) {
+          unknown.add(id)
+          continue
+        }
+        reachable.add(id)
+        next.push(...desc.children, ...desc.followOns, ...desc.services)
+      }
+      await forEachConcurrent(unknown, this.concurrency, async (id) => {
+        try {
+          all.set(id, await this.load(id, options))
+        } catch (err) {
+          if (err instanceof NoSuchJobError || err instanceof InvalidArgumentError) {
+            absent.add(id)
+            return
+          }
+          if (!(err instanceof CorruptRecordError)) throw err
+          log('clean: keeping %s', err.message)
+          onCorrupt(id, err)
+        }
+        next.push(id)
+      })
+      frontier = next
     }
 
     const unreachable = [...all.values()].filter((desc) => !reachable.has(desc.jobStoreID as string))
+    const keptUnreachable = reachedCorrupt.size > 0 ? unreachable.map((desc) => desc.jobStoreID as string) : []
+    if (keptUnreachable.length > 0) {
+      log('clean: %d unreachable job(s) kept: they may be below the damaged record(s) %s', keptUnreachable.length, [...reachedCorrupt].join(', '))
+    }
     const deleted = new Set<string>()
     const deletedFiles: string[] = []
-    await forEachConcurrent(unreachable, this.concurrency, async (desc) => {
+    await forEachConcurrent(reachedCorrupt.size > 0 ? [] : unreachable, this.concurrency, async (desc) => {
       deletedFiles.push(...(await this.#deleteFiles(desc.filesToDelete, signal)))
       await this.delete(desc.jobStoreID as string, options)
       deleted.add(desc.jobStoreID as string)
@@ -720,7 +788,8 @@ export abstract class AbstractJobStore {
       if (changed) repaired.push(desc)
     })
     // Successors are dropped after all deletions, so that a job deleted through another's jobsToDelete goes too.
-    const alive = (id: string): boolean => all.has(id) && !deleted.has(id)
+    // A damaged record stays a successor: it exists, only it cannot be read now.
+    const alive = (id: string): boolean => (all.has(id) || corrupt.has(id)) && !deleted.has(id)
     for (const id of reachable) {
       const desc = all.get(id) as JobDescription
       const before = desc.children.length + desc.followOns.length + desc.services.length
@@ -740,12 +809,14 @@ export abstract class AbstractJobStore {
     const removed = await this.removeLeftovers(age, io(signal))
     log('clean: %d reachable, %d deleted, %d repaired, %d leftovers removed', reachable.size, deleted.size, repaired.length, removed)
     options.onReport?.({
-      reachableJobs: reachable.size,
+      reachableJobs: reachable.size + reachedCorrupt.size,
       deletedJobs: [...deleted],
       repairedJobs: repaired.filter((d) => !deleted.has(d.jobStoreID as string)).map((d) => d.jobStoreID as string),
       deletedFiles,
       releasedStatsClaims,
       leftoversRemoved: removed,
+      corruptJobs: [...corrupt].sort(),
+      keptUnreachableJobs: keptUnreachable.sort(),
     })
     return root
   }

@@ -678,6 +678,64 @@ describe.concurrent.each(LOCATORS)('jobstore CLI on the $name backend', (factory
     }
   })
 
+  it('a damaged record: verify lists it and calls nothing below it unreachable, status counts it, clean keeps it and what it may reach', async ({ expect }) => {
+    const locator = factory.make()
+    const f = await makeFixture(locator)
+    const { store } = f
+    const below = job(store, { jobName: 'below total' })
+    await store.create(below)
+    const noState = await store.load(f.noState.jobStoreID)
+    noState.children = [below.jobStoreID]
+    await store.update(noState)
+    // Truncated bytes over the record, through the backend's own primitive (real storage, every backend).
+    const damage = async (id: string): Promise<void> => {
+      const raw = Buffer.from(JSON.stringify({ schemaVersion: 1, ...(await store.load(id)) }))
+      const put = (store as unknown as { putObject(k: string, b: Buffer, o: object): Promise<string> }).putObject
+      await put.call(store, `jobs/${id.slice(0, 2)}/${id}`, raw.subarray(0, raw.length >> 1), {})
+    }
+    await damage(f.noState.jobStoreID)
+
+    type Report = { ok: boolean; problems: { kind: string; subject: string; message: string }[] }
+    const verify = await cli(['verify', locator, '--json'])
+    expect(verify.code).toBe(EXIT.INTEGRITY)
+    expect((JSON.parse(verify.stdout) as Report).problems).toEqual([
+      { kind: 'corrupt-job', subject: f.noState.jobStoreID, message: expect.stringContaining('clean keeps every job that might be below it') },
+    ])
+    const human = await cli(['verify', locator])
+    expect(human.stdout).not.toContain('unreachable-job')
+    expect(human.stdout).not.toContain('jobstore clean repairs')
+
+    const status = await cliJson<{ jobs: { total: number; corrupt: number } }>(['status', locator])
+    expect(status.jobs).toMatchObject({ total: 4, corrupt: 1 })
+
+    const cleaned = await cliJson<{ deletedJobs: string[]; corruptJobs: string[]; keptUnreachableJobs: string[] }>(['clean', locator])
+    expect(cleaned).toMatchObject({ deletedJobs: [], corruptJobs: [f.noState.jobStoreID], keptUnreachableJobs: [below.jobStoreID] })
+    const cleanHuman = await cli(['clean', locator])
+    expect(cleanHuman.stdout).toContain(`left corrupt job record ${f.noState.jobStoreID}`)
+    expect(cleanHuman.stdout).toContain(`kept unreachable job ${below.jobStoreID}`)
+    expect((await store.load(f.root.jobStoreID)).followOns).toEqual([f.noState.jobStoreID])
+    expect(await store.exists(below.jobStoreID)).toBe(true)
+
+    // Restored from a copy, nothing was lost.
+    await store.update(noState)
+    const restored = await cliJson<{ deletedJobs: string[]; reachableJobs: number; corruptJobs: string[] }>(['clean', locator])
+    expect(restored).toMatchObject({ deletedJobs: [], reachableJobs: 5, corruptJobs: [] })
+    expect((await cli(['verify', locator])).code).toBe(0)
+
+    // A damaged root: status names it, clean refuses (exit 6) and changes nothing.
+    await damage(f.root.jobStoreID)
+    const rootStatus = await cliJson<{ rootJob: unknown; jobs: { corrupt: number } }>(['status', locator])
+    expect(rootStatus.rootJob).toEqual({ jobStoreID: f.root.jobStoreID, jobName: null, state: 'corrupt' })
+    expect(rootStatus.jobs.corrupt).toBe(1)
+    expect((await cli(['status', locator])).stdout).toContain(`root job     ${f.root.jobStoreID} (corrupt record: run jobstore verify)`)
+    const refused = await cli(['clean', locator, '--json'])
+    expect(refused.code).toBe(EXIT.INTEGRITY)
+    expect(jsonErrorOf(refused.stderr)).toMatchObject({ error: { code: 'CORRUPT_RECORD' } })
+    const rootVerify = JSON.parse((await cli(['verify', locator, '--json'])).stdout) as Report
+    expect(rootVerify.problems.map((p) => [p.kind, p.subject])).toEqual([['corrupt-job', f.root.jobStoreID]])
+    for (const desc of [f.running, f.failed, f.noState, below]) expect(await store.exists(desc.jobStoreID)).toBe(true)
+  })
+
   it('protected shared files: cat decrypts with the key; without it cat exits 7 and verify reports the file', async ({ expect }) => {
     const locator = factory.make()
     const keyPath = join(mkdtempSync(join(TMP, 'key-')), 'store.key')

@@ -41,7 +41,8 @@ export async function initCommand(ctx: CommandContext, locator: string, options:
 export interface StatusReport {
   readonly locator: string
   readonly workflowID: string
-  readonly rootJob: { jobStoreID: string; jobName: string; state: string } | null
+  /** `jobName` null and `state` `corrupt` when the root job's record cannot be decoded. */
+  readonly rootJob: { jobStoreID: string; jobName: string | null; state: string } | null
   readonly jobs: { total: number; byState: Record<string, number>; corrupt: number }
   readonly files: { count: number; bytes: number }
   readonly sharedFiles: { count: number }
@@ -67,7 +68,11 @@ export async function statusCommand(ctx: CommandContext, locator: string): Promi
       const desc = await store.loadRootJob(signal)
       return { jobStoreID: desc.jobStoreID as string, jobName: desc.jobName, state: jobState(desc) }
     } catch (err) {
-      if (err instanceof NoSuchJobError || err instanceof CorruptRecordError) return null
+      if (err instanceof NoSuchJobError) return null
+      if (err instanceof CorruptRecordError) {
+        const id = corruptJobId(err)
+        return id === undefined ? null : { jobStoreID: id, jobName: null, state: 'corrupt' }
+      }
       throw err
     }
   })()
@@ -106,7 +111,7 @@ export async function statusCommand(ctx: CommandContext, locator: string): Promi
     return [
       `job store    ${report.locator}`,
       `workflow     ${report.workflowID}`,
-      `root job     ${report.rootJob === null ? '(none)' : `${report.rootJob.jobStoreID} ${report.rootJob.jobName} (${report.rootJob.state})`}`,
+      `root job     ${report.rootJob === null ? '(none)' : report.rootJob.jobName === null ? `${report.rootJob.jobStoreID} (corrupt record: run jobstore verify)` : `${report.rootJob.jobStoreID} ${report.rootJob.jobName} (${report.rootJob.state})`}`,
       `jobs         ${report.jobs.total}${states.length > 0 ? `: ${states.join(', ')}` : ''}${corrupt > 0 ? ` (+${corrupt} corrupt: run jobstore verify)` : ''}`,
       `files        ${report.files.count} (${formatBytes(report.files.bytes)})`,
       `shared files ${report.sharedFiles.count}`,
@@ -165,6 +170,8 @@ export async function cleanCommand(ctx: CommandContext, locator: string, options
     deletedFiles: [],
     releasedStatsClaims: 0,
     leftoversRemoved: 0,
+    corruptJobs: [],
+    keptUnreachableJobs: [],
   }
   const corruptJobs = [...corrupt].sort()
   ctx.out.result(
@@ -178,6 +185,7 @@ export async function cleanCommand(ctx: CommandContext, locator: string, options
       if (r.releasedStatsClaims > 0) lines.push(`released ${plural(r.releasedStatsClaims, 'stale log message claim')}`)
       if (r.leftoversRemoved > 0) lines.push(`removed ${plural(r.leftoversRemoved, 'leftover')} of interrupted writes`)
       for (const id of corruptJobs) lines.push(`left corrupt job record ${id} (see jobstore verify)`)
+      for (const id of r.keptUnreachableJobs) lines.push(`kept unreachable job ${id}: it may be below a corrupt record`)
       if (lines.length === 1) lines.push('nothing to repair')
       return lines
     },

@@ -134,17 +134,29 @@ export async function verifyCommand(ctx: CommandContext, locator: string): Promi
   }
   if (rootID !== undefined) {
     const reachable = new Set<string>()
+    const reachedCorrupt = new Set<string>()
     const stack = [rootID]
     while (stack.length > 0) {
       const next = stack.pop() as string
       if (reachable.has(next)) continue
       reachable.add(next)
+      if (corrupt.has(next)) reachedCorrupt.add(next)
       const desc = jobs.get(next)
       if (desc !== undefined) stack.push(...desc.children, ...desc.followOns, ...desc.services)
     }
-    for (const desc of jobs.values()) {
-      const id = desc.jobStoreID as string
-      if (!reachable.has(id)) problem('unreachable-job', id, `job ${id} (${desc.jobName}) is not reachable from the root job ${rootID}`)
+    // Below a reachable record that cannot be read may be any job: none is provably unreachable (and clean keeps
+    // them all), so none is reported as such; the corrupt-job problems say why.
+    if (reachedCorrupt.size === 0) {
+      for (const desc of jobs.values()) {
+        const id = desc.jobStoreID as string
+        if (!reachable.has(id)) problem('unreachable-job', id, `job ${id} (${desc.jobName}) is not reachable from the root job ${rootID}`)
+      }
+    } else {
+      for (const p of problems) {
+        if (p.kind === 'corrupt-job' && reachedCorrupt.has(p.subject)) {
+          ;(p as { message: string }).message += '; it is reachable from the root job, so clean keeps every job that might be below it'
+        }
+      }
     }
   }
 
