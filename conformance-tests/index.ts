@@ -16,6 +16,7 @@ import { makeContext, type ConformanceHarness } from './harness.js'
 import { jobTests } from './job-tests.js'
 import { lifecycleTests } from './lifecycle-tests.js'
 import { urlTests } from './url-tests.js'
+import { hostileUrlsTests } from './hostile-urls-tests.js'
 
 export type { Capabilities, Capability, ConformanceHarness, SuiteContext } from './harness.js'
 export { clientSocketBytes, defineTransferMatrix, type TransferBackend, type TransferCapabilities } from './transfer-matrix.js'
@@ -29,5 +30,6 @@ export function defineConformanceSuite(harness: ConformanceHarness): void {
     atomicityTests(ctx)
     jobTests(ctx)
     urlTests(ctx)
+    hostileUrlsTests(ctx)
   })
 }
