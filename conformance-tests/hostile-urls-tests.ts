@@ -63,8 +63,13 @@ async function fileIDs(store: AbstractJobStore): Promise<string[]> {
   return ids
 }
 
-/** Short timeouts, so a test waits well under a second for what takes half a minute by default; no retries. */
-const QUICK = { connectTimeoutMs: 300, idleTimeoutMs: 300, maxRetryTimeMs: 0 }
+/**
+ * No retries, and the default timeouts (which a cut body never reaches). A test of a timeout shortens that one only:
+ * a short connect timeout on a loaded machine could fire before a stalled event loop sees the connection.
+ */
+const NO_RETRIES = { maxRetryTimeMs: 0 }
+const QUICK_IDLE = { idleTimeoutMs: 300, maxRetryTimeMs: 0 }
+const QUICK_CONNECT = { connectTimeoutMs: 1000, maxRetryTimeMs: 0 }
 
 /**
  * Imports `url` as a new file and as an existing shared file, both of which must fail with a URL_TRANSFER error
@@ -74,7 +79,7 @@ async function expectFailedImports(
   ctx: SuiteContext,
   url: string,
   message: RegExp,
-  options: Record<string, number> = QUICK,
+  options: Record<string, number> = NO_RETRIES,
 ): Promise<void> {
   const { store, locator } = await ctx.freshStore()
   await store.writeSharedFileStream('ref', (w) => void w.end('the previous content'))
@@ -82,13 +87,13 @@ async function expectFailedImports(
 
   const asFile = await caught(() => store.importFile(url, options))
   expect(asFile.code, asFile.message).toBe('URL_TRANSFER')
-  expect(asFile.message).toMatch(message)
+  expect(asFile.message, asFile.message).toMatch(message)
   expect(asFile.message).not.toMatch(/^terminated$|ECONNRESET$/)
   expect(await fileIDs(store)).toEqual([])
 
   const asShared = await caught(() => store.importFile(url, { ...options, sharedFileName: 'ref' }))
   expect(asShared.code, asShared.message).toBe('URL_TRANSFER')
-  expect(asShared.message).toMatch(message)
+  expect(asShared.message, asShared.message).toMatch(message)
   const other = await ctx.reopen(locator)
   expect((await collect(await other.readSharedFileStream('ref'))).toString()).toBe('the previous content')
   expect(await fileIDs(other)).toEqual([])
@@ -120,27 +125,27 @@ export function hostileUrlsTests(ctx: SuiteContext): void {
 
     it('a server that answers the headers, then stalls, is an error after the idle timeout, and nothing is stored', async () => {
       const server = await rawHttpServer((socket) => socket.write(`${HEADERS_12}hello`))
-      await expectFailedImports(ctx, `${server.base}/stall.txt`, /127\.0\.0\.1:\d+ sent nothing for 0\.3 s after 5 of 12 bytes/)
+      await expectFailedImports(ctx, `${server.base}/stall.txt`, /127\.0\.0\.1:\d+ sent nothing for 0\.3 s after 5 of 12 bytes/, QUICK_IDLE)
     })
 
     it('a server that accepts the connection and never answers is an error after the idle timeout (retries bounded)', async () => {
       const server = await rawHttpServer(() => {})
-      await expectFailedImports(ctx, `${server.base}/silent.txt`, /no answer from 127\.0\.0\.1:\d+ within 0\.3 s/)
+      await expectFailedImports(ctx, `${server.base}/silent.txt`, /no answer from 127\.0\.0\.1:\d+ within 0\.3 s/, QUICK_IDLE)
       // With retries: still bounded by the total retry time, and every attempt reported in the message.
       const { store } = await ctx.freshStore()
-      const retried = await caught(() => store.importFile(`${server.base}/silent.txt`, { ...QUICK, maxRetryTimeMs: 700 }))
+      const retried = await caught(() => store.importFile(`${server.base}/silent.txt`, { ...QUICK_IDLE, maxRetryTimeMs: 700 }))
       expect(retried.code).toBe('URL_TRANSFER')
       expect(retried.message).toMatch(/no answer from 127\.0\.0\.1:\d+ within 0\.3 s \(\d+ attempts in [\d.]+ s\)/)
       expect(server.connections()).toBeGreaterThanOrEqual(3)
       expect(await fileIDs(store)).toEqual([])
       // getSize (a HEAD) ends too.
-      expect((await caught(() => AbstractJobStore.getSize(`${server.base}/silent.txt`, QUICK))).code).toBe('URL_TRANSFER')
+      expect((await caught(() => AbstractJobStore.getSize(`${server.base}/silent.txt`, QUICK_IDLE))).code).toBe('URL_TRANSFER')
     })
 
     it('an https server that accepts TCP but never finishes the TLS handshake is an error after the connect timeout', async () => {
       const server = await rawHttpServer(() => {})
       const url = `${server.base.replace('http:', 'https:')}/tls.txt`
-      await expectFailedImports(ctx, url, /connected to 127\.0\.0\.1:\d+, but the TLS handshake did not finish within 0\.3 s/)
+      await expectFailedImports(ctx, url, /connected to 127\.0\.0\.1:\d+, but the TLS handshake did not finish within 1 s/, QUICK_CONNECT)
     })
 
     it('a slow but steady server is not timed out while bytes keep coming', async () => {
@@ -149,7 +154,7 @@ export function hostileUrlsTests(ctx: SuiteContext): void {
       const server = createHttpServer((_req, res) => {
         res.writeHead(200, { 'content-length': String(body.length) })
         let sent = 0
-        // 30 pieces, one every 40 ms: about 1.2 s in all, four times the idle timeout, never idle for long.
+        // 30 pieces, one every 50 ms: about 1.5 s in all, longer than the idle timeout, never idle for long.
         const timer = setInterval(() => {
           res.write(body.subarray(sent, sent + 1000))
           sent += 1000
@@ -157,13 +162,13 @@ export function hostileUrlsTests(ctx: SuiteContext): void {
             clearInterval(timer)
             res.end()
           }
-        }, 40)
+        }, 50)
         res.on('close', () => clearInterval(timer))
       })
       const port = await listen(server)
-      const id = (await store.importFile(`http://127.0.0.1:${port}/slow.bin`, { ...QUICK, idleTimeoutMs: 400 })) as string
+      const id = (await store.importFile(`http://127.0.0.1:${port}/slow.bin`, { maxRetryTimeMs: 0, idleTimeoutMs: 1000 })) as string
       expect(sha256(await collect(await store.readFileStream(id)))).toBe(sha256(body))
-      await store.importFile(`http://127.0.0.1:${port}/slow.bin`, { ...QUICK, idleTimeoutMs: 400, sharedFileName: 'slow' })
+      await store.importFile(`http://127.0.0.1:${port}/slow.bin`, { maxRetryTimeMs: 0, idleTimeoutMs: 1000, sharedFileName: 'slow' })
       expect(sha256(await collect(await store.readSharedFileStream('slow')))).toBe(sha256(body))
     })
   })

@@ -58,8 +58,9 @@ export interface JobStoreConfig {
   /** Retries per job; a job gets `retryCount + 1` tries. Default 1. */
   retryCount: number
   /**
-   * Path of a key file (at least 32 bytes) for protected shared files. The path is stored, never the key: every
-   * worker needs the file at this path.
+   * Path of a key file (a regular file of at least 32 bytes) for protected shared files. The path is stored, never
+   * the key: every worker needs the file at this path. `initialize()` and `writeConfig()` check the file before
+   * writing anything and store the path absolute (a relative one counts from the working folder at that moment).
    */
   encryptionKeyPath?: string
   /** Lifetime of URLs from `getPublicUrl`/`getSharedPublicUrl`, in seconds. Default 3600. */
@@ -70,6 +71,7 @@ export interface JobStoreConfig {
 /** What `initialize()` accepts: any config field but the workflow ID, which the store allocates. */
 export interface JobStoreConfigInit {
   retryCount?: number
+  /** Checked at `initialize()` (`EncryptionError` when missing, unreadable, not a regular file or < 32 bytes), stored absolute. */
   encryptionKeyPath?: string
   publicUrlExpirySeconds?: number
   [engineField: string]: JsonValue | undefined
@@ -322,7 +324,8 @@ export abstract class AbstractJobStore {
 
   /**
    * Creates the store: the storage (bucket, folder) if missing, a new workflow ID, and the persisted config.
-   * @throws JobStoreExistsError when a store is already at the locator.
+   * @throws JobStoreExistsError when a store is already at the locator; EncryptionError, before anything is created,
+   * when `encryptionKeyPath` names no usable key file.
    */
   async initialize(config: JobStoreConfigInit = {}, options: SignalOptions = {}): Promise<JobStoreConfig> {
     const full: JobStoreConfig = {
