@@ -155,6 +155,8 @@ export type UrlTransferFailure =
 export class UrlTransferError extends JobStoreError {
   readonly url: string
   readonly failure: UrlTransferFailure
+  /** What happened, in words (the message without the URL). */
+  readonly reason: string
   /** Bytes of the body received before it broke off (when the body had begun). */
   readonly receivedBytes: number | undefined
   /** The body's announced size (Content-Length), when known. */
@@ -168,6 +170,7 @@ export class UrlTransferError extends JobStoreError {
     super(`cannot transfer ${redactUrl(url)}: ${reason}`, { ...(options?.cause !== undefined ? { cause: options.cause } : {}), code: 'URL_TRANSFER' })
     this.url = redactUrl(url)
     this.failure = failure
+    this.reason = reason
     this.receivedBytes = options?.receivedBytes
     this.expectedBytes = options?.expectedBytes
   }

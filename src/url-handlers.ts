@@ -445,10 +445,14 @@ function bodyOf(
   let timer: NodeJS.Timeout | undefined
   let socketError: Error | undefined
   let finished = false
+  /** Paused because the reader holds back (not because the server is slow). */
+  let held = false
 
-  const ofBytes = (): string => (expected !== undefined ? `${received} of ${expected} bytes` : `${received} bytes`)
+  // Bytes held back in the response's buffer came from the server too.
+  const got = (): number => received + response.readableLength
+  const ofBytes = (): string => (expected !== undefined ? `${got()} of ${expected} bytes` : `${got()} bytes`)
   const broken = (cause: unknown): UrlTransferError => {
-    const sizes = { receivedBytes: received, expectedBytes: expected, cause }
+    const sizes = { receivedBytes: got(), expectedBytes: expected, cause }
     const code = errnoOf(socketError)
     if (code === 'ECONNRESET' || code === 'EPIPE') {
       return new UrlTransferError(shown, 'reset', `the connection was reset by ${where} after ${ofBytes()}`, { ...sizes, cause: socketError })
@@ -470,7 +474,7 @@ function bodyOf(
   const awaitBytes = (): void => {
     clearTimeout(timer)
     timer = setTimeout(() => {
-      fail(new UrlTransferError(shown, 'idle-timeout', `${where} sent nothing for ${seconds(idleTimeoutMs)} after ${ofBytes()}`, { receivedBytes: received, expectedBytes: expected }))
+      fail(new UrlTransferError(shown, 'idle-timeout', `${where} sent nothing for ${seconds(idleTimeoutMs)} after ${ofBytes()}`, { receivedBytes: got(), expectedBytes: expected }))
     }, idleTimeoutMs)
     timer.unref?.()
   }
@@ -478,7 +482,8 @@ function bodyOf(
   const out = new Readable({
     highWaterMark: 256 * 1024,
     read() {
-      if (finished) return
+      if (finished || !held) return
+      held = false
       response.resume()
       awaitBytes()
     },
@@ -494,17 +499,20 @@ function bodyOf(
   socket?.on('error', (err) => {
     socketError ??= err
   })
-  response.pause()
+  // The body flows into this stream's buffer at once (up to its high-water mark), so that every byte the server
+  // sent is counted, and a stall is noticed, even before the reader starts.
   response.on('data', (chunk: Buffer) => {
     received += chunk.length
     if (out.push(chunk)) {
       awaitBytes()
     } else {
       // The reader holds back: not the server's fault, so the idle timer waits until it asks again.
+      held = true
       clearTimeout(timer)
       response.pause()
     }
   })
+  awaitBytes()
   response.on('end', () => {
     if (finished) return
     // Node ends a close-delimited body (no length, not chunked) at the close; a framed one must be complete.
@@ -547,8 +555,7 @@ async function httpAnswer(url: URL, method: 'GET' | 'HEAD', options: UrlIoOption
       if (answer !== undefined) return answer
       const last = failure as UrlTransferError
       if (attempt === 1) throw last
-      const reason = last.message.slice(last.message.indexOf(': ') + 2)
-      throw new UrlTransferError(url.href, last.failure, `${reason} (${attempt} attempts in ${seconds(elapsed)})`, { cause: last })
+      throw new UrlTransferError(url.href, last.failure, `${last.reason} (${attempt} attempts in ${seconds(elapsed)})`, { cause: last })
     }
     answer?.body.destroy()
     log('attempt %d of %s failed (%s): retrying', attempt, redactUrl(url.href), answer !== undefined ? `HTTP ${answer.status}` : (failure as Error).message)
