@@ -217,7 +217,7 @@ export const fileUrlHandler: UrlHandler = {
     const path = localPath(url)
     const refuse = async (): Promise<void> => {
       const problem = await localDestinationProblem(path)
-      if (problem !== undefined) throw new InvalidImportExportUrlError(url.href, `${problem}: exports write regular files only`)
+      if (problem !== undefined) throw new InvalidImportExportUrlError(url.href, `${problem}; exports write regular files only`)
     }
     await refuse()
     await writeLocalFileAtomically(path, body, { ...options, beforeRename: refuse })
