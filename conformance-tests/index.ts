@@ -17,6 +17,7 @@ import { makeContext, type ConformanceHarness } from './harness.js'
 import { jobTests } from './job-tests.js'
 import { lifecycleTests } from './lifecycle-tests.js'
 import { urlTests } from './url-tests.js'
+import { hostileUrlsTests } from './hostile-urls-tests.js'
 
 export type { Capabilities, Capability, ConformanceHarness, SuiteContext } from './harness.js'
 export { clientSocketBytes, defineTransferMatrix, type TransferBackend, type TransferCapabilities } from './transfer-matrix.js'
@@ -31,5 +32,7 @@ export function defineConformanceSuite(harness: ConformanceHarness): void {
     jobTests(ctx)
     urlTests(ctx)
     hostileRecordsTests(ctx)
+
+    hostileUrlsTests(ctx)
   })
 }

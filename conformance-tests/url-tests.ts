@@ -157,13 +157,15 @@ export function urlTests(ctx: SuiteContext): void {
         'ENCRYPTION',
       )
       const dir = await tempDir()
-      const { store: keyed, locator } = await ctx.freshStore({ encryptionKeyPath: join(dir, 'missing-key') })
-      expect((await caught(() => keyed.writeSharedFileStream('s', (w) => void w.end('x'), { isProtected: true }))).code).toBe(
-        'ENCRYPTION',
-      )
+      // initialize checks the key file (hostile-urls-tests); one that goes missing afterwards is an error at use.
       await writeFile(join(dir, 'missing-key'), randomPayload(40))
+      const { store: keyed, locator } = await ctx.freshStore({ encryptionKeyPath: join(dir, 'missing-key') })
       await keyed.writeSharedFileStream('s', (w) => void w.end('x'), { isProtected: true })
       await rm(join(dir, 'missing-key'))
+      const fresh = await ctx.reopen(locator)
+      expect((await caught(() => fresh.writeSharedFileStream('t', (w) => void w.end('x'), { isProtected: true }))).code).toBe(
+        'ENCRYPTION',
+      )
       const other = await ctx.reopen(locator)
       expect((await caught(() => other.readSharedFileStream('s'))).code).toBe('ENCRYPTION')
     })

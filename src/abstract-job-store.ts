@@ -13,7 +13,7 @@ import { finished, pipeline as pipelineAsync } from 'node:stream/promises'
 import { fileURLToPath } from 'node:url'
 import { debuglog } from 'node:util'
 import { forEachConcurrent, linkedAbortController, mapConcurrent, throwIfAborted } from './concurrency.js'
-import { createDecryptStream, createEncryptStream, loadKeyFile } from './encryption.js'
+import { checkKeyFile, createDecryptStream, createEncryptStream, loadKeyFile } from './encryption.js'
 import {
   ConcurrentFileModificationError,
   CorruptRecordError,
@@ -39,7 +39,15 @@ import {
   type PutOptions,
 } from './storage.js'
 import { asStoreReadable, createVerifyStream, readToBuffer, verifyBytes, type BodyWritable, type StoreReadable } from './streams.js'
-import { requireWritable, resolveUrlHandler, type UrlHandler } from './url-handlers.js'
+import {
+  localDestinationProblem,
+  requireWritable,
+  resolveUrlHandler,
+  urlTimeouts,
+  type UrlHandler,
+  type UrlIoOptions,
+  type UrlTimeoutOptions,
+} from './url-handlers.js'
 
 const log = debuglog('jobstore')
 
@@ -50,8 +58,9 @@ export interface JobStoreConfig {
   /** Retries per job; a job gets `retryCount + 1` tries. Default 1. */
   retryCount: number
   /**
-   * Path of a key file (at least 32 bytes) for protected shared files. The path is stored, never the key: every
-   * worker needs the file at this path.
+   * Path of a key file (a regular file of at least 32 bytes) for protected shared files. The path is stored, never
+   * the key: every worker needs the file at this path. `initialize()` and `writeConfig()` check the file before
+   * writing anything and store the path absolute (a relative one counts from the working folder at that moment).
    */
   encryptionKeyPath?: string
   /** Lifetime of URLs from `getPublicUrl`/`getSharedPublicUrl`, in seconds. Default 3600. */
@@ -62,6 +71,7 @@ export interface JobStoreConfig {
 /** What `initialize()` accepts: any config field but the workflow ID, which the store allocates. */
 export interface JobStoreConfigInit {
   retryCount?: number
+  /** Checked at `initialize()` (`EncryptionError` when missing, unreadable, not a regular file or < 32 bytes), stored absolute. */
   encryptionKeyPath?: string
   publicUrlExpirySeconds?: number
   [engineField: string]: JsonValue | undefined
@@ -196,6 +206,8 @@ export abstract class AbstractJobStore {
   protected readonly concurrency: number
   #config: JobStoreConfig | undefined
   #encryptionKey: Promise<Buffer> | undefined
+  /** The key path of the stored config as last read or written: `writeConfig` checks a path that differs. */
+  #storedKeyPath: string | undefined
   /** Version tokens of jobs this instance has read or written: saves a round trip on `update(…, {ifVersion})`. */
   readonly #jobTokens = new Map<string, { version: number; token: string }>()
   readonly #batch = new AsyncLocalStorage<JobDescription[]>()
@@ -289,6 +301,7 @@ export abstract class AbstractJobStore {
         io(options.signal),
       )
       if (object.executable) await chmod(temp, 0o755)
+      await refuseLocalDestination(localPath, what)
       await rename(temp, localPath)
     } catch (err) {
       object.body.destroy()
@@ -321,7 +334,8 @@ export abstract class AbstractJobStore {
 
   /**
    * Creates the store: the storage (bucket, folder) if missing, a new workflow ID, and the persisted config.
-   * @throws JobStoreExistsError when a store is already at the locator.
+   * @throws JobStoreExistsError when a store is already at the locator; EncryptionError, before anything is created,
+   * when `encryptionKeyPath` names no usable key file.
    */
   async initialize(config: JobStoreConfigInit = {}, options: SignalOptions = {}): Promise<JobStoreConfig> {
     const full: JobStoreConfig = {
@@ -336,6 +350,8 @@ export abstract class AbstractJobStore {
     if (!(full.publicUrlExpirySeconds > 0)) {
       throw new InvalidArgumentError(`publicUrlExpirySeconds must be positive, got ${full.publicUrlExpirySeconds}`)
     }
+    // Checked, and made absolute, before anything is created: no half-made store for a key that cannot serve.
+    if (full.encryptionKeyPath !== undefined) full.encryptionKeyPath = await checkKeyFile(full.encryptionKeyPath)
     await this.createStorage(io(options.signal))
     try {
       await this.#putConditional(keys.config, encodeConfig(full), { ifNoneMatch: true, ...io(options.signal) })
@@ -344,6 +360,7 @@ export abstract class AbstractJobStore {
       throw err
     }
     this.#config = full
+    this.#storedKeyPath = full.encryptionKeyPath
     return full
   }
 
@@ -375,6 +392,7 @@ export abstract class AbstractJobStore {
       publicUrlExpirySeconds: stored.publicUrlExpirySeconds ?? 3600,
     }
     this.#encryptionKey = undefined
+    this.#storedKeyPath = this.#config.encryptionKeyPath
     return this.#config
   }
 
@@ -386,9 +404,17 @@ export abstract class AbstractJobStore {
     return this.#config
   }
 
-  /** Persists `config` so that other instances see it on `resume()`. */
+  /**
+   * Persists `config` so that other instances see it on `resume()`. A changed `encryptionKeyPath` is checked first
+   * and stored absolute, as by `initialize()`: `EncryptionError` (nothing written) when the file cannot serve.
+   */
   async writeConfig(options: SignalOptions = {}): Promise<void> {
-    await this.putObject(keys.config, encodeConfig(this.config), io(options.signal))
+    const config = this.config
+    if (config.encryptionKeyPath !== undefined && config.encryptionKeyPath !== this.#storedKeyPath) {
+      config.encryptionKeyPath = await checkKeyFile(config.encryptionKeyPath)
+    }
+    await this.putObject(keys.config, encodeConfig(config), io(options.signal))
+    this.#storedKeyPath = config.encryptionKeyPath
     this.#encryptionKey = undefined
   }
 
@@ -953,6 +979,7 @@ export abstract class AbstractJobStore {
    */
   async readFile(jobStoreFileID: string, localFilePath: string, options: SignalOptions & { symlink?: boolean } = {}): Promise<void> {
     const key = keys.file(jobStoreFileID)
+    await refuseLocalDestination(localFilePath, `file ${jobStoreFileID}`)
     try {
       await this.materializeObject(key, `file ${jobStoreFileID}`, localFilePath, {
         symlink: options.symlink ?? false,
@@ -1427,13 +1454,17 @@ export abstract class AbstractJobStore {
    * local files are kept. With `sharedFileName`, stores it as that shared file and returns undefined. With
    * `hardlink`/`symlink`, a backend that can (the file backend) links a `file:` source instead of copying it.
    * @throws InvalidImportExportUrlError for a malformed URL or unknown scheme; NoSuchFileError when the source is
-   * missing. Nothing is stored in either case.
+   * missing. Nothing is stored in either case. Over http(s), `connectTimeoutMs`, `idleTimeoutMs` and
+   * `maxRetryTimeMs` bound the wait (see {@link UrlTimeoutOptions}); a source that breaks off, stalls or ends before
+   * its end is a `UrlTransferError`, and nothing is stored (a shared file keeps its previous content).
    */
   async importFile(
     srcUrl: string,
     options: SignalOptions &
-      TransferProgressOptions & { sharedFileName?: string; hardlink?: boolean; symlink?: boolean; jobStoreID?: string } = {},
+      TransferProgressOptions &
+      UrlTimeoutOptions & { sharedFileName?: string; hardlink?: boolean; symlink?: boolean; jobStoreID?: string } = {},
   ): Promise<string | undefined> {
+    const transfer = urlIo(options)
     const { handler, url } = await resolveUrlHandler(srcUrl)
     let fileID: string | undefined
     let key: string
@@ -1461,7 +1492,7 @@ export abstract class AbstractJobStore {
       log('imported %s server-side', url.href)
       return fileID
     }
-    const source = await handler.openRead(url, io(options.signal))
+    const source = await handler.openRead(url, transfer)
     try {
       await this.#putConditional(key, withProgress(source.body, source.size, options.onProgress), {
         ...put,
@@ -1478,9 +1509,17 @@ export abstract class AbstractJobStore {
 
   /**
    * Exports a file to `dstUrl`; the result is executable if and only if the file was imported/written from an
-   * executable local file. Written atomically where the destination allows.
+   * executable local file. Written atomically where the destination allows. A `file:` destination must be a
+   * regular file or absent: a folder, device, FIFO or socket (or a symlink to one) is refused with
+   * `InvalidImportExportUrlError` before anything is written. The timeouts are passed to the destination's
+   * handler (the built-in ones that write do not talk HTTP themselves: see {@link UrlTimeoutOptions}).
    */
-  async exportFile(jobStoreFileID: string, dstUrl: string, options: SignalOptions & TransferProgressOptions = {}): Promise<void> {
+  async exportFile(
+    jobStoreFileID: string,
+    dstUrl: string,
+    options: SignalOptions & TransferProgressOptions & UrlTimeoutOptions = {},
+  ): Promise<void> {
+    const transfer = urlIo(options)
     const key = keys.file(jobStoreFileID)
     const { handler, url } = await resolveUrlHandler(dstUrl)
     const writer = requireWritable(handler, url)
@@ -1499,14 +1538,18 @@ export abstract class AbstractJobStore {
     await writer.write(url, withProgress(this.#verified(object, `file ${jobStoreFileID}`), object.size, options.onProgress), {
       executable: object.executable,
       size: object.size,
-      ...io(options.signal),
+      ...transfer,
     })
   }
 
-  /** Size in bytes of the object at `url`, or undefined when it cannot be told. */
-  static async getSize(url: string, options: SignalOptions = {}): Promise<number | undefined> {
+  /**
+   * Size in bytes of the object at `url`, or undefined when it cannot be told. Over http(s), the timeouts bound the
+   * wait as for `importFile`.
+   */
+  static async getSize(url: string, options: SignalOptions & UrlTimeoutOptions = {}): Promise<number | undefined> {
+    const transfer = urlIo(options)
     const { handler, url: parsed } = await resolveUrlHandler(url)
-    return handler.getSize(parsed, io(options.signal))
+    return handler.getSize(parsed, transfer)
   }
 
   /**
@@ -1638,6 +1681,26 @@ function checkObjectKey(url: URL, rawKey: string, given: string): string {
 export interface TransferProgressOptions {
   /** Called as bytes go through (not for server-side copies, which move no bytes through this process). */
   readonly onProgress?: (bytes: number, totalBytes: number | undefined) => void
+}
+
+/**
+ * Throws `InvalidArgumentError` when `localPath` is a folder, device, FIFO or socket (or a symlink to one): `readFile`
+ * writes regular files only (see `localDestinationProblem`). Backends call it before their rename too.
+ */
+export async function refuseLocalDestination(localPath: string, what: string): Promise<void> {
+  const problem = await localDestinationProblem(localPath)
+  if (problem !== undefined) throw new InvalidArgumentError(`cannot read ${what} to ${localPath}: ${problem}; readFile writes regular files only`)
+}
+
+/** The signal and the network timeouts of an import or export, the timeouts checked before any I/O. */
+function urlIo(options: SignalOptions & UrlTimeoutOptions): UrlIoOptions {
+  urlTimeouts(options)
+  return {
+    ...io(options.signal),
+    ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+    ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+    ...(options.maxRetryTimeMs !== undefined ? { maxRetryTimeMs: options.maxRetryTimeMs } : {}),
+  }
 }
 
 function withProgress(stream: Readable, total: number | undefined, onProgress: TransferProgressOptions['onProgress']): Readable {

@@ -1,8 +1,12 @@
+import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, relative } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { describe, expect, it } from 'vitest'
-import { ENCRYPTION_MAGIC, PLAINTEXT_CHUNK, createDecryptStream, createEncryptStream } from './encryption.js'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { ENCRYPTION_MAGIC, PLAINTEXT_CHUNK, checkKeyFile, createDecryptStream, createEncryptStream, loadKeyFile } from './encryption.js'
 
 async function run(input: Buffer, transform: NodeJS.ReadWriteStream, pieceSize = 10_000): Promise<Buffer> {
   const pieces: Buffer[] = []
@@ -54,5 +58,30 @@ describe('chunked AES-256-GCM', () => {
     await expect(run(plain, createDecryptStream(key, 'test', false))).rejects.toMatchObject({ code: 'ENCRYPTION' })
     const sealed = await run(plain, createEncryptStream(key))
     await expect(run(sealed, createDecryptStream(undefined, 'test', true))).rejects.toThrow(/names no encryption key/)
+  })
+})
+
+describe('key files', () => {
+  it('a key file must be a regular file of at least 32 bytes; the error names the path; a relative path is made absolute', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'jobstore-keys-'))
+    onTestFinished(() => rm(dir, { recursive: true, force: true }))
+    await writeFile(join(dir, 'short'), 'abc')
+    await writeFile(join(dir, 'exact'), randomBytes(32))
+    execFileSync('mkfifo', [join(dir, 'fifo')])
+    for (const [path, reason] of [
+      [join(dir, 'missing'), /no such file/],
+      [join(dir, 'short'), /holds 3 bytes: it must hold at least 32/],
+      [dir, /not a regular file/],
+      [join(dir, 'fifo'), /not a regular file/], // and does not wait for a writer
+      ['/dev/zero', /not a regular file/], // and does not read for ever
+    ] as const) {
+      const error = await loadKeyFile(path).catch((err: unknown) => err as Error & { code?: string })
+      expect(error, path).toMatchObject({ code: 'ENCRYPTION', message: expect.stringMatching(reason) })
+      expect((error as Error).message).toContain(path)
+      await expect(checkKeyFile(path)).rejects.toMatchObject({ code: 'ENCRYPTION' })
+    }
+    expect((await loadKeyFile(join(dir, 'exact'))).length).toBe(32)
+    expect(await checkKeyFile(relative(process.cwd(), join(dir, 'exact')))).toBe(join(dir, 'exact'))
+    for (const bad of ['', 42, 'a\0b']) await expect(checkKeyFile(bad)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
   })
 })

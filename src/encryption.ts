@@ -6,9 +6,11 @@
  * counter plus a final-chunk flag byte, so reordering, dropping or truncating chunks fails authentication.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
+import { constants as fsConstants } from 'node:fs'
+import { open } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import { Transform, type TransformCallback } from 'node:stream'
-import { EncryptionError } from './errors.js'
+import { EncryptionError, InvalidArgumentError } from './errors.js'
 
 /** First bytes of every encrypted object. */
 export const ENCRYPTION_MAGIC = Buffer.from('jobstore-aead-v1', 'ascii')
@@ -19,17 +21,52 @@ export const PLAINTEXT_CHUNK = 64 * 1024
 const CIPHERTEXT_CHUNK = PLAINTEXT_CHUNK + TAG_LENGTH
 const HEADER_LENGTH = ENCRYPTION_MAGIC.length + SALT_LENGTH
 
-/** Reads the key file named in the config. It must hold at least 32 bytes of key material. */
+/** Least size of a key file, in bytes. */
+export const MIN_KEY_FILE_BYTES = 32
+
+/**
+ * Reads the key file named in the config: a regular file of at least 32 bytes of key material.
+ * @throws EncryptionError naming the path when it is missing, unreadable, not a regular file or too short.
+ */
 export async function loadKeyFile(path: string): Promise<Buffer> {
+  const shown = JSON.stringify(path)
   let bytes: Buffer
   try {
-    bytes = await readFile(path)
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, for ever.
+    const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK)
+    try {
+      const info = await handle.stat()
+      if (!info.isFile()) throw new EncryptionError(`the encryption key file ${shown} is not a regular file`)
+      bytes = await handle.readFile()
+    } finally {
+      await handle.close()
+    }
   } catch (err) {
-    throw new EncryptionError(`cannot read the encryption key file named in the config`, { cause: err })
+    if (err instanceof EncryptionError) throw err
+    const code = (err as NodeJS.ErrnoException | undefined)?.code
+    const why = code === 'ENOENT' ? 'there is no such file' : code === 'EACCES' ? 'permission denied' : ((err as Error)?.message ?? String(err))
+    throw new EncryptionError(`cannot read the encryption key file ${shown}: ${why}`, { cause: err })
   }
   // The bytes as they are: a binary key may well begin or end with what looks like white space.
-  if (bytes.length < 32) throw new EncryptionError('the encryption key file must hold at least 32 bytes')
+  if (bytes.length < MIN_KEY_FILE_BYTES) {
+    throw new EncryptionError(`the encryption key file ${shown} holds ${bytes.length} bytes: it must hold at least ${MIN_KEY_FILE_BYTES}`)
+  }
   return bytes
+}
+
+/**
+ * Checks a key file for the config (`initialize`, `writeConfig`), before anything is written: it must load as
+ * {@link loadKeyFile} loads it. Returns the path made absolute (a relative one counts from the working folder
+ * now), so that every worker finds the same file whatever its own working folder.
+ * @throws InvalidArgumentError when `path` is not a non-empty string; EncryptionError when the file cannot serve.
+ */
+export async function checkKeyFile(path: unknown): Promise<string> {
+  if (typeof path !== 'string' || path === '' || path.includes('\0')) {
+    throw new InvalidArgumentError(`encryptionKeyPath must be the path of a key file, got ${JSON.stringify(path)}`)
+  }
+  const absolute = resolve(path)
+  await loadKeyFile(absolute)
+  return absolute
 }
 
 function fileKey(master: Buffer, salt: Buffer): Buffer {

@@ -19,6 +19,7 @@ export type JobStoreErrorCode =
   | 'INTEGRITY'
   | 'ENCRYPTION'
   | 'ABORTED'
+  | 'URL_TRANSFER'
 
 /** Base class of every error jobstore throws. */
 export class JobStoreError extends Error {
@@ -128,6 +129,50 @@ export class EncryptionError extends JobStoreError {
 export class AbortedError extends JobStoreError {
   constructor(options?: { cause?: unknown }) {
     super('the operation was aborted', { ...options, code: 'ABORTED' })
+  }
+}
+
+/** Why a transfer by URL did not complete (see {@link UrlTransferError}). */
+export type UrlTransferFailure =
+  /** No connection (TCP, or TLS for https) within the connect timeout. */
+  | 'connect-timeout'
+  /** Connected, but no byte came for the idle timeout: no answer at all, or a body that stalled. */
+  | 'idle-timeout'
+  /** The server closed the connection before the end of the body (Content-Length or chunked). */
+  | 'closed-early'
+  /** The connection was reset (before the answer or mid-body). */
+  | 'reset'
+  /** Another network failure: refused, unreachable, DNS, TLS. */
+  | 'network'
+  /** The server answered with an error status, after the retries. */
+  | 'status'
+
+/**
+ * An import or export by URL did not complete: no connection, no answer, a body that ended early or stalled, an
+ * error status. The message says what happened in words; the system or network error is the `cause`. Nothing is
+ * stored when an import fails this way.
+ */
+export class UrlTransferError extends JobStoreError {
+  readonly url: string
+  readonly failure: UrlTransferFailure
+  /** What happened, in words (the message without the URL). */
+  readonly reason: string
+  /** Bytes of the body received before it broke off (when the body had begun). */
+  readonly receivedBytes: number | undefined
+  /** The body's announced size (Content-Length), when known. */
+  readonly expectedBytes: number | undefined
+  constructor(
+    url: string,
+    failure: UrlTransferFailure,
+    reason: string,
+    options?: { cause?: unknown; receivedBytes?: number | undefined; expectedBytes?: number | undefined },
+  ) {
+    super(`cannot transfer ${redactUrl(url)}: ${reason}`, { ...(options?.cause !== undefined ? { cause: options.cause } : {}), code: 'URL_TRANSFER' })
+    this.url = redactUrl(url)
+    this.failure = failure
+    this.reason = reason
+    this.receivedBytes = options?.receivedBytes
+    this.expectedBytes = options?.expectedBytes
   }
 }
 

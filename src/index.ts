@@ -67,6 +67,7 @@ export {
 } from './storage.js'
 export type { BodyWritable, StoreReadable } from './streams.js'
 export {
+  DEFAULT_URL_TIMEOUTS,
   fileUrlHandler,
   httpUrlHandler,
   registerLazyUrlClaim,
@@ -75,5 +76,6 @@ export {
   type UrlHandler,
   type UrlIoOptions,
   type UrlSource,
+  type UrlTimeoutOptions,
 } from './url-handlers.js'
 export { chunk, forEachConcurrent, mapConcurrent } from './concurrency.js'

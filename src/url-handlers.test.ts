@@ -1,5 +1,8 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { AbstractJobStore } from './abstract-job-store.js'
 import { InvalidImportExportUrlError } from './errors.js'
 import {
   fileUrlHandler,
@@ -87,5 +90,60 @@ describe('URL handler registry', () => {
     await resolveUrlHandler('checked://b/k')
     await expect(resolveUrlHandler('checked://b/a/../k')).rejects.toBeInstanceOf(InvalidImportExportUrlError)
     expect(seen).toEqual(['/k checked://b/k', '/k checked://b/a/../k'])
+  })
+})
+
+/** A loopback HTTP server for one test. */
+async function serve(handler: Parameters<typeof createServer>[1]): Promise<string> {
+  const server = createServer(handler)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  onTestFinished(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  )
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+async function drain(body: Readable): Promise<Buffer> {
+  const parts: Buffer[] = []
+  for await (const part of body) parts.push(part as Buffer)
+  return Buffer.concat(parts)
+}
+
+describe('http(s) handler', () => {
+  it('a reader that holds the body back is not timed out: only waiting for the server counts as idle', async () => {
+    const body = Buffer.alloc(8 * 1024 * 1024, 7)
+    const base = await serve((_req, res) => {
+      res.writeHead(200, { 'content-length': String(body.length) })
+      res.end(body)
+    })
+    const source = await httpUrlHandler.openRead(new URL(`${base}/big`), { idleTimeoutMs: 200, maxRetryTimeMs: 0 })
+    expect(source.size).toBe(body.length)
+    const parts = source.body[Symbol.asyncIterator]()
+    const first = (await parts.next()).value as Buffer
+    // Then hold the body back for five idle timeouts: the server has sent what fits in the buffers and waits for us.
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const rest: Buffer[] = [first]
+    for (let part = await parts.next(); part.done !== true; part = await parts.next()) rest.push(part.value as Buffer)
+    expect(Buffer.concat(rest).equals(body)).toBe(true)
+  })
+
+  it('follows redirects to http(s) URLs and refuses one to another scheme', async () => {
+    const base = await serve((req, res) => {
+      if (req.url === '/old') res.writeHead(301, { location: '/new' }).end()
+      else if (req.url === '/to-file') res.writeHead(302, { location: 'file:///etc/passwd' }).end()
+      else res.end('moved here')
+    })
+    expect((await drain((await httpUrlHandler.openRead(new URL(`${base}/old`))).body)).toString()).toBe('moved here')
+    await expect(httpUrlHandler.openRead(new URL(`${base}/to-file`))).rejects.toBeInstanceOf(InvalidImportExportUrlError)
+  })
+
+  it('refuses timeouts that are not positive numbers (no retry time: 0 is fine) before any I/O', async () => {
+    for (const options of [{ idleTimeoutMs: 0 }, { connectTimeoutMs: -1 }, { idleTimeoutMs: Number.NaN }, { maxRetryTimeMs: -5 }]) {
+      await expect(AbstractJobStore.getSize('http://127.0.0.1:9/x', options)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
+    }
   })
 })

@@ -34,6 +34,7 @@ import {
 } from './fs-calls.js'
 import {
   AbstractJobStore,
+  refuseLocalDestination,
   type JobStoreOptions,
 } from '../../src/abstract-job-store.js'
 import { forEachConcurrent, throwIfAborted } from '../../src/concurrency.js'
@@ -482,6 +483,8 @@ export class FileJobStore extends AbstractJobStore {
           await chmod(temp, info.executable ? 0o755 : 0o644)
         }
       }
+      // readFile checked before; once more at the last moment, as the core's copy does.
+      await refuseLocalDestination(localPath, what)
       await rename(temp, localPath)
     } catch (err) {
       await rm(temp, { force: true })

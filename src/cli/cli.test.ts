@@ -9,12 +9,23 @@
  * Damage that needs raw access to the storage (a truncated record) is done through the factory's optional
  * `truncateJob`, which only the file backend has for now.
  */
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { createServer as createNetServer, type AddressInfo } from 'node:net'
 import { createRequire } from 'node:module'
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { Writable } from 'node:stream'
@@ -1071,6 +1082,87 @@ describe('jobstore CLI: terminal safety (file backend)', () => {
   })
 })
 
+describe('jobstore CLI: hostile environment (file backend)', () => {
+  it('import over HTTP: a stalled or cut body fails in words with the timeouts given (exit 1); nothing is stored', async ({ expect }) => {
+    const locator = fileFactory.make()
+    await makeFixture(locator)
+    const store = await openJobStore(locator)
+    await store.resume()
+    const filesBefore: string[] = []
+    for await (const file of store.files()) filesBefore.push(file.fileID)
+    const server = createNetServer((socket) => {
+      socket.on('error', () => {})
+      socket.once('data', (request: Buffer) => {
+        const head = 'HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nhello'
+        if (request.toString().startsWith('GET /stall')) socket.write(head)
+        else socket.end(head)
+      })
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+      const stalled = await cli(['import', locator, `${base}/stall.txt`, '--idle-timeout', '0.3', '--max-retry-time', '0', '--no-progress'])
+      expect(stalled.code, stalled.stderr).toBe(EXIT.GENERIC)
+      expect(stalled.stderr).toMatch(/sent nothing for 0\.3 s after 5 of 12 bytes/)
+      const cut = await cli(['import', locator, `${base}/cut.txt`, '--shared', 'rootJobReturnValue', '--json'])
+      expect(cut.code).toBe(EXIT.GENERIC)
+      expect(jsonErrorOf(cut.stderr)).toEqual({
+        error: { code: 'URL_TRANSFER', message: expect.stringContaining('closed the connection after 5 of 12 bytes'), exitCode: EXIT.GENERIC },
+      })
+      expect((await cli(['import', locator, `${base}/x`, '--idle-timeout', '0'])).code).toBe(EXIT.USAGE)
+    } finally {
+      server.close()
+    }
+    const filesAfter: string[] = []
+    for await (const file of store.files()) filesAfter.push(file.fileID)
+    expect(filesAfter.sort()).toEqual(filesBefore.sort())
+    expect((await cli(['cat', locator, '--shared', 'rootJobReturnValue'])).stdout).toBe('{"words":42}')
+  })
+
+  it('export refuses a folder and a FIFO (exit 2, nothing written); file:./x counts from the working folder', async ({ expect }) => {
+    const locator = fileFactory.make()
+    const { keptFile } = await makeFixture(locator)
+    const dir = mkdtempSync(join(TMP, 'dest-'))
+    mkdirSync(join(dir, 'folder'))
+    execFileSync('mkfifo', [join(dir, 'fifo')])
+    for (const target of ['folder', 'fifo']) {
+      const refused = await cli(['export', locator, keptFile, target], { cwd: dir })
+      expect(refused.code, refused.stderr).toBe(EXIT.USAGE)
+      expect(refused.stderr).toContain(join(dir, target))
+      expect(refused.stderr).toMatch(/regular files only/)
+      expect(refused.stderr).not.toContain('.partial')
+    }
+    expect(readdirSync(join(dir, 'folder'))).toEqual([])
+    expect(statSync(join(dir, 'fifo')).isFIFO()).toBe(true)
+
+    const exported = await cli(['export', locator, keptFile, 'file:./out.txt'], { cwd: dir })
+    expect(exported.code, exported.stderr).toBe(0)
+    expect(readFileSync(join(dir, 'out.txt'), 'utf8')).toBe('hello world\n')
+    const imported = await cli(['import', locator, 'file:out.txt'], { cwd: dir })
+    expect(imported.code, imported.stderr).toBe(0)
+    expect((await cli(['cat', locator, imported.stdout.trim()])).stdout).toBe('hello world\n')
+  })
+
+  it('init --encryption-key-path: a missing or 3-byte key exits 7 and creates nothing; a relative one is stored absolute', async ({ expect }) => {
+    const dir = mkdtempSync(join(TMP, 'keys-'))
+    writeFileSync(join(dir, 'short.key'), 'abc')
+    writeFileSync(join(dir, 'good.key'), randomUUID() + randomUUID())
+    for (const key of ['missing.key', 'short.key']) {
+      const locator = fileFactory.make()
+      const refused = await cli(['init', locator, '--encryption-key-path', key], { cwd: dir })
+      expect(refused.code, refused.stderr).toBe(EXIT.ENCRYPTION)
+      expect(refused.stderr).toContain(join(dir, key))
+      expect(existsSync(locator.slice('file:'.length))).toBe(false)
+      expect((await cli(['status', locator])).code).toBe(EXIT.NOT_FOUND)
+    }
+    const locator = fileFactory.make()
+    const json = await cliJson<{ config: { encryptionKeyPath: string } }>(['init', locator, '--encryption-key-path', 'good.key'], { cwd: dir })
+    expect(json.config.encryptionKeyPath).toBe(join(dir, 'good.key'))
+    const store = await openJobStore(locator)
+    expect((await store.resume()).encryptionKeyPath).toBe(join(dir, 'good.key'))
+  })
+})
+
 describe('jobstore CLI building blocks', () => {
   it('maps every error code to its documented exit code', () => {
     expect(EXIT_CODE_BY_ERROR_CODE).toEqual({
@@ -1087,6 +1179,7 @@ describe('jobstore CLI building blocks', () => {
       ENCRYPTION: 7,
       UNSUPPORTED: 8,
       ABORTED: 130,
+      URL_TRANSFER: 1,
     })
     expect(exitCodeFor(new Error('boom'))).toBe(1)
     expect(exitCodeFor(Object.assign(new Error('closed'), { code: 'EPIPE' }))).toBe(0)

@@ -65,8 +65,13 @@ export class CommandContext {
     return store
   }
 
-  /** A URL for an import source or export target: URLs as given, anything else a local path (from the cwd). */
+  /**
+   * A URL for an import source or export target: URLs as given, anything else a local path (from the cwd), and so
+   * is the path of `file:./x` or `file:x` (no `/` after the colon), as in a `file:` locator.
+   */
   toUrl(argument: string): string {
+    const relative = /^file:(?!\/)(.+)$/is.exec(argument)
+    if (relative !== null) return pathToFileURL(resolve(this.io.cwd, relative[1] as string)).href
     if (/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(argument)) return argument
     return pathToFileURL(resolve(this.io.cwd, argument)).href
   }

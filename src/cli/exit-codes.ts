@@ -45,6 +45,7 @@ export const EXIT_CODE_BY_ERROR_CODE: Readonly<Record<JobStoreErrorCode, ExitCod
   ENCRYPTION: EXIT.ENCRYPTION,
   UNSUPPORTED: EXIT.UNSUPPORTED,
   ABORTED: EXIT.INTERRUPTED,
+  URL_TRANSFER: EXIT.GENERIC,
 }
 
 /** An error of the CLI itself (bad usage, refused confirmation, verify failed) with its exit code. */

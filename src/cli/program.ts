@@ -13,7 +13,7 @@ import { Redactor } from './redact.js'
 import { escapeKeepingNewlines, escapeUserStrings } from './terminal-safe.js'
 import { cleanCommand, destroyCommand, initCommand, statusCommand } from './commands/store.js'
 import { jobsCommand, showCommand } from './commands/jobs.js'
-import { catCommand, exportCommand, importCommand } from './commands/files.js'
+import { catCommand, exportCommand, importCommand, type TransferTimeouts } from './commands/files.js'
 import { logsCommand } from './commands/logs.js'
 import { copyCommand } from './commands/copy.js'
 import { verifyCommand } from './commands/verify.js'
@@ -52,6 +52,46 @@ function positiveNumber(value: string): number {
   const n = Number(value)
   if (!(Number.isFinite(n) && n > 0)) throw new CommanderInvalidArgument('expected a positive number')
   return n
+}
+
+function nonNegativeNumber(value: string): number {
+  const n = Number(value)
+  if (!(Number.isFinite(n) && n >= 0)) throw new CommanderInvalidArgument('expected a non-negative number')
+  return n
+}
+
+/** `--connect-timeout`, `--idle-timeout`, `--max-retry-time` (seconds) as the library's millisecond options. */
+function transferTimeouts(o: Record<string, unknown>): TransferTimeouts {
+  const ms = (name: string): number | undefined => (o[name] === undefined ? undefined : Math.round((o[name] as number) * 1000))
+  const connect = ms('connectTimeout')
+  const idle = ms('idleTimeout')
+  const retry = ms('maxRetryTime')
+  return {
+    ...(connect !== undefined ? { connectTimeoutMs: Math.max(connect, 1) } : {}),
+    ...(idle !== undefined ? { idleTimeoutMs: Math.max(idle, 1) } : {}),
+    ...(retry !== undefined ? { maxRetryTimeMs: retry } : {}),
+  }
+}
+
+/** Adds the network timeout options of `import` and `export`. */
+function withTransferTimeouts(cmd: Command, what: string): Command {
+  return cmd
+    .addOption(
+      new Option('--connect-timeout <seconds>', `give up on a connection (TCP and TLS) to the ${what} after this long (default 30)`).argParser(
+        positiveNumber,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--idle-timeout <seconds>',
+        `fail when the ${what} sends nothing for this long while an answer or more of the body is awaited; a slow but steady transfer never does (default 60)`,
+      ).argParser(positiveNumber),
+    )
+    .addOption(
+      new Option('--max-retry-time <seconds>', 'begin no new attempt this long after the first (0: no retries; default 120)').argParser(
+        nonNegativeNumber,
+      ),
+    )
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -147,7 +187,10 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
   )
     .argument('<locator>', LOCATOR_HELP)
     .addOption(new Option('--retry-count <n>', 'retries per job (a job gets n + 1 tries; default 1)').argParser(nonNegativeInteger))
-    .option('--encryption-key-path <path>', 'key file (≥ 32 bytes) for protected shared files; every worker needs it at this path')
+    .option(
+      '--encryption-key-path <path>',
+      'key file (a regular file of ≥ 32 bytes) for protected shared files, checked now and stored as an absolute path (a relative one counts from the working folder); every worker needs it at that path',
+    )
     .addOption(new Option('--public-url-expiry <seconds>', 'lifetime of public URLs (default 3600)').argParser(positiveInteger))
 
   command(
@@ -204,7 +247,7 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
     .argument('<locator>', LOCATOR_HELP)
     .option('-y, --yes', 'do not ask for confirmation')
 
-  command(
+  const importCmd = command(
     'import',
     'import a file by URL (file:, http(s):, s3:..., or a local path); prints the new file ID',
     'jobstore import file:./example-store ./input.txt\njobstore import file:./example-store https://example.org/data.csv --shared data.csv',
@@ -214,6 +257,7 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
         ...(o['job'] !== undefined ? { job: o['job'] as string } : {}),
         ...(o['hardlink'] === true ? { hardlink: true } : {}),
         ...(o['symlink'] === true ? { symlink: true } : {}),
+        ...transferTimeouts(o),
       }),
   )
     .argument('<locator>', LOCATOR_HELP)
@@ -222,16 +266,18 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
     .option('--job <jobID>', 'the job the new file belongs to')
     .option('--hardlink', 'hard link a local file instead of copying it (file backend)')
     .option('--symlink', 'symlink a local file instead of copying it (file backend)')
+  withTransferTimeouts(importCmd, 'server (http, https)')
 
-  command(
+  const exportCmd = command(
     'export',
-    'export a file to a URL (file:, s3:..., or a local path)',
+    'export a file to a URL (file:, s3:..., or a local path); a local destination must be a regular file or absent (a folder, device, FIFO or socket is refused: name the file to write)',
     'jobstore export file:./example-store _/k/3f6v2n0a8x1c5b7d9e2g4h6j8k-input.txt ./out.txt',
-    (ctx, args) => exportCommand(ctx, arg(args, 0), arg(args, 1), arg(args, 2)),
+    (ctx, args, o) => exportCommand(ctx, arg(args, 0), arg(args, 1), arg(args, 2), transferTimeouts(o)),
   )
     .argument('<locator>', LOCATOR_HELP)
     .argument('<fileID>', 'the file ID')
-    .argument('<url>', 'where to write it: a URL or a local path')
+    .argument('<url>', 'where to write it: a URL or a local path (a file, not a folder)')
+  withTransferTimeouts(exportCmd, 'destination, for URL handlers that talk to it themselves')
 
   command(
     'cat',

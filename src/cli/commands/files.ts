@@ -17,7 +17,14 @@ function transferProgress(ctx: CommandContext, label: string, size: number | und
   return createProgress({ stream: ctx.io.stderr, enabled: ctx.progress && big, label, unit: 'bytes' })
 }
 
-export interface ImportOptions {
+/** Network timeouts of an import or export (milliseconds, as the library takes them). */
+export interface TransferTimeouts {
+  readonly connectTimeoutMs?: number
+  readonly idleTimeoutMs?: number
+  readonly maxRetryTimeMs?: number
+}
+
+export interface ImportOptions extends TransferTimeouts {
   readonly shared?: string
   readonly job?: string
   readonly hardlink?: boolean
@@ -30,14 +37,16 @@ export async function importCommand(ctx: CommandContext, locator: string, source
   if (options.shared !== undefined && options.job !== undefined) throw usageError('--shared and --job do not go together')
   const url = ctx.toUrl(source)
   const store = await ctx.resume(locator)
+  const timeouts = timeoutsOf(options)
   const size = wantsProgress(ctx.io.stderr, ctx.progress)
-    ? await AbstractJobStore.getSize(url, ctx.signalOptions).catch(() => undefined)
+    ? await AbstractJobStore.getSize(url, { ...ctx.signalOptions, ...timeouts }).catch(() => undefined)
     : undefined
   const progress = transferProgress(ctx, 'import', size)
   let fileID: string | undefined
   try {
     fileID = await store.importFile(url, {
       ...ctx.signalOptions,
+      ...timeouts,
       onProgress: reportTo(progress, size),
       ...(options.shared !== undefined ? { sharedFileName: options.shared } : {}),
       ...(options.job !== undefined ? { jobStoreID: options.job } : {}),
@@ -58,19 +67,33 @@ export async function importCommand(ctx: CommandContext, locator: string, source
   ctx.out.result({ url: ctx.show(url), fileID: id, size: stored }, () => id)
 }
 
-export async function exportCommand(ctx: CommandContext, locator: string, fileID: string, target: string): Promise<void> {
+export async function exportCommand(
+  ctx: CommandContext,
+  locator: string,
+  fileID: string,
+  target: string,
+  timeouts: TransferTimeouts = {},
+): Promise<void> {
   parseFileId(fileID)
   const url = ctx.toUrl(target)
   const store = await ctx.resume(locator)
   const size = await store.getFileSize(fileID, ctx.signalOptions)
   const progress = transferProgress(ctx, 'export', size)
   try {
-    await store.exportFile(fileID, url, { ...ctx.signalOptions, onProgress: reportTo(progress, size) })
+    await store.exportFile(fileID, url, { ...ctx.signalOptions, ...timeoutsOf(timeouts), onProgress: reportTo(progress, size) })
   } finally {
     progress.stop()
   }
   ctx.out.info(`exported ${fileID} to ${ctx.show(url)} (${formatBytes(size)})`)
   ctx.out.result({ fileID, url: ctx.show(url), size }, () => [])
+}
+
+function timeoutsOf(options: TransferTimeouts): TransferTimeouts {
+  return {
+    ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+    ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+    ...(options.maxRetryTimeMs !== undefined ? { maxRetryTimeMs: options.maxRetryTimeMs } : {}),
+  }
 }
 
 export async function catCommand(ctx: CommandContext, locator: string, fileID: string | undefined, options: { shared?: string }): Promise<void> {

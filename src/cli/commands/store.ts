@@ -1,4 +1,5 @@
 /** `init`, `status`, `clean`, `destroy`: the store as a whole. */
+import { resolve } from 'node:path'
 import { createInterface } from 'node:readline/promises'
 import {
   CorruptRecordError,
@@ -29,7 +30,8 @@ export async function initCommand(ctx: CommandContext, locator: string, options:
   const store = await ctx.open(locator)
   const init: JobStoreConfigInit = {
     ...(options.retryCount !== undefined ? { retryCount: options.retryCount } : {}),
-    ...(options.encryptionKeyPath !== undefined ? { encryptionKeyPath: options.encryptionKeyPath } : {}),
+    // From the CLI's working folder; the store checks the file and keeps the absolute path.
+    ...(options.encryptionKeyPath !== undefined ? { encryptionKeyPath: resolve(ctx.io.cwd, options.encryptionKeyPath) } : {}),
     ...(options.publicUrlExpiry !== undefined ? { publicUrlExpirySeconds: options.publicUrlExpiry } : {}),
   }
   const config = await store.initialize(init, ctx.signalOptions)
