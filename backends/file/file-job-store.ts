@@ -30,6 +30,7 @@ import {
   mkdir,
   open,
   readExactly,
+  realpath,
   rename,
   stat,
   unlink,
@@ -127,7 +128,10 @@ export class FileJobStore extends AbstractJobStore {
   readonly #durable: boolean
   readonly #fileMode: number
   readonly #dirMode: number
+  /** Folders inside the root checked to be real folders (not links) by this instance: see #checkDirs. */
   readonly #knownDirs = new Set<string>()
+  /** The root with its links resolved (the root itself may be a link: the caller's choice). */
+  #realRoot: string | undefined
 
   constructor(locator: string, options: FileJobStoreOptions = {}) {
     super(locator, options)
@@ -162,52 +166,85 @@ export class FileJobStore extends AbstractJobStore {
   }
 
   /**
-   * Makes sure every folder from the root down to `dir` is a real folder, not a link planted in the store: made
-   * here (then its sub-folders are ours too) or checked with lstat. With `create`, makes the missing ones and
-   * resolves true; else resolves false as soon as one is missing. Throws UnsafeStorePathError for a link or a
-   * file in the way, before anything is created through it. The verdict is cached per folder: a warm path costs
-   * one Set lookup, a new folder one mkdir, an existing one seen first one lstat.
+   * Makes sure every folder from the root down to `dir` is a real folder, not a link planted in the store. With
+   * `create`, makes the missing ones and resolves true; else resolves false when one is missing. Throws
+   * UnsafeStorePathError for a link or a file in the way, before anything is created, read or deleted through it.
+   *
+   * The verdict is cached per folder (#knownDirs): a warm path costs a Set lookup. Below the deepest folder
+   * already checked, one level costs one lstat (and a mkdir when it is new); several levels one realpath(3) for
+   * the whole chain (one trip to the thread pool), or, when creating, a mkdir of the first level (new: the rest is
+   * made at once, and is ours) then that realpath.
    */
   async #checkDirs(dir: string, create: boolean): Promise<boolean> {
     if (this.#knownDirs.has(dir)) return true
     if (!this.#knownDirs.has(this.root)) {
       // The root itself is the caller's choice, a link or not: made if missing, never checked.
-      if (!create) {
-        if (dir === this.root) return true
-      } else {
-        await mkdir(this.root, { recursive: true, mode: this.#dirMode })
-        this.#remember(this.root)
-      }
+      if (create) await mkdir(this.root, { recursive: true, mode: this.#dirMode })
+      else if (dir === this.root) return true
+      this.#remember(this.root)
     }
-    const rel = relative(this.root, dir)
-    if (rel === '') return true
-    let path = this.root
-    const parts = rel.split(sep)
-    for (let i = 0; i < parts.length; i++) {
-      path = join(path, parts[i] as string)
+    const parts = relative(this.root, dir).split(sep)
+    let known = parts.length
+    for (let path = dir; path.length > this.root.length && !this.#knownDirs.has(path); path = dirname(path)) known--
+    if (parts.length - known > 1) {
+      if (create && (await this.#mkdirNew(join(this.root, ...parts.slice(0, known + 1)), dir))) return true
+      const where = await this.#resolve(dir)
+      if (where === 'inside') return true
+      // Missing: nothing there to read or delete (no content reached), and nothing made through a link.
+      if (where === 'missing' && !create) return false
+    }
+    // Level by level: to make what is missing, or to name what is in the way.
+    let path = join(this.root, ...parts.slice(0, known))
+    for (const part of parts.slice(known)) {
+      path = join(path, part)
       if (this.#knownDirs.has(path)) continue
-      if (create) {
-        try {
-          await mkdir(path, { mode: this.#dirMode })
-          // Made here: whatever is below is made by this call too, in one go.
-          if (i < parts.length - 1) await mkdir(dir, { recursive: true, mode: this.#dirMode })
-          for (let below = dir; below !== dirname(path); below = dirname(below)) this.#remember(below)
-          return true
-        } catch (err) {
-          if (!isErrno(err, 'EEXIST')) throw err
-        }
-      }
-      let info
-      try {
-        info = await lstat(path)
-      } catch (err) {
-        if (!create && isErrno(err, 'ENOENT', 'ENOTDIR')) return false
+      let info = await lstat(path).catch((err: unknown) => {
+        if (isErrno(err, 'ENOENT')) return undefined
         throw err
+      })
+      if (info === undefined) {
+        if (!create) return false
+        if (await this.#mkdirNew(path, dir)) return true
+        info = await lstat(path) // made by a racer meanwhile
       }
       if (!info.isDirectory()) throw this.#unsafe(path, info, 'a folder')
       this.#remember(path)
     }
     return true
+  }
+
+  /**
+   * Makes the folder `first` if it does not exist, then the rest of `dir` below it (ours too, as `first` is);
+   * false when `first` exists already (not checked here).
+   */
+  async #mkdirNew(first: string, dir: string): Promise<boolean> {
+    try {
+      await mkdir(first, { mode: this.#dirMode })
+    } catch (err) {
+      if (isErrno(err, 'EEXIST')) return false
+      throw err
+    }
+    if (dir !== first) await mkdir(dir, { recursive: true, mode: this.#dirMode })
+    for (let path = dir; path !== dirname(first); path = dirname(path)) this.#remember(path)
+    return true
+  }
+
+  /**
+   * Where `dir` resolves: `inside` when link-free to itself below the root's real path (then every folder on the
+   * way is a real folder, remembered), `missing` when something on the way does not exist, else `elsewhere`.
+   */
+  async #resolve(dir: string): Promise<'inside' | 'missing' | 'elsewhere'> {
+    try {
+      this.#realRoot ??= await realpath(this.root)
+      // The trailing separator: a file in the folder's place is ENOTDIR, not a match.
+      if ((await realpath(`${dir}${sep}`)) !== join(this.#realRoot, relative(this.root, dir))) return 'elsewhere'
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return 'missing'
+      if (isErrno(err, 'ENOTDIR', 'ELOOP')) return 'elsewhere'
+      throw err
+    }
+    for (let path = dir; path.length > this.root.length && !this.#knownDirs.has(path); path = dirname(path)) this.#remember(path)
+    return 'inside'
   }
 
   async #ensureDir(dir: string): Promise<void> {
@@ -334,6 +371,7 @@ export class FileJobStore extends AbstractJobStore {
 
   protected override async createStorage(): Promise<void> {
     this.#knownDirs.clear()
+    this.#realRoot = undefined
     await this.#ensureDir(this.root)
     await this.#ensureDir(join(this.root, TEMP_DIR))
   }

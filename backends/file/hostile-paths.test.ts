@@ -65,7 +65,7 @@ interface Fixture {
   readonly outside: string
   readonly rootJob: JobDescription & { jobStoreID: string }
   readonly child: JobDescription & { jobStoreID: string }
-  /** A file owned by `child` (so under `files/<child's fan-out>/`). */
+  /** A cleanup file of `child` (so under `files/<child's fan-out>/<child>/c/`). */
   readonly fileID: string
 }
 
@@ -93,7 +93,7 @@ async function fixture(): Promise<Fixture> {
   rootJob.children = [child.jobStoreID]
   await store.create(child)
   await store.createRootJob(rootJob)
-  const fileID = await store.writeFileStream((w) => void w.end('owned by child'), { jobStoreID: child.jobStoreID })
+  const fileID = await store.writeFileStream((w) => void w.end('owned by child'), { jobStoreID: child.jobStoreID, cleanup: true })
   await store.writeSharedFileStream('settings', (w) => void w.end('shared bytes'))
   await store.writeStatsAndLogging('{"message":"hello"}')
   const outside = join(base, `outside-${n}`)
