@@ -367,13 +367,13 @@ export abstract class AbstractJobStore {
       throw new InvalidArgumentError(`publicUrlExpirySeconds must be positive, got ${full.publicUrlExpirySeconds}`)
     }
     await this.createStorage(io(options.signal))
-    await this.#claimLocation('initialize() wrote nothing', options.signal)
+    await this.#claimLocation('nothing was written', options.signal)
     try {
       await this.#putConditional(keys.config, encodeConfig(full), { ifNoneMatch: true, ...io(options.signal) })
     } catch (err) {
       if (!(err instanceof PreconditionFailedError)) throw err
       if ((await this.#proofAt(keys.config, isStoreConfig, options.signal)) === 'foreign') {
-        throw new NotAJobStoreError(this.locator, keys.config, 'initialize() wrote nothing', { cause: err })
+        throw new NotAJobStoreError(this.locator, keys.config, 'nothing was written', { cause: err })
       }
       throw new JobStoreExistsError(this.locator, { cause: err })
     }
@@ -492,7 +492,7 @@ export abstract class AbstractJobStore {
       if (config !== 'ours') {
         const found =
           config === 'foreign' ? keys.config : marker === 'foreign' ? keys.storeMarker : await this.findStoreData(io(signal))
-        if (found !== undefined) throw new NotAJobStoreError(this.locator, found, 'destroy() deleted nothing')
+        if (found !== undefined) throw new NotAJobStoreError(this.locator, found, 'nothing was deleted')
         this.#config = undefined
         this.#jobTokens.clear()
         return
@@ -1411,7 +1411,7 @@ export abstract class AbstractJobStore {
       if (existing === undefined) continue
       const bytes = await destination.#bytesOf(await destination.getObject(key, io(signal)), key)
       if (key === keys.config && !isStoreConfig(bytes)) {
-        throw new NotAJobStoreError(destination.locator, keys.config, 'copyTo() wrote nothing')
+        throw new NotAJobStoreError(destination.locator, keys.config, 'nothing was written')
       }
       const text = bytes.toString('utf8')
       const id = key === marker ? text : (JSON.parse(text) as { workflowID?: string }).workflowID
@@ -1419,7 +1419,7 @@ export abstract class AbstractJobStore {
       resuming = true
     }
     // A new destination is claimed as initialize() would; one this copy started keeps (or gets) its marker.
-    if (!resuming) await destination.#claimLocation('copyTo() wrote nothing', signal)
+    if (!resuming) await destination.#claimLocation('nothing was written', signal)
     else if ((await destination.#proofAt(keys.storeMarker, isStoreMarker, signal)) !== 'ours') {
       await destination.putObject(keys.storeMarker, encodeStoreMarker(), io(signal))
     }

@@ -177,12 +177,12 @@ export class FileJobStore extends AbstractJobStore {
    */
   async #checkDirs(dir: string, create: boolean): Promise<boolean> {
     if (this.#knownDirs.has(dir)) return true
-    if (!this.#knownDirs.has(this.root)) {
+    if (!this.#knownDirs.has(this.root) && create) {
       // The root itself is the caller's choice, a link or not: made if missing, never checked.
-      if (create) await mkdir(this.root, { recursive: true, mode: this.#dirMode })
-      else if (dir === this.root) return true
+      await mkdir(this.root, { recursive: true, mode: this.#dirMode })
       this.#remember(this.root)
     }
+    if (dir === this.root) return true
     const parts = relative(this.root, dir).split(sep)
     let known = parts.length
     for (let path = dir; path.length > this.root.length && !this.#knownDirs.has(path); path = dirname(path)) known--
