@@ -117,6 +117,22 @@ export function hostileStoreTests(ctx: SuiteContext): void {
       await fresh.destroy()
     })
 
+    it('16 racing initializers on an empty location: exactly one wins, the others get JobStoreExistsError, one marker stays', async () => {
+      const locator = await ctx.harness.newLocator()
+      const stores = await Promise.all(Array.from({ length: 16 }, () => openJobStore(locator)))
+      onTestFinished(async () => {
+        await (stores[0] as AbstractJobStore).destroy()
+      })
+      const results = await Promise.allSettled(stores.map((store) => store.initialize()))
+      const winners = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []))
+      expect(winners).toHaveLength(1)
+      for (const result of results) {
+        if (result.status === 'rejected') expect((result.reason as { code?: string }).code, String(result.reason)).toBe('JOB_STORE_EXISTS')
+      }
+      expect((await ctx.reopen(locator)).config.workflowID).toBe(winners[0]?.workflowID)
+      expect(await primitives(stores[0] as AbstractJobStore).headObject(keys.storeMarker)).toBeDefined()
+    })
+
     it('a half-created store (marker, no config) is destroyable, and initialize completes it', async () => {
       const locator = await ctx.harness.newLocator()
       const store = await openJobStore(locator)
@@ -157,7 +173,7 @@ export function hostileStoreTests(ctx: SuiteContext): void {
       await old.destroy()
     })
 
-    it('copyTo a location holding foreign data refuses with NotAJobStoreError; an interrupted copy is destroyable', async () => {
+    it('copyTo a location holding foreign data refuses with NotAJobStoreError; an interrupted copy resumes and is destroyable', async () => {
       const { store } = await ctx.freshStore()
       await store.writeSharedFileStream('x', (w) => void w.end('x'))
       const target = await openJobStore(await ctx.harness.newLocator())
@@ -170,6 +186,11 @@ export function hostileStoreTests(ctx: SuiteContext): void {
       // A copy cut short (here: its config not yet written) leaves a destination destroy() recognises.
       const destination = await openJobStore(await ctx.harness.newLocator())
       await store.copyTo(destination)
+      await primitives(destination).deleteObjects([keys.config])
+      // Its marker names the workflow it copies: the copy resumes there (another initialize would not).
+      expect((await caught(() => openJobStore(destination.locator).then((s) => s.initialize()))).code).toBe('JOB_STORE_EXISTS')
+      expect((await store.copyTo(destination)).skipped).toBeGreaterThan(0)
+      expect((await ctx.reopen(destination.locator)).config.workflowID).toBe(store.config.workflowID)
       await primitives(destination).deleteObjects([keys.config])
       const leftover = await openJobStore(destination.locator)
       await leftover.destroy()

@@ -406,7 +406,7 @@ export abstract class AbstractJobStore {
    * (its marker and data, no config: `JobStoreExistsError`); then writes the marker, before anything else.
    * Racing initializers all pass here (the marker is create-if-absent; one's is kept); the config decides.
    */
-  async #claimLocation(action: string, signal: AbortSignal | undefined): Promise<void> {
+  async #claimLocation(action: string, signal: AbortSignal | undefined, markerBody = encodeStoreMarker()): Promise<void> {
     const config = await this.#proofAt(keys.config, isStoreConfig, signal)
     if (config === 'ours') throw new JobStoreExistsError(this.locator)
     if (config === 'foreign') throw new NotAJobStoreError(this.locator, keys.config, action)
@@ -424,7 +424,7 @@ export abstract class AbstractJobStore {
     }
     if (marker === 'ours') return
     try {
-      await this.#putConditional(keys.storeMarker, encodeStoreMarker(), { ifNoneMatch: true, ...io(signal) })
+      await this.#putConditional(keys.storeMarker, markerBody, { ifNoneMatch: true, ...io(signal) })
     } catch (err) {
       if (!(err instanceof PreconditionFailedError)) throw err // else a racing initializer's marker: as good as ours
     }
@@ -1418,10 +1418,20 @@ export abstract class AbstractJobStore {
       if (id !== workflowID) throw new JobStoreExistsError(destination.locator)
       resuming = true
     }
+    // A copy of this workflow cut short after its config (then its copy-source marker) went: its store marker says so.
+    if (!resuming) {
+      const object = await destination.getObject(keys.storeMarker, io(signal)).catch((err: unknown) => {
+        if (err instanceof ObjectNotFoundError) return undefined
+        throw err
+      })
+      const bytes = object === undefined || object.size > MAX_PROOF_BYTES ? undefined : await destination.#bytesOf(object, keys.storeMarker)
+      object?.body.destroy()
+      resuming = bytes !== undefined && isStoreMarker(bytes) && parseObject(bytes)?.['copyOf'] === workflowID
+    }
     // A new destination is claimed as initialize() would; one this copy started keeps (or gets) its marker.
-    if (!resuming) await destination.#claimLocation('nothing was written', signal)
+    if (!resuming) await destination.#claimLocation('nothing was written', signal, encodeStoreMarker(workflowID))
     else if ((await destination.#proofAt(keys.storeMarker, isStoreMarker, signal)) !== 'ours') {
-      await destination.putObject(keys.storeMarker, encodeStoreMarker(), io(signal))
+      await destination.putObject(keys.storeMarker, encodeStoreMarker(workflowID), io(signal))
     }
     await destination.putObject(marker, Buffer.from(workflowID, 'utf8'), io(signal))
 
@@ -1722,9 +1732,13 @@ const STORE_MARKER_FORMAT = 1
 /** The marker and a config are small: anything larger at their keys is not ours, and is not read. */
 const MAX_PROOF_BYTES = 1024 * 1024
 
-/** A new store marker: its format version and a random store ID. */
-function encodeStoreMarker(): Buffer {
-  return Buffer.from(`${JSON.stringify({ jobstore: 'store-marker', format: STORE_MARKER_FORMAT, storeID: randomUUID() })}\n`, 'utf8')
+/**
+ * A new store marker: its format version and a random store ID; for a store made by `copyTo`, the workflow it is a
+ * copy of (`copyOf`), so that a copy cut short at any point can be resumed.
+ */
+function encodeStoreMarker(copyOf?: string): Buffer {
+  const marker = { jobstore: 'store-marker', format: STORE_MARKER_FORMAT, storeID: randomUUID(), ...(copyOf !== undefined ? { copyOf } : {}) }
+  return Buffer.from(`${JSON.stringify(marker)}\n`, 'utf8')
 }
 
 function parseObject(bytes: Buffer): Record<string, unknown> | undefined {
