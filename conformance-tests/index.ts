@@ -14,6 +14,7 @@ import { atomicityTests } from './atomicity-tests.js'
 import { fileTests } from './file-tests.js'
 import { hostileRecordsTests } from './hostile-records-tests.js'
 import { makeContext, type ConformanceHarness } from './harness.js'
+import { hostileStoreTests } from './hostile-store-tests.js'
 import { jobTests } from './job-tests.js'
 import { lifecycleTests } from './lifecycle-tests.js'
 import { urlTests } from './url-tests.js'
@@ -32,7 +33,7 @@ export function defineConformanceSuite(harness: ConformanceHarness): void {
     jobTests(ctx)
     urlTests(ctx)
     hostileRecordsTests(ctx)
-
     hostileUrlsTests(ctx)
+    hostileStoreTests(ctx)
   })
 }

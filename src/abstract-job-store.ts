@@ -26,6 +26,7 @@ import {
   NoSuchFileError,
   NoSuchJobError,
   NoSuchJobStoreError,
+  NotAJobStoreError,
 } from './errors.js'
 import { checkJobId, checkSharedFileName, keys, mintFileId, parseFileId, randomId } from './ids.js'
 import { checkJobDescription, decodeJob, encodeJob, type JobDescription, type JsonValue } from './job-description.js'
@@ -240,6 +241,45 @@ export abstract class AbstractJobStore {
   protected abstract listObjects(prefix: string, options?: IoOptions): AsyncIterable<ListedObject>
   /** Deletes all this store owns and nothing else. Idempotent, also on a half-destroyed store. */
   protected abstract destroyStorage(options?: IoOptions): Promise<void>
+
+  /**
+   * The store-relative name of one entry at the location under the layout's names, other than the config and the
+   * store marker (a job, a file, a leftover), or undefined when there is none. `initialize()`, `copyTo()` and
+   * `destroy()` ask when no marker or config of ours proves a store is there, so as not to adopt or delete data
+   * no store made. Default: the first key listed under the layout's prefixes.
+   */
+  protected async findStoreData(options?: IoOptions): Promise<string | undefined> {
+    for (const entry of keys.rootEntries) {
+      if (!entry.endsWith('/')) continue
+      for await (const object of this.listObjects(entry, options)) {
+        if (object.key !== keys.storeMarker) return object.key
+      }
+    }
+    return undefined
+  }
+
+  /**
+   * Deletes everything the store holds but its marker, which `destroyStorage()` then removes with the rest: a
+   * destroy cut short leaves remains that the marker still proves are a store's (and that `destroy()` removes).
+   * Default: every key listed under the layout's prefixes, in batches of 1,000.
+   */
+  protected async deleteStoreData(options?: IoOptions): Promise<void> {
+    const prefixes = keys.rootEntries.filter((entry) => entry.endsWith('/'))
+    await Promise.all(
+      prefixes.map(async (prefix) => {
+        let batch: string[] = []
+        for await (const object of this.listObjects(prefix, options)) {
+          if (object.key === keys.storeMarker) continue
+          batch.push(object.key)
+          if (batch.length >= 1000) {
+            await this.deleteObjects(batch, options)
+            batch = []
+          }
+        }
+        if (batch.length > 0) await this.deleteObjects(batch, options)
+      }),
+    )
+  }
   /** A credential-free URL to read `key` for at least `expiresInSeconds`. */
   protected abstract getObjectUrl(key: string, expiresInSeconds: number): Promise<string>
 
@@ -353,15 +393,68 @@ export abstract class AbstractJobStore {
     // Checked, and made absolute, before anything is created: no half-made store for a key that cannot serve.
     if (full.encryptionKeyPath !== undefined) full.encryptionKeyPath = await checkKeyFile(full.encryptionKeyPath)
     await this.createStorage(io(options.signal))
+    await this.#claimLocation('nothing was written', options.signal)
     try {
       await this.#putConditional(keys.config, encodeConfig(full), { ifNoneMatch: true, ...io(options.signal) })
     } catch (err) {
-      if (err instanceof PreconditionFailedError) throw new JobStoreExistsError(this.locator, { cause: err })
-      throw err
+      if (!(err instanceof PreconditionFailedError)) throw err
+      if ((await this.#proofAt(keys.config, isStoreConfig, options.signal)) === 'foreign') {
+        throw new NotAJobStoreError(this.locator, keys.config, 'nothing was written', { cause: err })
+      }
+      throw new JobStoreExistsError(this.locator, { cause: err })
     }
     this.#config = full
     this.#storedKeyPath = full.encryptionKeyPath
     return full
+  }
+
+  /**
+   * Whether `key` (the marker or the config) is there and of our making: `foreign` when it is there but is not
+   * (someone else's `config.json`, or bytes too large to be ours).
+   */
+  async #proofAt(key: string, isOurs: (bytes: Buffer) => boolean, signal: AbortSignal | undefined): Promise<'ours' | 'absent' | 'foreign'> {
+    let object: ObjectRead
+    try {
+      object = await this.getObject(key, io(signal))
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) return 'absent'
+      throw err
+    }
+    if (object.size > MAX_PROOF_BYTES) {
+      object.body.destroy()
+      return 'foreign'
+    }
+    return isOurs(await this.#bytesOf(object, key)) ? 'ours' : 'foreign'
+  }
+
+  /**
+   * Before a new store's first write (`initialize`, `copyTo` onto a new location): refuses a location that holds
+   * data no marker or config of ours proves to be a store's (`NotAJobStoreError`), or the remains of a store
+   * (its marker and data, no config: `JobStoreExistsError`); then writes the marker, before anything else.
+   * Racing initializers all pass here (the marker is create-if-absent; one's is kept); the config decides.
+   */
+  async #claimLocation(action: string, signal: AbortSignal | undefined, markerBody = encodeStoreMarker()): Promise<void> {
+    const config = await this.#proofAt(keys.config, isStoreConfig, signal)
+    if (config === 'ours') throw new JobStoreExistsError(this.locator)
+    if (config === 'foreign') throw new NotAJobStoreError(this.locator, keys.config, action)
+    const marker = await this.#proofAt(keys.storeMarker, isStoreMarker, signal)
+    const found = marker === 'foreign' ? keys.storeMarker : await this.findStoreData(io(signal))
+    if (found !== undefined) {
+      // A racing initializer may have finished meanwhile: its marker and config come before any other data.
+      if ((await this.#proofAt(keys.config, isStoreConfig, signal)) === 'ours') throw new JobStoreExistsError(this.locator)
+      if (marker === 'ours' || (await this.#proofAt(keys.storeMarker, isStoreMarker, signal)) === 'ours') {
+        throw new JobStoreExistsError(this.locator, {
+          message: `${this.locator} holds the remains of a job store (${found}, a store marker, no config): destroy it first, or use another location`,
+        })
+      }
+      throw new NotAJobStoreError(this.locator, found, action)
+    }
+    if (marker === 'ours') return
+    try {
+      await this.#putConditional(keys.storeMarker, markerBody, { ifNoneMatch: true, ...io(signal) })
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err // else a racing initializer's marker: as good as ours
+    }
   }
 
   /**
@@ -419,13 +512,34 @@ export abstract class AbstractJobStore {
   }
 
   /**
-   * Deletes everything the store holds. Idempotent: may be called on a store never initialized, half destroyed,
-   * or already gone; call again after a failure. Other stores under other prefixes of the same bucket stay.
+   * Deletes everything the store holds. Only a store: what is at the locator must be proven a job store's by its
+   * marker (`meta/store-marker`, written first by `initialize`, deleted last here) or, for stores made before the
+   * marker existed, by a config of ours; a half-created or half-destroyed store has its marker. Idempotent: a
+   * location with nothing of the layout at all is already destroyed; call again after a failure. Other stores
+   * under other prefixes of the same bucket stay.
+   * @throws NotAJobStoreError, deleting nothing, when the location holds data under the layout's names (`jobs/`,
+   * `files/`, someone else's `config.json`…) but no marker or config of ours.
    */
   async destroy(options: SignalOptions = {}): Promise<void> {
-    // The config goes first, so that nobody resumes a half-destroyed store.
-    await this.deleteObjects([keys.config], io(options.signal))
-    await this.destroyStorage(io(options.signal))
+    const signal = options.signal
+    const marker = await this.#proofAt(keys.storeMarker, isStoreMarker, signal)
+    if (marker !== 'ours') {
+      const config = await this.#proofAt(keys.config, isStoreConfig, signal)
+      if (config !== 'ours') {
+        const found =
+          config === 'foreign' ? keys.config : marker === 'foreign' ? keys.storeMarker : await this.findStoreData(io(signal))
+        if (found !== undefined) throw new NotAJobStoreError(this.locator, found, 'nothing was deleted')
+        this.#config = undefined
+        this.#jobTokens.clear()
+        return
+      }
+      // A store of the previous release: marked first, so that a destroy cut short leaves what destroy() knows.
+      await this.putObject(keys.storeMarker, encodeStoreMarker(), io(signal))
+    }
+    // The config goes first, so that nobody resumes a half-destroyed store; the marker last, with the storage.
+    await this.deleteObjects([keys.config], io(signal))
+    await this.deleteStoreData(io(signal))
+    await this.destroyStorage(io(signal))
     this.#config = undefined
     this.#jobTokens.clear()
   }
@@ -1389,19 +1503,40 @@ export abstract class AbstractJobStore {
     const workflowID = this.config.workflowID
     const marker = 'meta/copy-source'
     await destination.createStorage(io(signal))
+    let resuming = false
     for (const key of [keys.config, marker]) {
       const existing = await destination.headObject(key, io(signal))
       if (existing === undefined) continue
-      const text = (await destination.#bytesOf(await destination.getObject(key, io(signal)), key)).toString('utf8')
+      const bytes = await destination.#bytesOf(await destination.getObject(key, io(signal)), key)
+      if (key === keys.config && !isStoreConfig(bytes)) {
+        throw new NotAJobStoreError(destination.locator, keys.config, 'nothing was written')
+      }
+      const text = bytes.toString('utf8')
       const id = key === marker ? text : (JSON.parse(text) as { workflowID?: string }).workflowID
       if (id !== workflowID) throw new JobStoreExistsError(destination.locator)
+      resuming = true
+    }
+    // A copy of this workflow cut short after its config (then its copy-source marker) went: its store marker says so.
+    if (!resuming) {
+      const object = await destination.getObject(keys.storeMarker, io(signal)).catch((err: unknown) => {
+        if (err instanceof ObjectNotFoundError) return undefined
+        throw err
+      })
+      const bytes = object === undefined || object.size > MAX_PROOF_BYTES ? undefined : await destination.#bytesOf(object, keys.storeMarker)
+      object?.body.destroy()
+      resuming = bytes !== undefined && isStoreMarker(bytes) && parseObject(bytes)?.['copyOf'] === workflowID
+    }
+    // A new destination is claimed as initialize() would; one this copy started keeps (or gets) its marker.
+    if (!resuming) await destination.#claimLocation('nothing was written', signal, encodeStoreMarker(workflowID))
+    else if ((await destination.#proofAt(keys.storeMarker, isStoreMarker, signal)) !== 'ours') {
+      await destination.putObject(keys.storeMarker, encodeStoreMarker(workflowID), io(signal))
     }
     await destination.putObject(marker, Buffer.from(workflowID, 'utf8'), io(signal))
 
     const objects: { key: string; size: number }[] = []
     for (const prefix of ['meta/', keys.jobsPrefix, keys.filesPrefix, keys.sharedPrefix, keys.statsUnreadPrefix, keys.statsReadPrefix]) {
       for await (const object of this.listObjects(prefix, io(signal))) {
-        if (object.key === marker) continue
+        if (object.key === marker || object.key === keys.storeMarker) continue
         const size = object.size ?? (await this.headObject(object.key, io(signal)))?.size
         if (size !== undefined) objects.push({ key: object.key, size })
         options.onProgress?.({ phase: 'list', done: objects.length, total: objects.length, bytes: 0 })
@@ -1724,4 +1859,44 @@ async function sha256Of(stream: Readable): Promise<string> {
 
 function encodeConfig(config: JobStoreConfig): Buffer {
   return Buffer.from(JSON.stringify(config, null, 2), 'utf8')
+}
+
+/** Format of the store marker this release writes (`keys.storeMarker`). */
+const STORE_MARKER_FORMAT = 1
+/** The marker and a config are small: anything larger at their keys is not ours, and is not read. */
+const MAX_PROOF_BYTES = 1024 * 1024
+
+/**
+ * A new store marker: its format version and a random store ID; for a store made by `copyTo`, the workflow it is a
+ * copy of (`copyOf`), so that a copy cut short at any point can be resumed.
+ */
+function encodeStoreMarker(copyOf?: string): Buffer {
+  const marker = { jobstore: 'store-marker', format: STORE_MARKER_FORMAT, storeID: randomUUID(), ...(copyOf !== undefined ? { copyOf } : {}) }
+  return Buffer.from(`${JSON.stringify(marker)}\n`, 'utf8')
+}
+
+function parseObject(bytes: Buffer): Record<string, unknown> | undefined {
+  try {
+    const parsed: unknown = JSON.parse(bytes.toString('utf8'))
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** A store marker of any release (a later format included). */
+function isStoreMarker(bytes: Buffer): boolean {
+  const marker = parseObject(bytes)
+  return (
+    marker?.['jobstore'] === 'store-marker' &&
+    Number.isInteger(marker['format']) &&
+    (marker['format'] as number) >= 1 &&
+    typeof marker['storeID'] === 'string'
+  )
+}
+
+/** A config written by `initialize()` of any release: a workflow ID and a retry count, as every release writes. */
+function isStoreConfig(bytes: Buffer): boolean {
+  const config = parseObject(bytes)
+  return typeof config?.['workflowID'] === 'string' && config['workflowID'] !== '' && typeof config['retryCount'] === 'number'
 }

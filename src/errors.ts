@@ -21,6 +21,9 @@ export type JobStoreErrorCode =
   | 'ABORTED'
   | 'URL_TRANSFER'
 
+  | 'NOT_A_JOB_STORE'
+  | 'UNSAFE_STORE_PATH'
+
 /** Base class of every error jobstore throws. */
 export class JobStoreError extends Error {
   readonly code: JobStoreErrorCode
@@ -58,11 +61,11 @@ export class NoSuchJobStoreError extends JobStoreError {
   }
 }
 
-/** `initialize()` found a job store already at the locator. */
+/** `initialize()` found a job store already at the locator (or the remains of one: its marker, no config). */
 export class JobStoreExistsError extends JobStoreError {
   readonly locator: string
-  constructor(locator: string, options?: { cause?: unknown }) {
-    super(`a job store already exists at ${locator}`, { ...options, code: 'JOB_STORE_EXISTS' })
+  constructor(locator: string, options?: { cause?: unknown; message?: string }) {
+    super(options?.message ?? `a job store already exists at ${locator}`, { ...options, code: 'JOB_STORE_EXISTS' })
     this.locator = locator
   }
 }
@@ -173,6 +176,40 @@ export class UrlTransferError extends JobStoreError {
     this.reason = reason
     this.receivedBytes = options?.receivedBytes
     this.expectedBytes = options?.expectedBytes
+  }
+}
+
+/**
+ * `destroy()`, `initialize()` or `copyTo()` found data at the locator that nothing proves to be a job store's: no
+ * store marker and no config of ours, but entries under the layout's names (`jobs/`, `files/`, someone else's
+ * `config.json`…). Nothing was deleted or written. `found` names one such entry (store-relative).
+ */
+export class NotAJobStoreError extends JobStoreError {
+  readonly locator: string
+  readonly found: string
+  constructor(locator: string, found: string, action: string, options?: { cause?: unknown }) {
+    super(
+      `${locator} is not a job store: it holds ${found}, but no job store marker or config proves it is one; ${action}`,
+      { ...options, code: 'NOT_A_JOB_STORE' },
+    )
+    this.locator = locator
+    this.found = found
+  }
+}
+
+/**
+ * File backend: a symbolic link (or another kind of entry) the store did not make sits where the store keeps a
+ * folder or a record. The store does not follow it: nothing outside its folder is read, written or deleted.
+ * `path` is store-relative.
+ */
+export class UnsafeStorePathError extends JobStoreError {
+  readonly path: string
+  constructor(path: string, what: string, options?: { cause?: unknown }) {
+    super(
+      `${path} in the job store is ${what}: the store does not follow it, so nothing outside its folder is touched (remove it, or put back the store's own entry)`,
+      { ...options, code: 'UNSAFE_STORE_PATH' },
+    )
+    this.path = path
   }
 }
 

@@ -4,6 +4,7 @@
  *
  * Layout (store-relative keys; the file backend maps `/` to directories):
  * - `config.json`                          the store's config; its presence is what makes a store exist
+ * - `meta/store-marker`                    written first: proves the location is a job store's (see `storeMarker`)
  * - `meta/root-job`                        the root job's ID
  * - `jobs/<2>/<jobID>`                     job descriptions, fanned out over 1,024 folders
  * - `files/<2>/<owner>/<c|k>/<rand>[-<basename>]`  files; owner is a job ID (or `_`), `c` marks cleanup files
@@ -143,6 +144,12 @@ export const keys = {
    */
   rootEntries: ['config.json', 'meta/', 'jobs/', 'files/', 'shared/', 'stats/'] as readonly string[],
   config: 'config.json',
+  /**
+   * The store marker: written before anything else of a store, deleted last by `destroy()`. It proves that what
+   * is at the location is a job store's (a half-created or half-destroyed one included), so that `destroy()`
+   * never deletes, and `initialize()` never adopts, data no store made.
+   */
+  storeMarker: 'meta/store-marker',
   rootJob: 'meta/root-job',
   jobsPrefix: 'jobs/',
   job(id: string): string {

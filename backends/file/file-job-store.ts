@@ -7,11 +7,15 @@
  *   which breaks locks of crashed holders by age) around "check the version, rename".
  * - Version token: inode and nanosecond mtime of the stored file; every write makes a new inode.
  * - Layout of the core's keys as folders; no folder grows with the number of jobs beyond ~1/1024 of them.
+ * - Never leaves its folder: every folder inside the root is checked to be a real folder (lstat, or made by this
+ *   process) the first time this instance uses it (cached in #knownDirs); records are opened with O_NOFOLLOW;
+ *   walks go by the entries' own type (no link is descended). Only the final component of a file key may be a
+ *   link: the links `importFile(…, {symlink: true})` stores. Anything else is an UnsafeStorePathError.
  */
 import { createReadStream, constants as fsConstants, type BigIntStats } from 'node:fs'
 import { chmod, copyFile, opendir, readdir, rm, rmdir, symlink } from 'node:fs/promises'
 import { hostname } from 'node:os'
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path'
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import type { Readable } from 'node:stream'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { debuglog } from 'node:util'
@@ -26,6 +30,7 @@ import {
   mkdir,
   open,
   readExactly,
+  realpath,
   rename,
   stat,
   unlink,
@@ -38,8 +43,8 @@ import {
   type JobStoreOptions,
 } from '../../src/abstract-job-store.js'
 import { forEachConcurrent, throwIfAborted } from '../../src/concurrency.js'
-import { InvalidArgumentError, JobStoreError } from '../../src/errors.js'
-import { randomId } from '../../src/ids.js'
+import { InvalidArgumentError, JobStoreError, UnsafeStorePathError } from '../../src/errors.js'
+import { keys, randomId } from '../../src/ids.js'
 import {
   objectReadOf,
   ObjectNotFoundError,
@@ -66,6 +71,18 @@ export interface FileJobStoreOptions extends JobStoreOptions {
 /** Top-level entries the store owns: `destroy()` removes these and nothing else in the folder. */
 const OWNED_ENTRIES = ['config.json', 'meta', 'jobs', 'files', 'shared', 'stats', 'tmp']
 const TEMP_DIR = 'tmp'
+/** Names of our temporary files: `<host>-<pid>-<random>.tmp` (see #tempPath). Nothing else in tmp/ is touched. */
+const TEMP_NAME = /^[A-Za-z0-9]{1,32}-\d+-[0-9a-hjkmnp-tv-z]{26}\.tmp$/
+const MARKER_NAME = basename(keys.storeMarker)
+/**
+ * Records are opened without following a final link (ELOOP instead), and without blocking on a FIFO planted in
+ * their place. Stored files may be links of the store's own making (importFile with symlink: true): followed.
+ */
+const O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0
+const OPEN_RECORD = fsConstants.O_RDONLY | O_NOFOLLOW | (fsConstants.O_NONBLOCK ?? 0)
+const OPEN_STORED_FILE = fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0)
+/** Checked folders remembered per instance; past this, the set starts over (each folder is checked again once). */
+const KNOWN_DIRS_LIMIT = 100_000
 const LOCK_SUFFIX = '~lock'
 const COALESCE_BYTES = 256 * 1024
 /** Objects up to this size are read whole in one call (no read stream); larger ones are streamed. */
@@ -96,6 +113,11 @@ function isErrno(err: unknown, ...codes: string[]): boolean {
   return typeof err === 'object' && err !== null && codes.includes((err as NodeJS.ErrnoException).code ?? '')
 }
 
+/** Keys whose final component may be a link of the store's own making (importFile with symlink: true). */
+function mayBeStoredLink(key: string): boolean {
+  return key.startsWith(keys.filesPrefix)
+}
+
 function tokenOf(info: BigIntStats): string {
   return `${info.ino.toString(36)}.${info.mtimeNs.toString(36)}`
 }
@@ -107,7 +129,10 @@ export class FileJobStore extends AbstractJobStore {
   readonly #durable: boolean
   readonly #fileMode: number
   readonly #dirMode: number
+  /** Folders inside the root checked to be real folders (not links) by this instance: see #checkDirs. */
   readonly #knownDirs = new Set<string>()
+  /** The root with its links resolved (the root itself may be a link: the caller's choice). */
+  #realRoot: string | undefined
 
   constructor(locator: string, options: FileJobStoreOptions = {}) {
     super(locator, options)
@@ -121,10 +146,115 @@ export class FileJobStore extends AbstractJobStore {
     return join(this.root, ...key.split('/'))
   }
 
-  async #ensureDir(dir: string): Promise<void> {
-    if (this.#knownDirs.has(dir)) return
-    await mkdir(dir, { recursive: true, mode: this.#dirMode })
+  /** The store-relative name of a path in the store, for messages. */
+  #relative(path: string): string {
+    return relative(this.root, path).split(sep).join('/')
+  }
+
+  #unsafe(path: string, info: { isSymbolicLink(): boolean }, expected: string): UnsafeStorePathError {
+    const what = info.isSymbolicLink() ? 'a symbolic link the store did not make' : `not ${expected}`
+    return new UnsafeStorePathError(this.#relative(path), what)
+  }
+
+  #remember(dir: string): void {
+    if (this.#knownDirs.size >= KNOWN_DIRS_LIMIT) this.#knownDirs.clear()
     this.#knownDirs.add(dir)
+  }
+
+  /** Forgets `dir` and the folders above it, so that their next use checks them again (after an error). */
+  #forget(dir: string): void {
+    for (let path = dir; path.length > this.root.length; path = dirname(path)) this.#knownDirs.delete(path)
+  }
+
+  /**
+   * Makes sure every folder from the root down to `dir` is a real folder, not a link planted in the store. With
+   * `create`, makes the missing ones and resolves true; else resolves false when one is missing. Throws
+   * UnsafeStorePathError for a link or a file in the way, before anything is created, read or deleted through it.
+   *
+   * The verdict is cached per folder (#knownDirs): a warm path costs a Set lookup. Below the deepest folder
+   * already checked, one level costs one lstat (and a mkdir when it is new); several levels one realpath(3) for
+   * the whole chain (one trip to the thread pool), or, when creating, a mkdir of the first level (new: the rest is
+   * made at once, and is ours) then that realpath.
+   */
+  async #checkDirs(dir: string, create: boolean): Promise<boolean> {
+    if (this.#knownDirs.has(dir)) return true
+    if (!this.#knownDirs.has(this.root) && create) {
+      // The root itself is the caller's choice, a link or not: made if missing, never checked.
+      await mkdir(this.root, { recursive: true, mode: this.#dirMode })
+      this.#remember(this.root)
+    }
+    if (dir === this.root) return true
+    const parts = relative(this.root, dir).split(sep)
+    let known = parts.length
+    for (let path = dir; path.length > this.root.length && !this.#knownDirs.has(path); path = dirname(path)) known--
+    if (parts.length - known > 1) {
+      if (create && (await this.#mkdirNew(join(this.root, ...parts.slice(0, known + 1)), dir))) return true
+      const where = await this.#resolve(dir)
+      if (where === 'inside') return true
+      // Missing: nothing there to read or delete (no content reached), and nothing made through a link.
+      if (where === 'missing' && !create) return false
+    }
+    // Level by level: to make what is missing, or to name what is in the way.
+    let path = join(this.root, ...parts.slice(0, known))
+    for (const part of parts.slice(known)) {
+      path = join(path, part)
+      if (this.#knownDirs.has(path)) continue
+      let info = await lstat(path).catch((err: unknown) => {
+        if (isErrno(err, 'ENOENT')) return undefined
+        throw err
+      })
+      if (info === undefined) {
+        if (!create) return false
+        if (await this.#mkdirNew(path, dir)) return true
+        info = await lstat(path) // made by a racer meanwhile
+      }
+      if (!info.isDirectory()) throw this.#unsafe(path, info, 'a folder')
+      this.#remember(path)
+    }
+    return true
+  }
+
+  /**
+   * Makes the folder `first` if it does not exist, then the rest of `dir` below it (ours too, as `first` is);
+   * false when `first` exists already (not checked here).
+   */
+  async #mkdirNew(first: string, dir: string): Promise<boolean> {
+    try {
+      await mkdir(first, { mode: this.#dirMode })
+    } catch (err) {
+      if (isErrno(err, 'EEXIST')) return false
+      throw err
+    }
+    if (dir !== first) await mkdir(dir, { recursive: true, mode: this.#dirMode })
+    for (let path = dir; path !== dirname(first); path = dirname(path)) this.#remember(path)
+    return true
+  }
+
+  /**
+   * Where `dir` resolves: `inside` when link-free to itself below the root's real path (then every folder on the
+   * way is a real folder, remembered), `missing` when something on the way does not exist, else `elsewhere`.
+   */
+  async #resolve(dir: string): Promise<'inside' | 'missing' | 'elsewhere'> {
+    try {
+      this.#realRoot ??= await realpath(this.root)
+      // The trailing separator: a file in the folder's place is ENOTDIR, not a match.
+      if ((await realpath(`${dir}${sep}`)) !== join(this.#realRoot, relative(this.root, dir))) return 'elsewhere'
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return 'missing'
+      if (isErrno(err, 'ENOTDIR', 'ELOOP')) return 'elsewhere'
+      throw err
+    }
+    for (let path = dir; path.length > this.root.length && !this.#knownDirs.has(path); path = dirname(path)) this.#remember(path)
+    return 'inside'
+  }
+
+  async #ensureDir(dir: string): Promise<void> {
+    await this.#checkDirs(dir, true)
+  }
+
+  /** Whether the folder of `path` is there, checked as by #checkDirs. */
+  async #parentExists(path: string): Promise<boolean> {
+    return this.#checkDirs(dirname(path), false)
   }
 
   async #syncDir(dir: string): Promise<void> {
@@ -140,6 +270,7 @@ export class FileJobStore extends AbstractJobStore {
   async #writeTemp(body: Buffer | Readable, executable: boolean, signal: AbortSignal | undefined): Promise<{ temp: string; token: string }> {
     const temp = this.#tempPath()
     const mode = executable ? this.#fileMode | 0o100 : this.#fileMode
+    await this.#ensureDir(dirname(temp))
     let fd: number
     try {
       fd = await open(temp, 'wx', mode)
@@ -217,7 +348,7 @@ export class FileJobStore extends AbstractJobStore {
       }
       await this.#withLock(final, async () => {
         if (options.ifMatch !== undefined) {
-          const current = await stat(final, { bigint: true }).catch((err: unknown) => {
+          const current = await (mayBeStoredLink(key) ? stat : lstat)(final, { bigint: true }).catch((err: unknown) => {
             if (isErrno(err, 'ENOENT')) throw new PreconditionFailedError(key, { cause: err })
             throw err
           })
@@ -231,8 +362,8 @@ export class FileJobStore extends AbstractJobStore {
       await attempt()
     } catch (err) {
       if (!isErrno(err, 'ENOENT') || options.ifMatch !== undefined) throw err
-      // The folder went away meanwhile (a concurrent delete of an emptied folder, a destroy): once more.
-      this.#knownDirs.delete(dirname(final))
+      // The folder went away meanwhile (a concurrent delete of an emptied folder, a destroy): checked again, once more.
+      this.#forget(dirname(final))
       await this.#ensureDir(dirname(final))
       await attempt()
     }
@@ -241,6 +372,7 @@ export class FileJobStore extends AbstractJobStore {
 
   protected override async createStorage(): Promise<void> {
     this.#knownDirs.clear()
+    this.#realRoot = undefined
     await this.#ensureDir(this.root)
     await this.#ensureDir(join(this.root, TEMP_DIR))
   }
@@ -260,11 +392,14 @@ export class FileJobStore extends AbstractJobStore {
   }
 
   protected override async getObject(key: string): Promise<ObjectRead> {
+    const path = this.#path(key)
+    if (!(await this.#parentExists(path))) throw new ObjectNotFoundError(key)
     let fd: number
     try {
-      fd = await open(this.#path(key), 'r')
+      fd = await open(path, mayBeStoredLink(key) ? OPEN_STORED_FILE : OPEN_RECORD)
     } catch (err) {
       if (isErrno(err, 'ENOENT', 'ENOTDIR', 'EISDIR')) throw new ObjectNotFoundError(key, { cause: err })
+      if (isErrno(err, 'ELOOP', 'EMLINK')) await this.#throwIfLink(path)
       throw new JobStoreError(`cannot read ${key}`, { cause: err })
     }
     let small: Buffer | undefined
@@ -292,14 +427,23 @@ export class FileJobStore extends AbstractJobStore {
     return objectReadOf(meta, small)
   }
 
+  /** Throws UnsafeStorePathError if `path` is a link (an open without following it failed). */
+  async #throwIfLink(path: string): Promise<void> {
+    const info = await lstat(path).catch(() => undefined)
+    if (info?.isSymbolicLink()) throw this.#unsafe(path, info, 'a file')
+  }
+
   protected override async headObject(key: string): Promise<ObjectInfo | undefined> {
+    const path = this.#path(key)
+    if (!(await this.#parentExists(path))) return undefined
     let info: BigIntStats
     try {
-      info = await stat(this.#path(key), { bigint: true })
+      info = await (mayBeStoredLink(key) ? stat : lstat)(path, { bigint: true })
     } catch (err) {
       if (isErrno(err, 'ENOENT', 'ENOTDIR')) return undefined
       throw new JobStoreError(`cannot stat ${key}`, { cause: err })
     }
+    if (info.isSymbolicLink()) throw this.#unsafe(path, info, 'a file')
     if (!info.isFile()) return undefined
     return {
       key,
@@ -313,8 +457,11 @@ export class FileJobStore extends AbstractJobStore {
     const dirs = new Set<string>()
     await forEachConcurrent(keys, this.concurrency, async (key) => {
       const path = this.#path(key)
+      // Nothing to delete where the folder is missing; a link in its place is refused, not followed.
+      if (!(await this.#parentExists(path))) return
       try {
-        // Under the lock, so that a compare-and-swap cannot put back what was just deleted.
+        // Under the lock, so that a compare-and-swap cannot put back what was just deleted. unlink() removes a
+        // stored link itself, never its target.
         await this.#withLock(path, async () => {
           await unlink(path)
           dirs.add(dirname(path))
@@ -328,9 +475,16 @@ export class FileJobStore extends AbstractJobStore {
   }
 
   protected override async *listObjects(prefix: string): AsyncGenerator<ListedObject> {
-    yield* this.#walk(this.#path(prefix), prefix)
+    const dir = this.#path(prefix)
+    if (!(await this.#checkDirs(dir, false))) return
+    yield* this.#walk(dir, prefix)
   }
 
+  /**
+   * Every key below `dir`, a checked folder. Entries go by their own type (lstat's, from the folder listing): a
+   * link is never descended. A link is listed only as a stored file (the final component of a file key); any
+   * other link is an UnsafeStorePathError.
+   */
   async *#walk(dir: string, keyPrefix: string): AsyncGenerator<ListedObject> {
     let handle
     try {
@@ -342,9 +496,59 @@ export class FileJobStore extends AbstractJobStore {
     // opendir streams entries: a big folder is never read into memory at once.
     for await (const entry of handle) {
       if (entry.name.includes('~')) continue // lock folders and other internals
-      if (entry.isDirectory()) yield* this.#walk(join(dir, entry.name), `${keyPrefix}${entry.name}/`)
-      else if (entry.isFile() || entry.isSymbolicLink()) yield { key: `${keyPrefix}${entry.name}` }
+      const key = `${keyPrefix}${entry.name}`
+      if (entry.isDirectory()) {
+        const sub = join(dir, entry.name)
+        this.#remember(sub) // a real folder: reads of its records need not check it again
+        yield* this.#walk(sub, `${key}/`)
+      } else if (entry.isFile()) {
+        yield { key }
+      } else if (entry.isSymbolicLink()) {
+        if (keys.fileIdOfKey(key) === undefined) throw this.#unsafe(join(dir, entry.name), entry, 'a file')
+        yield { key }
+      }
     }
+  }
+
+  /**
+   * Anything in the store's own entries but the config and the marker: a link or a file where a folder belongs,
+   * or any entry in those folders (our own temporary files aside, which racing initializers leave while they
+   * write the marker and config). Empty folders count as nothing. lstat and one read of each folder's first
+   * entries: nothing is followed.
+   */
+  protected override async findStoreData(): Promise<string | undefined> {
+    for (const entry of OWNED_ENTRIES) {
+      if (entry === 'config.json') continue
+      const path = join(this.root, entry)
+      let info
+      try {
+        info = await lstat(path)
+      } catch (err) {
+        if (isErrno(err, 'ENOENT', 'ENOTDIR')) continue
+        throw err
+      }
+      if (!info.isDirectory()) return entry
+      // The loop closes the folder, at its end or when left early.
+      for await (const child of await opendir(path)) {
+        if (entry === 'meta' && child.name === MARKER_NAME) continue
+        if (entry === TEMP_DIR && TEMP_NAME.test(child.name)) continue
+        return `${entry}/${child.name}`
+      }
+    }
+    return undefined
+  }
+
+  /** The store's entries but the marker, removed as `rm -r` does: links are removed, never followed. */
+  protected override async deleteStoreData(): Promise<void> {
+    this.#knownDirs.clear()
+    await Promise.all(
+      OWNED_ENTRIES.filter((entry) => entry !== 'meta').map((entry) => rm(join(this.root, entry), { recursive: true, force: true })),
+    )
+    const meta = join(this.root, 'meta')
+    const info = await lstat(meta).catch(() => undefined)
+    if (info?.isDirectory() !== true) return
+    const names = (await readdir(meta)).filter((name) => name !== MARKER_NAME)
+    await Promise.all(names.map((name) => rm(join(meta, name), { recursive: true, force: true })))
   }
 
   protected override async destroyStorage(): Promise<void> {
@@ -367,6 +571,7 @@ export class FileJobStore extends AbstractJobStore {
     const dir = join(this.root, TEMP_DIR)
     let names: string[]
     try {
+      if (!(await this.#checkDirs(dir, false))) return 0
       names = await readdir(dir)
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return 0
@@ -374,14 +579,16 @@ export class FileJobStore extends AbstractJobStore {
     }
     let removed = 0
     const now = Date.now()
-    await forEachConcurrent(names, this.concurrency, async (name) => {
+    // Only our own temporary files (by name): files and links, removed themselves (unlink: a link's target stays).
+    await forEachConcurrent(names.filter((name) => TEMP_NAME.test(name)), this.concurrency, async (name) => {
       const path = join(dir, name)
       const [host, pid] = name.split('-')
       const deadWriter = host === HOST_TAG && pid !== undefined && !processAlive(Number(pid))
       try {
-        const info = await stat(path)
+        const info = await lstat(path)
+        if (info.isDirectory()) return
         if (deadWriter || now - info.mtimeMs >= olderThanMs) {
-          await rm(path, { force: true })
+          await unlink(path)
           removed++
         }
       } catch (err) {
@@ -414,7 +621,10 @@ export class FileJobStore extends AbstractJobStore {
       }
       await forEachConcurrent(subdirs, this.concurrency, walk)
     }
-    await forEachConcurrent(OWNED_ENTRIES.filter((entry) => entry !== TEMP_DIR), this.concurrency, (entry) => walk(join(this.root, entry)))
+    await forEachConcurrent(OWNED_ENTRIES.filter((entry) => entry !== TEMP_DIR && entry !== 'config.json'), this.concurrency, async (entry) => {
+      // The walk goes by the entries' own type; its starting folders are checked first (a link is refused).
+      if (await this.#checkDirs(join(this.root, entry), false)) await walk(join(this.root, entry))
+    })
     let removed = 0
     await forEachConcurrent(stale, this.concurrency, async (lockPath) => {
       const path = lockPath.slice(0, -LOCK_SUFFIX.length)

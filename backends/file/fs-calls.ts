@@ -25,6 +25,8 @@ export const mkdir = promisify(fs.mkdir)
 export const read = promisify(fs.read)
 export const write = promisify(fs.write)
 export const readFile = promisify(fs.readFile)
+/** realpath(3): every component of a path resolved in one call to the thread pool (the JS version lstats each). */
+export const realpath = promisify(fs.realpath.native)
 
 /** Writes all of `data` at the descriptor's position (a write may take less than it is given). */
 export async function writeAll(fd: number, data: Buffer): Promise<void> {

@@ -805,6 +805,64 @@ describe.concurrent.each(LOCATORS)('jobstore CLI on the $name backend', (factory
   })
 })
 
+describe('jobstore destroy and init act only on stores', () => {
+  /** A folder of someone else's with the names of a store's layout: files/, tmp/, jobs/, a config.json not ours. */
+  function foreignFolder(): { dir: string; snapshot: () => string[] } {
+    const dir = join(TMP, `not-a-store-${randomUUID()}`)
+    const entries: Record<string, string> = {
+      'config.json': '{"name":"my web app","port":8080}\n',
+      'files/photo.jpg': 'jpeg bytes',
+      'tmp/draft.txt': 'a draft',
+      'jobs/cron.txt': 'every day at noon',
+      'notes.txt': 'other things',
+    }
+    for (const [rel, text] of Object.entries(entries)) {
+      mkdirSync(dirname(join(dir, rel)), { recursive: true })
+      writeFileSync(join(dir, rel), text)
+    }
+    const snapshot = (): string[] =>
+      (readdirSync(dir, { recursive: true }) as string[]).sort().map((rel) => {
+        const path = join(dir, rel)
+        return statSync(path).isDirectory() ? `${rel}/` : `${rel}: ${readFileSync(path, 'utf8')}`
+      })
+    return { dir, snapshot }
+  }
+
+  it('destroy --yes on a folder that is not a job store deletes nothing and says so (exit 4, NOT_A_JOB_STORE)', async ({ expect }) => {
+    const { dir, snapshot } = foreignFolder()
+    const before = snapshot()
+    const human = await cli(['destroy', dir, '--yes'])
+    expect(human.code, human.stderr).toBe(EXIT.EXISTS)
+    expect(human.stderr).toMatch(/not a job store/)
+    expect(human.stderr).toMatch(/nothing was (deleted|changed)/)
+    expect(snapshot()).toEqual(before)
+    const json = await cli(['destroy', `file:${dir}`, '--yes', '--json'])
+    expect(json.code).toBe(EXIT.EXISTS)
+    expect(jsonErrorOf(json.stderr)).toMatchObject({ error: { code: 'NOT_A_JOB_STORE' } })
+    expect(snapshot()).toEqual(before)
+  })
+
+  it('init on a folder that is not a job store refuses (exit 4, NOT_A_JOB_STORE) and writes nothing', async ({ expect }) => {
+    const { dir, snapshot } = foreignFolder()
+    const before = snapshot()
+    const result = await cli(['init', dir])
+    expect(result.code, result.stderr).toBe(EXIT.EXISTS)
+    expect(result.stderr).toMatch(/not a job store/)
+    expect(snapshot()).toEqual(before)
+  })
+
+  it('destroy removes a half-created store (marker, no config): what Toil users could not destroy', async ({ expect }) => {
+    const locator = fileFactory.make()
+    const store = await openJobStore(locator)
+    await store.initialize()
+    fileFactory.deleteKey?.(locator, 'config.json')
+    expect((await cli(['status', locator])).code).toBe(EXIT.NOT_FOUND)
+    const destroyed = await cliJson(['destroy', locator, '--yes'])
+    expect(destroyed).toEqual({ locator, destroyed: true, existed: false, workflowID: null })
+    expect(existsSync(locator.slice('file:'.length))).toBe(false)
+  })
+})
+
 describe('jobstore copy between backends', () => {
   it('migrates a store around every backend (file → s3 → azure → gs → file), verified at each step', async ({ expect }) => {
     const byName = new Map(LOCATORS.map((factory) => [factory.name, factory]))
@@ -1180,6 +1238,8 @@ describe('jobstore CLI building blocks', () => {
       UNSUPPORTED: 8,
       ABORTED: 130,
       URL_TRANSFER: 1,
+      NOT_A_JOB_STORE: 4,
+      UNSAFE_STORE_PATH: 6,
     })
     expect(exitCodeFor(new Error('boom'))).toBe(1)
     expect(exitCodeFor(Object.assign(new Error('closed'), { code: 'EPIPE' }))).toBe(0)

@@ -14,11 +14,17 @@ export const EXIT = {
   USAGE: 2,
   /** The job store, job or file does not exist (NO_SUCH_JOB_STORE, NO_SUCH_JOB, NO_SUCH_FILE). */
   NOT_FOUND: 3,
-  /** A job store already exists there (JOB_STORE_EXISTS): `init` on a store, `copy` onto another workflow's store. */
+  /**
+   * A job store, or data that is not one, is there (JOB_STORE_EXISTS, NOT_A_JOB_STORE): `init` on a store or on
+   * other data, `copy` onto another workflow's store, `destroy` of a folder that is not a job store.
+   */
   EXISTS: 4,
   /** A concurrent writer won a conditional update (CONCURRENT_MODIFICATION). */
   CONCURRENT_MODIFICATION: 5,
-  /** Integrity: bytes read back do not match (INTEGRITY), a record cannot be decoded (CORRUPT_RECORD), or `verify` found problems. */
+  /**
+   * Integrity: bytes read back do not match (INTEGRITY), a record cannot be decoded (CORRUPT_RECORD), a link the
+   * store did not make sits in its folder (UNSAFE_STORE_PATH), or `verify` found problems.
+   */
   INTEGRITY: 6,
   /** A protected shared file cannot be encrypted or decrypted: missing or wrong key (ENCRYPTION). */
   ENCRYPTION: 7,
@@ -46,6 +52,9 @@ export const EXIT_CODE_BY_ERROR_CODE: Readonly<Record<JobStoreErrorCode, ExitCod
   UNSUPPORTED: EXIT.UNSUPPORTED,
   ABORTED: EXIT.INTERRUPTED,
   URL_TRANSFER: EXIT.GENERIC,
+
+  NOT_A_JOB_STORE: EXIT.EXISTS,
+  UNSAFE_STORE_PATH: EXIT.INTEGRITY,
 }
 
 /** An error of the CLI itself (bad usage, refused confirmation, verify failed) with its exit code. */

@@ -9,6 +9,7 @@ import {
   parseFileId,
   type CleanReport,
   type JobStoreConfigInit,
+  type JobStoreErrorCode,
 } from '../../index.js'
 import type { CommandContext } from '../context.js'
 import { CliError, EXIT, usageError } from '../exit-codes.js'
@@ -194,14 +195,18 @@ export async function cleanCommand(ctx: CommandContext, locator: string, options
   )
 }
 
+/** Why `resume()` may fail on a location `destroy` still acts on (destroy() itself decides what it deletes). */
+const DESTROYABLE_WITHOUT_CONFIG: readonly JobStoreErrorCode[] = ['NO_SUCH_JOB_STORE', 'CORRUPT_RECORD', 'UNSAFE_STORE_PATH']
+
 export async function destroyCommand(ctx: CommandContext, locator: string, options: { yes?: boolean }): Promise<void> {
   const store = await ctx.open(locator)
   let workflowID: string | undefined
   try {
     workflowID = (await store.resume(ctx.signalOptions)).workflowID
   } catch (err) {
-    // Nothing there, or a damaged config: destroy() still removes whatever is left.
-    if (!hasErrorCode(err, 'NO_SUCH_JOB_STORE') && !hasErrorCode(err, 'CORRUPT_RECORD')) throw err
+    // Nothing there, a damaged config, or a link in its place: destroy() decides. It removes the remains of a
+    // store (its marker proves them), and refuses (NOT_A_JOB_STORE), deleting nothing, what no store made.
+    if (!DESTROYABLE_WITHOUT_CONFIG.some((code) => hasErrorCode(err, code))) throw err
   }
   const shown = ctx.show(locator)
   if (options.yes !== true) {
