@@ -13,6 +13,7 @@ import { finished, pipeline as pipelineAsync } from 'node:stream/promises'
 import { fileURLToPath } from 'node:url'
 import { debuglog } from 'node:util'
 import { forEachConcurrent, linkedAbortController, mapConcurrent, throwIfAborted } from './concurrency.js'
+import { proveConditionalWrites, SKIP_PROOF_ENV, type ConditionalWriteProofTarget } from './conditional-write-proof.js'
 import { createDecryptStream, createEncryptStream, loadKeyFile } from './encryption.js'
 import {
   ConcurrentFileModificationError,
@@ -173,6 +174,14 @@ function io(signal: AbortSignal | undefined): IoOptions {
 export interface JobStoreOptions {
   /** Round trips in flight at once for bulk work (batch, jobs(), clean(), deletes). Default 32. */
   readonly concurrency?: number
+  /**
+   * Opens the store without proving that the storage service enforces conditional writes (see
+   * docs/guarantees.md, "Conditional writes are proven, not assumed"). Only for a single writer: on a service that
+   * ignores the conditions, concurrent writers overwrite each other silently. Default false; the environment
+   * variable `JOBSTORE_SKIP_CONDITIONAL_WRITE_PROOF=1` does the same. Skipping is logged (`NODE_DEBUG=jobstore`)
+   * and warned about once per service and bucket (a process warning, `JOBSTORE_CONDITIONAL_WRITES_UNPROVEN`).
+   */
+  readonly skipConditionalWriteProof?: boolean
 }
 
 /**
@@ -184,6 +193,7 @@ export abstract class AbstractJobStore {
   readonly locator: string
   /** Round trips in flight at once for bulk work. */
   protected readonly concurrency: number
+  readonly #skipConditionalWriteProof: boolean
   #config: JobStoreConfig | undefined
   #encryptionKey: Promise<Buffer> | undefined
   /** Version tokens of jobs this instance has read or written: saves a round trip on `update(…, {ifVersion})`. */
@@ -193,6 +203,7 @@ export abstract class AbstractJobStore {
   protected constructor(locator: string, options: JobStoreOptions = {}) {
     this.locator = locator
     this.concurrency = options.concurrency ?? DEFAULT_CONCURRENCY
+    this.#skipConditionalWriteProof = options.skipConditionalWriteProof === true || process.env[SKIP_PROOF_ENV] === '1'
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
       throw new InvalidArgumentError(`concurrency must be a positive integer, got ${options.concurrency}`)
     }
@@ -288,6 +299,32 @@ export abstract class AbstractJobStore {
   }
 
   /**
+   * What the conditional-write proof at `initialize()`/`resume()` exercises (see `conditional-write-proof.ts`):
+   * the scope its verdict is kept under in this process (the service endpoint and bucket), and every path the
+   * backend commits conditional writes on, each reachable for a tiny body through `PutOptions.writePath`.
+   * Undefined: no proof, for a backend whose conditions are local guarantees (the file backend). Default: the
+   * single-request path, scoped by backend class and locator.
+   */
+  protected async conditionalWriteProofTarget(): Promise<ConditionalWriteProofTarget | undefined> {
+    return { scope: `${this.constructor.name} ${this.locator}`, paths: [{ writePath: 'single', name: 'putObject' }] }
+  }
+
+  /** Proves (once per scope per process) that the service enforces conditional writes, or throws. */
+  async #proveConditionalWrites(signal: AbortSignal | undefined): Promise<void> {
+    const target = await this.conditionalWriteProofTarget()
+    if (target === undefined) return
+    await proveConditionalWrites(
+      target,
+      {
+        put: (key, body, put) => this.putObject(key, body, put),
+        putConditional: (key, body, put) => this.#putConditional(key, body, put),
+        deleteObjects: (list) => this.deleteObjects(list),
+      },
+      { locator: this.locator, skip: this.#skipConditionalWriteProof, signal },
+    )
+  }
+
+  /**
    * `putObject` with a precondition, safe under SDK retries: if the condition fails, but the stored object carries
    * this call's write token, the first attempt did land (its response was lost) and the write succeeded.
    */
@@ -327,6 +364,7 @@ export abstract class AbstractJobStore {
       throw new InvalidArgumentError(`publicUrlExpirySeconds must be positive, got ${full.publicUrlExpirySeconds}`)
     }
     await this.createStorage(io(options.signal))
+    await this.#proveConditionalWrites(options.signal)
     try {
       await this.#putConditional(keys.config, encodeConfig(full), { ifNoneMatch: true, ...io(options.signal) })
     } catch (err) {
@@ -359,6 +397,7 @@ export abstract class AbstractJobStore {
       throw new CorruptRecordError(`config of ${this.locator}`, 'no workflowID')
     }
     const stored = parsed as JobStoreConfig
+    await this.#proveConditionalWrites(options.signal)
     this.#config = {
       ...stored,
       retryCount: stored.retryCount ?? 1,
