@@ -30,6 +30,8 @@ type Backend = 's3' | 'azure' | 'gcs'
 const RACERS = 16
 const INCREMENTS = 400
 const CONTAINER = 'jobstore-conditional-writes'
+const PROOFS_UNDER_FAULTS = 8
+const FAULT_RATE = 0.2
 
 function need(name: string): string {
   const value = process.env[name]
@@ -348,6 +350,43 @@ for (const name of ['s3', 'azure', 'gcs'] as const) {
       await target.open(other, forbidding.url).initialize()
       await cleanup.resume()
       expect(await proofLeftovers(cleanup)).toEqual([])
+    })
+
+    it(`under random faults (${PROOFS_UNDER_FAULTS} proofs, ${FAULT_RATE * 100}% of requests) the proof passes or fails with an ordinary error, never with a verdict`, async () => {
+      const random = await startFaultProxy({
+        target: target.upstream(),
+        flavor: name,
+        rate: FAULT_RATE,
+        latencyMs: [10, 100],
+        filter: isProofRequest,
+      })
+      onTestFinished(() => random.close())
+      const locator = target.newLocator()
+      direct(target, locator)
+      const outcomes: Record<string, number> = {}
+      const errors: string[] = []
+      for (let i = 0; i < PROOFS_UNDER_FAULTS; i++) {
+        forgetConditionalWriteVerdicts()
+        const store = target.open(locator, random.url)
+        const outcome = await (i === 0 ? store.initialize() : store.resume()).then(
+          () => 'proven',
+          (err: unknown) => {
+            errors.push((err as Error).message.slice(0, 200))
+            return err instanceof JobStoreError ? err.code : `raw ${String(err)}`
+          },
+        )
+        // The first store must exist for the others to resume: without it there is nothing to learn from them.
+        if (i === 0 && outcome !== 'proven') await direct(target, locator).initialize()
+        outcomes[outcome] = (outcomes[outcome] ?? 0) + 1
+      }
+      console.log(
+        `[${name}] proofs under faults (seed ${random.seed}): ${JSON.stringify(outcomes)}; faults ${JSON.stringify(random.stats.faults)}` +
+          (errors.length > 0 ? `; errors: ${errors.join(' | ')}` : ''),
+      )
+      expect(random.faultCount()).toBeGreaterThan(0)
+      expect(outcomes['CONDITIONAL_WRITES_UNSUPPORTED']).toBeUndefined()
+      expect(Object.keys(outcomes).filter((outcome) => outcome.startsWith('raw '))).toEqual([])
+      expect(outcomes['proven'] ?? 0).toBeGreaterThan(PROOFS_UNDER_FAULTS / 2)
     })
   })
 }

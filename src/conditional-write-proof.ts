@@ -16,7 +16,8 @@
  * worker opening many stores pays once: 2 + 2 × (write paths) writes and one delete.
  */
 import { debuglog } from 'node:util'
-import { AbortedError, ConditionalWritesUnsupportedError, type ConditionalWriteGuarantee } from './errors.js'
+import { sleep } from './concurrency.js'
+import { AbortedError, ConditionalWritesUnsupportedError, JobStoreError, type ConditionalWriteGuarantee } from './errors.js'
 import { randomId } from './ids.js'
 import { PreconditionFailedError, type PutOptions, type WritePath } from './storage.js'
 
@@ -24,6 +25,10 @@ const log = debuglog('jobstore')
 
 /** Environment variable that skips the proof (`1`), as the store option `skipConditionalWriteProof` does. */
 export const SKIP_PROOF_ENV = 'JOBSTORE_SKIP_CONDITIONAL_WRITE_PROOF'
+
+/** Attempts of the whole proof when the service fails it with an ordinary error (see `runProof`). */
+const PROOF_ATTEMPTS = 3
+const PROOF_RETRY_DELAY_MS = 250
 
 /** Where the proof writes: under `meta/`, so that `destroy()` removes it and no job or file listing sees it. */
 export const PROOF_PREFIX = 'meta/probe/'
@@ -71,9 +76,6 @@ const verdicts = new Map<string, Promise<Disproof | undefined>>()
 /** Scopes for which the skipped proof was already warned about. */
 const warned = new Set<string>()
 
-/** Counters for tests and for `NODE_DEBUG=jobstore`: proofs run and writes they made in this process. */
-export const proofStats = { proofs: 0, writes: 0 }
-
 /**
  * Proves that the service enforces conditional writes on every path of `target`, or throws
  * {@link ConditionalWritesUnsupportedError}. Runs once per scope per process (concurrent callers share the run).
@@ -114,10 +116,27 @@ export function forgetConditionalWriteVerdicts(): void {
   warned.clear()
 }
 
+/**
+ * Runs the proof, again on a fresh scratch key after an ordinary service failure (`JOBSTORE_ERROR`: a network
+ * failure or a 5xx the SDK's retries did not absorb, a cut answer), up to {@link PROOF_ATTEMPTS} times: an
+ * attempt's failure says nothing about the next one's key, and a store should not fail to open for one bad request
+ * among a dozen. A verdict is never retried, nor an error of another kind (abort, bad argument).
+ */
 async function runProof(target: ConditionalWriteProofTarget, primitives: ProofPrimitives): Promise<Disproof | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await proveOnce(target, primitives)
+    } catch (err) {
+      if (attempt >= PROOF_ATTEMPTS || !(err instanceof JobStoreError) || err.code !== 'JOBSTORE_ERROR') throw err
+      log('conditional-write proof for %s: attempt %d failed (%s); trying again', target.scope, attempt, err.message)
+      await sleep(PROOF_RETRY_DELAY_MS * attempt)
+    }
+  }
+}
+
+async function proveOnce(target: ConditionalWriteProofTarget, primitives: ProofPrimitives): Promise<Disproof | undefined> {
   const [first] = target.paths
   if (first === undefined) return undefined
-  proofStats.proofs++
   const started = Date.now()
   const key = `${PROOF_PREFIX}${randomId()}`
   let writes = 0
@@ -156,7 +175,6 @@ async function runProof(target: ConditionalWriteProofTarget, primitives: ProofPr
     )
     return undefined
   } finally {
-    proofStats.writes += writes
     // The scratch object goes in any case (a rejected multipart write has already aborted its upload).
     await primitives.deleteObjects([key]).catch((err: unknown) => {
       log('conditional-write proof: cannot delete %s (destroy() removes it): %s', key, (err as Error).message)
