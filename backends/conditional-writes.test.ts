@@ -31,7 +31,7 @@ const RACERS = 16
 const INCREMENTS = 400
 const CONTAINER = 'jobstore-conditional-writes'
 const PROOFS_UNDER_FAULTS = 8
-const FAULT_RATE = 0.2
+const FAULT_RATE = 0.1
 
 function need(name: string): string {
   const value = process.env[name]

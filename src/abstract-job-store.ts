@@ -348,7 +348,9 @@ export abstract class AbstractJobStore {
 
   /**
    * Creates the store: the storage (bucket, folder) if missing, a new workflow ID, and the persisted config.
-   * @throws JobStoreExistsError when a store is already at the locator.
+   * First proves (once per process per service and bucket) that the service enforces conditional writes.
+   * @throws JobStoreExistsError when a store is already at the locator; ConditionalWritesUnsupportedError when the
+   * service accepts a write its condition forbids (see `JobStoreOptions.skipConditionalWriteProof`).
    */
   async initialize(config: JobStoreConfigInit = {}, options: SignalOptions = {}): Promise<JobStoreConfig> {
     const full: JobStoreConfig = {
@@ -376,8 +378,10 @@ export abstract class AbstractJobStore {
   }
 
   /**
-   * Connects to the existing store and loads its config.
-   * @throws NoSuchJobStoreError when there is no store at the locator.
+   * Connects to the existing store and loads its config, then proves (once per process per service and bucket)
+   * that the service enforces conditional writes.
+   * @throws NoSuchJobStoreError when there is no store at the locator; ConditionalWritesUnsupportedError when the
+   * service accepts a write its condition forbids (see `JobStoreOptions.skipConditionalWriteProof`).
    */
   async resume(options: SignalOptions = {}): Promise<JobStoreConfig> {
     let bytes: Buffer

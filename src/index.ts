@@ -77,3 +77,5 @@ export {
   type UrlSource,
 } from './url-handlers.js'
 export { chunk, forEachConcurrent, mapConcurrent } from './concurrency.js'
+export type { ConditionalWritePath, ConditionalWriteProofTarget } from './conditional-write-proof.js'
+export type { WritePath } from './storage.js'
