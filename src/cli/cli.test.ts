@@ -783,6 +783,7 @@ describe('jobstore CLI building blocks', () => {
       ENCRYPTION: 7,
       UNSUPPORTED: 8,
       ABORTED: 130,
+      CONDITIONAL_WRITES_UNSUPPORTED: 8,
     })
     expect(exitCodeFor(new Error('boom'))).toBe(1)
     expect(exitCodeFor(Object.assign(new Error('closed'), { code: 'EPIPE' }))).toBe(0)
