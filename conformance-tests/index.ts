@@ -15,6 +15,8 @@ import { fileTests } from './file-tests.js'
 import { hostileRecordsTests } from './hostile-records-tests.js'
 import { makeContext, type ConformanceHarness } from './harness.js'
 import { hostileStoreTests } from './hostile-store-tests.js'
+
+import { hostileConditionalWritesTests } from './hostile-conditional-writes-tests.js'
 import { jobTests } from './job-tests.js'
 import { lifecycleTests } from './lifecycle-tests.js'
 import { urlTests } from './url-tests.js'
@@ -35,5 +37,6 @@ export function defineConformanceSuite(harness: ConformanceHarness): void {
     hostileRecordsTests(ctx)
     hostileUrlsTests(ctx)
     hostileStoreTests(ctx)
+    hostileConditionalWritesTests(ctx)
   })
 }

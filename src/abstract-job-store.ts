@@ -14,6 +14,8 @@ import { fileURLToPath } from 'node:url'
 import { debuglog } from 'node:util'
 import { forEachConcurrent, linkedAbortController, mapConcurrent, throwIfAborted } from './concurrency.js'
 import { checkKeyFile, createDecryptStream, createEncryptStream, loadKeyFile } from './encryption.js'
+
+import { PROOF_PREFIX, proveConditionalWrites, SKIP_PROOF_ENV, type ConditionalWriteProofTarget } from './conditional-write-proof.js'
 import {
   ConcurrentFileModificationError,
   CorruptRecordError,
@@ -194,6 +196,14 @@ function io(signal: AbortSignal | undefined): IoOptions {
 export interface JobStoreOptions {
   /** Round trips in flight at once for bulk work (batch, jobs(), clean(), deletes). Default 32. */
   readonly concurrency?: number
+  /**
+   * Opens the store without proving that the storage service enforces conditional writes (see
+   * docs/guarantees.md, "Conditional writes are proven, not assumed"). Only for a single writer: on a service that
+   * ignores the conditions, concurrent writers overwrite each other silently. Default false; the environment
+   * variable `JOBSTORE_SKIP_CONDITIONAL_WRITE_PROOF=1` does the same. Skipping is logged (`NODE_DEBUG=jobstore`)
+   * and warned about once per service and bucket (a process warning, `JOBSTORE_CONDITIONAL_WRITES_UNPROVEN`).
+   */
+  readonly skipConditionalWriteProof?: boolean
 }
 
 /**
@@ -205,6 +215,7 @@ export abstract class AbstractJobStore {
   readonly locator: string
   /** Round trips in flight at once for bulk work. */
   protected readonly concurrency: number
+  readonly #skipConditionalWriteProof: boolean
   #config: JobStoreConfig | undefined
   #encryptionKey: Promise<Buffer> | undefined
   /** The key path of the stored config as last read or written: `writeConfig` checks a path that differs. */
@@ -216,6 +227,7 @@ export abstract class AbstractJobStore {
   protected constructor(locator: string, options: JobStoreOptions = {}) {
     this.locator = locator
     this.concurrency = options.concurrency ?? DEFAULT_CONCURRENCY
+    this.#skipConditionalWriteProof = options.skipConditionalWriteProof === true || process.env[SKIP_PROOF_ENV] === '1'
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
       throw new InvalidArgumentError(`concurrency must be a positive integer, got ${options.concurrency}`)
     }
@@ -252,7 +264,8 @@ export abstract class AbstractJobStore {
     for (const entry of keys.rootEntries) {
       if (!entry.endsWith('/')) continue
       for await (const object of this.listObjects(entry, options)) {
-        if (object.key !== keys.storeMarker) return object.key
+        // A scratch key of another process's conditional-write proof (racing initializers) is no data.
+        if (object.key !== keys.storeMarker && !object.key.startsWith(PROOF_PREFIX)) return object.key
       }
     }
     return undefined
@@ -351,6 +364,32 @@ export abstract class AbstractJobStore {
   }
 
   /**
+   * What the conditional-write proof at `initialize()`/`resume()` exercises (see `conditional-write-proof.ts`):
+   * the scope its verdict is kept under in this process (the service endpoint and bucket), and every path the
+   * backend commits conditional writes on, each reachable for a tiny body through `PutOptions.writePath`.
+   * Undefined: no proof, for a backend whose conditions are local guarantees (the file backend). Default: the
+   * single-request path, scoped by backend class and locator.
+   */
+  protected async conditionalWriteProofTarget(): Promise<ConditionalWriteProofTarget | undefined> {
+    return { scope: `${this.constructor.name} ${this.locator}`, paths: [{ writePath: 'single', name: 'putObject' }] }
+  }
+
+  /** Proves (once per scope per process) that the service enforces conditional writes, or throws. */
+  async #proveConditionalWrites(signal: AbortSignal | undefined): Promise<void> {
+    const target = await this.conditionalWriteProofTarget()
+    if (target === undefined) return
+    await proveConditionalWrites(
+      target,
+      {
+        put: (key, body, put) => this.putObject(key, body, put),
+        putConditional: (key, body, put) => this.#putConditional(key, body, put),
+        deleteObjects: (list) => this.deleteObjects(list),
+      },
+      { locator: this.locator, skip: this.#skipConditionalWriteProof, signal },
+    )
+  }
+
+  /**
    * `putObject` with a precondition, safe under SDK retries: if the condition fails, but the stored object carries
    * this call's write token, the first attempt did land (its response was lost) and the write succeeded.
    */
@@ -374,8 +413,11 @@ export abstract class AbstractJobStore {
 
   /**
    * Creates the store: the storage (bucket, folder) if missing, a new workflow ID, and the persisted config.
-   * @throws JobStoreExistsError when a store is already at the locator; EncryptionError, before anything is created,
-   * when `encryptionKeyPath` names no usable key file.
+   * First proves (once per process per service and bucket) that the service enforces conditional writes.
+   * @throws JobStoreExistsError when a store is already at the locator; ConditionalWritesUnsupportedError when the
+   * service accepts a write its condition forbids (see `JobStoreOptions.skipConditionalWriteProof`); EncryptionError,
+   * before anything is created, when `encryptionKeyPath` names no usable key file; NotAJobStoreError when the
+   * location holds data that is not a store's.
    */
   async initialize(config: JobStoreConfigInit = {}, options: SignalOptions = {}): Promise<JobStoreConfig> {
     const full: JobStoreConfig = {
@@ -393,6 +435,7 @@ export abstract class AbstractJobStore {
     // Checked, and made absolute, before anything is created: no half-made store for a key that cannot serve.
     if (full.encryptionKeyPath !== undefined) full.encryptionKeyPath = await checkKeyFile(full.encryptionKeyPath)
     await this.createStorage(io(options.signal))
+    await this.#proveConditionalWrites(options.signal)
     await this.#claimLocation('nothing was written', options.signal)
     try {
       await this.#putConditional(keys.config, encodeConfig(full), { ifNoneMatch: true, ...io(options.signal) })
@@ -458,8 +501,10 @@ export abstract class AbstractJobStore {
   }
 
   /**
-   * Connects to the existing store and loads its config.
-   * @throws NoSuchJobStoreError when there is no store at the locator.
+   * Connects to the existing store and loads its config, then proves (once per process per service and bucket)
+   * that the service enforces conditional writes.
+   * @throws NoSuchJobStoreError when there is no store at the locator; ConditionalWritesUnsupportedError when the
+   * service accepts a write its condition forbids (see `JobStoreOptions.skipConditionalWriteProof`).
    */
   async resume(options: SignalOptions = {}): Promise<JobStoreConfig> {
     let bytes: Buffer
@@ -479,6 +524,7 @@ export abstract class AbstractJobStore {
       throw new CorruptRecordError(`config of ${this.locator}`, 'no workflowID')
     }
     const stored = parsed as JobStoreConfig
+    await this.#proveConditionalWrites(options.signal)
     this.#config = {
       ...stored,
       retryCount: stored.retryCount ?? 1,

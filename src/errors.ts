@@ -20,9 +20,9 @@ export type JobStoreErrorCode =
   | 'ENCRYPTION'
   | 'ABORTED'
   | 'URL_TRANSFER'
-
   | 'NOT_A_JOB_STORE'
   | 'UNSAFE_STORE_PATH'
+  | 'CONDITIONAL_WRITES_UNSUPPORTED'
 
 /** Base class of every error jobstore throws. */
 export class JobStoreError extends Error {
@@ -210,6 +210,38 @@ export class UnsafeStorePathError extends JobStoreError {
       { ...options, code: 'UNSAFE_STORE_PATH' },
     )
     this.path = path
+  }
+}
+
+/** The guarantees of conditional writes that the store relies on and proves at `initialize()`/`resume()`. */
+export type ConditionalWriteGuarantee = 'create-if-absent' | 'compare-and-swap'
+
+/**
+ * The storage service does not enforce conditional writes on a write path the backend uses: it accepted a second
+ * create-if-absent of an existing object, or a compare-and-swap with a stale version. Conditional writes are the
+ * store's only synchronisation between writers, so the store refuses to open rather than lose updates silently.
+ * `guarantee` and `writePath` name what is missing where.
+ */
+export class ConditionalWritesUnsupportedError extends JobStoreError {
+  readonly locator: string
+  readonly guarantee: ConditionalWriteGuarantee
+  /** The write path that failed the proof, as the backend names it (`PutObject`, `Put Block List`…). */
+  readonly writePath: string
+  constructor(locator: string, guarantee: ConditionalWriteGuarantee, writePath: string, options?: { cause?: unknown }) {
+    const what =
+      guarantee === 'create-if-absent'
+        ? 'a second create-if-absent write of an object that exists'
+        : 'a compare-and-swap write against a stale version'
+    super(
+      `the storage service of ${locator} does not enforce conditional writes: it accepted ${what} on the ` +
+        `${writePath} write path, so concurrent writers would overwrite each other silently; the store refuses to ` +
+        'open. Use a service that enforces If-None-Match/If-Match (or its generation preconditions); with a single ' +
+        'writer only, opt out with skipConditionalWriteProof or JOBSTORE_SKIP_CONDITIONAL_WRITE_PROOF=1',
+      { ...options, code: 'CONDITIONAL_WRITES_UNSUPPORTED' },
+    )
+    this.locator = locator
+    this.guarantee = guarantee
+    this.writePath = writePath
   }
 }
 

@@ -79,3 +79,5 @@ export {
   type UrlTimeoutOptions,
 } from './url-handlers.js'
 export { chunk, forEachConcurrent, mapConcurrent } from './concurrency.js'
+export type { ConditionalWritePath, ConditionalWriteProofTarget } from './conditional-write-proof.js'
+export type { WritePath } from './storage.js'

@@ -86,8 +86,17 @@ export interface PutOptions {
    * that never retry (the file system) may ignore it.
    */
   readonly writeToken?: string
+  /**
+   * Forces a write path, for the conditional-write proof (`conditional-write-proof.ts`): `multipart` commits even
+   * a tiny body the way large bodies are (S3 multipart upload, Azure staged blocks and Put Block List, GCS
+   * resumable upload); `single` (or absent) lets the backend choose by size as usual.
+   */
+  readonly writePath?: WritePath
   readonly signal?: AbortSignal
 }
+
+/** How a backend commits a write: in one request, or as a write of several requests (parts, blocks, chunks). */
+export type WritePath = 'single' | 'multipart'
 
 /** Options shared by the read-only primitives. */
 export interface IoOptions {

@@ -19,9 +19,16 @@
  *
  * Faults are picked at random at a configurable rate (seeded, so a failing run can be replayed with its seed) or
  * by a `choose` callback. Every request and every fault injected is counted in {@link FaultProxy.stats}.
+ *
+ * Apart from faults, {@link FaultProxyOptions.stripConditions} emulates a server that does not enforce conditional
+ * writes: the proxy removes their conditions from write requests (and signs them again where the service checks
+ * a signature over them), so the server stores whatever comes.
  */
+import { createHash, createHmac, type BinaryLike } from 'node:crypto'
 import { createServer, request as httpRequest, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+// A dependency of @aws-sdk/client-s3 (its SigV4 signer), not of this package: used only by the test proxy.
+import { SignatureV4 } from '@smithy/signature-v4'
 
 export type FaultKind =
   | 'reset-before'
@@ -179,6 +186,37 @@ export interface FaultProxyOptions {
    * counted in {@link FaultStats.replaced}; other requests go on to `choose` or the random faults.
    */
   readonly replaceAnswer?: (req: IncomingMessage) => ReplacedAnswer | undefined
+  /**
+   * Emulates a server that ignores the conditions of conditional writes: they are removed from write requests
+   * before the server sees them (see {@link StripConditionsOptions}). Faults apply as usual on top.
+   */
+  readonly stripConditions?: StripConditionsOptions
+}
+
+/**
+ * What {@link FaultProxyOptions.stripConditions} strips, and how the stripped request is signed again.
+ *
+ * - S3: the `If-None-Match` and `If-Match` headers of PUT and POST requests (PutObject, CopyObject,
+ *   CompleteMultipartUpload). `x-amz-copy-source-if-*` stay: they pin a copy's source, they are no condition on
+ *   the target. The headers are part of the SigV4 signature, so the request is signed again with `s3Credentials`.
+ * - Azure: `If-None-Match` and `If-Match` of PUT requests (Put Blob, Put Block List, copies). SharedKey signs them,
+ *   so the request is signed again with `azureAccountKey` (for Azurite, the dev account's well-known key).
+ * - GCS: the `ifGenerationMatch` (and `ifMetagenerationMatch`, `…NotMatch`) query parameters and
+ *   `x-goog-if-generation-match` headers of POST and PUT requests. The emulator checks no signature.
+ */
+export interface StripConditionsOptions {
+  readonly service: 's3' | 'azure' | 'gcs'
+  /**
+   * `all` (default): every write request. `multipart-commit`: only the requests that commit a write of several
+   * requests (S3 CompleteMultipartUpload, `POST ?uploadId=`; Azure Put Block List, `PUT ?comp=blocklist`; GCS the
+   * start of a resumable upload, `uploadType=resumable`, and its chunks), as a server that honours conditions
+   * on single-request writes only.
+   */
+  readonly on?: 'all' | 'multipart-commit'
+  /** S3: the key pair the client signs with, to sign stripped requests again (SigV4). */
+  readonly s3Credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string }
+  /** Azure: the storage account key (base64), to sign stripped requests again (SharedKey). */
+  readonly azureAccountKey?: string
 }
 
 export interface FaultStats {
@@ -190,6 +228,9 @@ export interface FaultStats {
   readonly statuses: Record<string, number>
   /** Answers sent by {@link FaultProxyOptions.replaceAnswer}, by code (`InvalidAccessKeyId`, `bare-408`…). */
   readonly replaced: Record<string, number>
+
+  /** Requests whose conditions were removed (see {@link FaultProxyOptions.stripConditions}). */
+  conditionsStripped: number
 }
 
 export interface FaultProxy {
@@ -249,6 +290,8 @@ export async function startFaultProxy(options: FaultProxyOptions = {}): Promise<
     faults: Object.fromEntries(FAULT_KINDS.map((kind) => [kind, 0])) as Record<FaultKind, number>,
     statuses: {},
     replaced: {},
+
+    conditionsStripped: 0,
   }
   const agent = new Agent({ keepAlive: true, maxSockets: 256 })
   const sockets = new Set<Socket>()
@@ -392,7 +435,22 @@ export async function startFaultProxy(options: FaultProxyOptions = {}): Promise<
   }
 
   const pending = new Map<IncomingMessage, { method: string; url: string; fault: string; since: number }>()
+  const strip = options.stripConditions
   const server: Server = createServer((req, res) => {
+    if (strip === undefined) return dispatch(req, res)
+    // Rewritten in place (headers, URL, signature) before anything else looks at the request.
+    stripConditions(req, strip).then(
+      (stripped) => {
+        if (stripped) stats.conditionsStripped++
+        dispatch(req, res)
+      },
+      (err: unknown) => {
+        req.resume()
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`fault proxy: cannot strip conditions: ${(err as Error).message}`)
+      },
+    )
+  })
+  const dispatch = (req: IncomingMessage, res: ServerResponse): void => {
     stats.requests++
     const replaced = options.replaceAnswer?.(req)
     if (replaced !== undefined) {
@@ -437,7 +495,7 @@ export async function startFaultProxy(options: FaultProxyOptions = {}): Promise<
       default:
         handle(req, res, fault)
     }
-  })
+  }
   server.keepAliveTimeout = 30_000
   server.on('connection', (socket) => {
     sockets.add(socket)
@@ -474,4 +532,181 @@ export async function startFaultProxy(options: FaultProxyOptions = {}): Promise<
         server.close(() => resolve())
       })),
   }
+}
+
+// ------------------------------------------------------------------------------------------------ conditions
+
+const S3_CONDITIONS = ['if-none-match', 'if-match']
+const AZURE_CONDITIONS = ['if-none-match', 'if-match']
+const GCS_CONDITION_PARAMS = /^if(Generation|Metageneration)(Not)?Match$/
+const GCS_CONDITION_HEADERS = /^x-goog-if-(generation|metageneration)-(not-)?match$/
+
+/** Whether the request is one whose conditions `strip` removes. */
+function strippable(req: IncomingMessage, strip: StripConditionsOptions): boolean {
+  const method = req.method ?? ''
+  const query = new URL(req.url ?? '/', 'http://proxy').searchParams
+  const multipartOnly = strip.on === 'multipart-commit'
+  switch (strip.service) {
+    case 's3':
+      return (method === 'PUT' || method === 'POST') && (!multipartOnly || (method === 'POST' && query.has('uploadId')))
+    case 'azure':
+      return method === 'PUT' && (!multipartOnly || query.get('comp') === 'blocklist')
+    case 'gcs':
+      return (method === 'PUT' || method === 'POST') && (!multipartOnly || query.get('uploadType') === 'resumable' || query.has('upload_id'))
+  }
+}
+
+/** Removes the conditions of `req` in place and signs it again; true if there were any. */
+async function stripConditions(req: IncomingMessage, strip: StripConditionsOptions): Promise<boolean> {
+  if (!strippable(req, strip)) return false
+  const headers = req.headers
+  switch (strip.service) {
+    case 's3': {
+      const present = S3_CONDITIONS.filter((name) => headers[name] !== undefined)
+      if (present.length === 0) return false
+      for (const name of present) delete headers[name]
+      if (strip.s3Credentials === undefined) throw new Error('stripConditions: s3Credentials are needed to sign again')
+      await signS3Again(req, strip.s3Credentials)
+      return true
+    }
+    case 'azure': {
+      const present = AZURE_CONDITIONS.filter((name) => headers[name] !== undefined)
+      if (present.length === 0) return false
+      for (const name of present) delete headers[name]
+      if (strip.azureAccountKey === undefined) throw new Error('stripConditions: azureAccountKey is needed to sign again')
+      signAzureAgain(req, strip.azureAccountKey)
+      return true
+    }
+    case 'gcs': {
+      let stripped = false
+      for (const name of Object.keys(headers)) {
+        if (GCS_CONDITION_HEADERS.test(name)) {
+          delete headers[name]
+          stripped = true
+        }
+      }
+      const url = req.url ?? '/'
+      const at = url.indexOf('?')
+      if (at >= 0) {
+        // Only the condition parameters go; the others stay byte for byte.
+        const kept = url
+          .slice(at + 1)
+          .split('&')
+          .filter((pair) => !GCS_CONDITION_PARAMS.test(decodeURIComponent(pair.split('=')[0] ?? '')))
+        if (kept.length !== url.slice(at + 1).split('&').length) {
+          req.url = kept.length > 0 ? `${url.slice(0, at)}?${kept.join('&')}` : url.slice(0, at)
+          stripped = true
+        }
+      }
+      return stripped
+    }
+  }
+}
+
+function bytes(data: string | ArrayBuffer | ArrayBufferView): BinaryLike {
+  if (typeof data === 'string') return data
+  return ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data)
+}
+
+/** SHA-256 (and HMAC-SHA256, given a secret) from node:crypto, in the shape the SigV4 signer wants. */
+class NodeSha256 {
+  readonly #hash: ReturnType<typeof createHash> | ReturnType<typeof createHmac>
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.#hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret))
+  }
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.#hash.update(bytes(data))
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.#hash.digest())
+  }
+}
+
+/**
+ * Signs an S3 request again (SigV4, header auth) after headers were removed: the same credential scope, date and
+ * signed headers as the client's signature (less the removed ones), and the client's `x-amz-content-sha256` as the
+ * payload hash, so the body passes through untouched.
+ */
+async function signS3Again(req: IncomingMessage, credentials: { accessKeyId: string; secretAccessKey: string }): Promise<void> {
+  const auth = String(req.headers['authorization'] ?? '')
+  const parsed = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([^,]+), ?Signature=[0-9a-f]+$/.exec(auth)
+  if (parsed === null) throw new Error('not a SigV4 header signature')
+  const [, , , region, service, signedList] = parsed as unknown as [string, string, string, string, string, string]
+  const amzDate = String(req.headers['x-amz-date'] ?? '')
+  const date = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(amzDate)
+  if (date === null) throw new Error('no x-amz-date')
+  const [, y, mo, d, h, mi, sec] = date.map(Number) as [number, number, number, number, number, number, number]
+  const signingDate = new Date(Date.UTC(y, mo - 1, d, h, mi, sec))
+  const headers: Record<string, string> = {}
+  for (const name of signedList.split(';')) {
+    const value = req.headers[name]
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value
+  }
+  const url = req.url ?? '/'
+  const at = url.indexOf('?')
+  const query: Record<string, string | string[]> = {}
+  if (at >= 0) {
+    for (const pair of url.slice(at + 1).split('&')) {
+      if (pair === '') continue
+      const eq = pair.indexOf('=')
+      const name = decodeURIComponent(eq < 0 ? pair : pair.slice(0, eq))
+      const value = eq < 0 ? '' : decodeURIComponent(pair.slice(eq + 1))
+      const before = query[name]
+      query[name] = before === undefined ? value : [...(Array.isArray(before) ? before : [before]), value]
+    }
+  }
+  const host = String(req.headers['host'] ?? '')
+  const signer = new SignatureV4({ credentials, region, service, sha256: NodeSha256, uriEscapePath: false, applyChecksum: false })
+  const signed = await signer.sign(
+    { method: req.method ?? 'GET', protocol: 'http:', hostname: host, path: at >= 0 ? url.slice(0, at) : url, query, headers },
+    { signingDate },
+  )
+  req.headers['authorization'] = signed.headers['authorization']
+}
+
+/**
+ * Signs an Azure Storage request again with the account key (SharedKey, as `@azure/storage-common` signs it): the
+ * standard headers, the `x-ms-` headers and the canonical resource, with the client's `x-ms-date`.
+ */
+function signAzureAgain(req: IncomingMessage, accountKey: string): void {
+  const auth = /^SharedKey ([^:]+):/.exec(String(req.headers['authorization'] ?? ''))
+  if (auth === null) throw new Error('not a SharedKey signature')
+  const account = auth[1] as string
+  const header = (name: string): string => {
+    const value = req.headers[name]
+    const text = value === undefined ? '' : Array.isArray(value) ? value.join(',') : value
+    return name === 'content-length' && text === '0' ? '' : text
+  }
+  const standard = [
+    'content-encoding',
+    'content-language',
+    'content-length',
+    'content-md5',
+    'content-type',
+    'date',
+    'if-modified-since',
+    'if-match',
+    'if-none-match',
+    'if-unmodified-since',
+    'range',
+  ].map(header)
+  // The service sorts as .NET does, which ignores '-' first: sort on the names without it, then on the names.
+  const bare = (name: string): string => name.replaceAll('-', '')
+  const msHeaders = Object.keys(req.headers)
+    .filter((name) => name.startsWith('x-ms-'))
+    .sort((a, b) => (bare(a) < bare(b) ? -1 : bare(a) > bare(b) ? 1 : a < b ? -1 : a > b ? 1 : 0))
+    .map((name) => `${name}:${header(name).trimStart()}\n`)
+    .join('')
+  const url = new URL(req.url ?? '/', 'http://proxy')
+  let resource = `/${account}${url.pathname || '/'}`
+  const params = new Map<string, string>()
+  for (const pair of url.search.replace(/^\?/, '').split('&')) {
+    const eq = pair.indexOf('=')
+    if (eq <= 0 || eq !== pair.lastIndexOf('=') || eq === pair.length - 1) continue
+    params.set(pair.slice(0, eq).toLowerCase(), decodeURIComponent(pair.slice(eq + 1)))
+  }
+  for (const name of [...params.keys()].sort()) resource += `\n${name}:${params.get(name)}`
+  const stringToSign = `${(req.method ?? 'GET').toUpperCase()}\n${standard.join('\n')}\n${msHeaders}${resource}`
+  const signature = createHmac('sha256', Buffer.from(accountKey, 'base64')).update(stringToSign, 'utf8').digest('base64')
+  req.headers['authorization'] = `SharedKey ${account}:${signature}`
 }

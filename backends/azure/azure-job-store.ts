@@ -34,6 +34,8 @@ import {
 } from '@azure/storage-blob'
 import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '../../src/abstract-job-store.js'
 import { chunk, forEachConcurrent, sleep, throwIfAborted } from '../../src/concurrency.js'
+
+import type { ConditionalWriteProofTarget } from '../../src/conditional-write-proof.js'
 import {
   AbortedError,
   InvalidArgumentError,
@@ -458,7 +460,9 @@ export class AzureJobStore extends AbstractJobStore {
       },
       options,
     }
-    if (Buffer.isBuffer(body) && body.length <= MAX_SINGLE_PUT) return this.#putSingle(write, body)
+    // writePath 'multipart' (the conditional-write proof): even a tiny body is staged and committed as blocks.
+    const blocks = options.writePath === 'multipart'
+    if (Buffer.isBuffer(body) && body.length <= MAX_SINGLE_PUT && !blocks) return this.#putSingle(write, body)
     const stream: Readable = Buffer.isBuffer(body) ? new PassThrough().end(body) : body
     const onAbort = (): void => {
       stream.destroy(new AbortedError({ cause: options.signal?.reason }))
@@ -467,7 +471,7 @@ export class AzureJobStore extends AbstractJobStore {
     const reader = new BlockReader(stream)
     try {
       const blockSize = this.#blockSizeFor(options.contentLength)
-      const small = await reader.readSmall(blockSize)
+      const small = blocks ? undefined : await reader.readSmall(blockSize)
       if (small !== undefined) return await this.#putSingle(write, small)
       return await this.#putBlocks(write, reader, blockSize)
     } catch (err) {
@@ -477,6 +481,19 @@ export class AzureJobStore extends AbstractJobStore {
     } finally {
       options.signal?.removeEventListener('abort', onAbort)
       await reader.close().catch(() => {})
+    }
+  }
+
+  /** The conditional-write proof's paths: Put Blob, and staged blocks committed by Put Block List. */
+  protected override async conditionalWriteProofTarget(): Promise<ConditionalWriteProofTarget> {
+    const url = new URL((await this.#connect()).service.url)
+    return {
+      // Origin and path only: a SAS in the query is a credential.
+      scope: `azure ${url.origin}${url.pathname} ${this.container}`,
+      paths: [
+        { writePath: 'single', name: 'Put Blob' },
+        { writePath: 'multipart', name: 'Put Block List (staged blocks)' },
+      ],
     }
   }
 

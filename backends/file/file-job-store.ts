@@ -370,6 +370,15 @@ export class FileJobStore extends AbstractJobStore {
     await this.#syncDir(dirname(final))
   }
 
+  /**
+   * No conditional-write proof: create-if-absent (`link()` of a complete temporary file, which fails on an
+   * existing name) and compare-and-swap (a check and `rename()` under the key's lock) are guarantees of the local
+   * file system and of this process's own code, not of a remote service that might ignore them.
+   */
+  protected override async conditionalWriteProofTarget(): Promise<undefined> {
+    return undefined
+  }
+
   protected override async createStorage(): Promise<void> {
     this.#knownDirs.clear()
     this.#realRoot = undefined

@@ -27,6 +27,7 @@ import {
   type StorageOptions,
 } from '@google-cloud/storage'
 import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '../../src/abstract-job-store.js'
+import type { ConditionalWriteProofTarget } from '../../src/conditional-write-proof.js'
 import { forEachConcurrent, sleep, throwIfAborted } from '../../src/concurrency.js'
 import {
   AbortedError,
@@ -419,7 +420,9 @@ export class GcsJobStore extends AbstractJobStore {
     }
     try {
       let stored: FileMetadata
-      if (Buffer.isBuffer(body)) {
+      if (Buffer.isBuffer(body) && options.writePath === 'multipart') {
+        stored = await this.#putStream(file, key, Readable.from([body]), metadata, preconditionOpts, options)
+      } else if (Buffer.isBuffer(body)) {
         if (options.contentLength !== undefined && options.contentLength !== body.length) {
           throw new IntegrityError(`${key}: the body has ${body.length} bytes, ${options.contentLength} were announced`)
         }
@@ -437,6 +440,17 @@ export class GcsJobStore extends AbstractJobStore {
         if (current?.metadata?.[META_WRITE_ID] === writeId) return this.#generationOf(current, key)
       }
       throw mapped
+    }
+  }
+
+  /** The conditional-write proof's paths: single-request uploads, and resumable uploads. */
+  protected override async conditionalWriteProofTarget(): Promise<ConditionalWriteProofTarget> {
+    return {
+      scope: `gcs ${this.#storage.apiEndpoint} ${this.bucketName}`,
+      paths: [
+        { writePath: 'single', name: 'single-request upload' },
+        { writePath: 'multipart', name: 'resumable upload' },
+      ],
     }
   }
 
@@ -500,7 +514,8 @@ export class GcsJobStore extends AbstractJobStore {
     options: PutOptions,
   ): Promise<FileMetadata> {
     const { signal, contentLength } = options
-    if (contentLength === undefined || contentLength <= this.#chunkSize) {
+    // writePath 'multipart' (the conditional-write proof): even a tiny body goes as a resumable upload.
+    if (options.writePath !== 'multipart' && (contentLength === undefined || contentLength <= this.#chunkSize)) {
       const head = await peek(body, this.#chunkSize, signal)
       if (head.ended) {
         if (contentLength !== undefined && head.data.length !== contentLength) {

@@ -40,6 +40,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3'
 import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '../../src/abstract-job-store.js'
+import type { ConditionalWriteProofTarget } from '../../src/conditional-write-proof.js'
 import { chunk, forEachConcurrent, linkedAbortController, sleep, throwIfAborted } from '../../src/concurrency.js'
 import { AbortedError, IntegrityError, InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
 import { checkLocatorPrefix, keys } from '../../src/ids.js'
@@ -352,8 +353,32 @@ export class S3JobStore extends AbstractJobStore {
       options,
       metadata: { [META_WRITE_ID]: randomUUID(), ...(options.executable ? { [META_EXECUTABLE]: '1' } : {}) },
     }
-    if (Buffer.isBuffer(body)) return this.#putSingle(write, body, options.signal)
-    return this.#putStream(write, body)
+    // writePath 'multipart' (the conditional-write proof): even a tiny buffer goes as a one-part multipart upload.
+    if (Buffer.isBuffer(body) && options.writePath !== 'multipart') return this.#putSingle(write, body, options.signal)
+    return this.#putStream(write, Buffer.isBuffer(body) ? Readable.from([body]) : body)
+  }
+
+  /** The conditional-write proof's paths: PutObject, and multipart uploads committed by CompleteMultipartUpload. */
+  protected override async conditionalWriteProofTarget(): Promise<ConditionalWriteProofTarget> {
+    const endpoint = this.#clientConfig.endpoint
+    const where =
+      typeof endpoint === 'string'
+        ? endpoint
+        : endpoint instanceof URL
+          ? endpoint.href
+          : endpoint === undefined
+            ? `aws ${await this.#region()}`
+            : typeof endpoint === 'object' && 'hostname' in endpoint
+              ? `${endpoint.protocol}//${endpoint.hostname}:${endpoint.port ?? ''}${endpoint.path}`
+              : // An endpoint provider: no verdict shared with other stores.
+                `endpoint of store ${randomUUID()}`
+    return {
+      scope: `s3 ${where} ${this.bucket}`,
+      paths: [
+        { writePath: 'single', name: 'PutObject' },
+        { writePath: 'multipart', name: 'CompleteMultipartUpload (multipart upload)' },
+      ],
+    }
   }
 
   /** One PutObject, with the CRC32 of the body for S3 to check. */
@@ -407,7 +432,7 @@ export class S3JobStore extends AbstractJobStore {
     let total = 0
     try {
       for await (const part of readParts(body, partSize, spare)) {
-        if (part.number === 1 && part.last) return await this.#putSingle(write, part.data, signal)
+        if (part.number === 1 && part.last && write.options.writePath !== 'multipart') return await this.#putSingle(write, part.data, signal)
         if (part.number > MAX_PARTS) {
           throw new JobStoreError(`${this.#url(write.fullKey)}: more than ${MAX_PARTS} parts; pass contentLength`)
         }

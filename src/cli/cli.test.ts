@@ -1240,6 +1240,7 @@ describe('jobstore CLI building blocks', () => {
       URL_TRANSFER: 1,
       NOT_A_JOB_STORE: 4,
       UNSAFE_STORE_PATH: 6,
+      CONDITIONAL_WRITES_UNSUPPORTED: 8,
     })
     expect(exitCodeFor(new Error('boom'))).toBe(1)
     expect(exitCodeFor(Object.assign(new Error('closed'), { code: 'EPIPE' }))).toBe(0)

@@ -28,7 +28,10 @@ export const EXIT = {
   INTEGRITY: 6,
   /** A protected shared file cannot be encrypted or decrypted: missing or wrong key (ENCRYPTION). */
   ENCRYPTION: 7,
-  /** Not supported here: the backend's SDK is not installed, the backend cannot do it (UNSUPPORTED). */
+  /**
+   * Not supported here: the backend's SDK is not installed, the backend cannot do it (UNSUPPORTED), the storage
+   * service does not enforce conditional writes (CONDITIONAL_WRITES_UNSUPPORTED).
+   */
   UNSUPPORTED: 8,
   /** Interrupted (SIGINT, SIGTERM) or aborted (ABORTED): 128 + SIGINT, as shells do. */
   INTERRUPTED: 130,
@@ -52,9 +55,9 @@ export const EXIT_CODE_BY_ERROR_CODE: Readonly<Record<JobStoreErrorCode, ExitCod
   UNSUPPORTED: EXIT.UNSUPPORTED,
   ABORTED: EXIT.INTERRUPTED,
   URL_TRANSFER: EXIT.GENERIC,
-
   NOT_A_JOB_STORE: EXIT.EXISTS,
   UNSAFE_STORE_PATH: EXIT.INTEGRITY,
+  CONDITIONAL_WRITES_UNSUPPORTED: EXIT.UNSUPPORTED,
 }
 
 /** An error of the CLI itself (bad usage, refused confirmation, verify failed) with its exit code. */
