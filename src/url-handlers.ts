@@ -495,6 +495,9 @@ function bodyOf(
       callback(err)
     },
   })
+  // The body may break off before its consumer starts reading (the store opens its upload first): the error stays
+  // in the stream's state for the consumer to see, and this listener keeps it from being an uncaught 'error' event.
+  out.on('error', () => {})
   signal?.addEventListener('abort', onAbort, { once: true })
   socket?.on('error', (err) => {
     socketError ??= err
