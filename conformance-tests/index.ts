@@ -12,6 +12,7 @@
 import { describe } from 'vitest'
 import { atomicityTests } from './atomicity-tests.js'
 import { fileTests } from './file-tests.js'
+import { hostileIntegrityTests } from './hostile-integrity-tests.js'
 import { makeContext, type ConformanceHarness } from './harness.js'
 import { jobTests } from './job-tests.js'
 import { lifecycleTests } from './lifecycle-tests.js'
@@ -29,5 +30,6 @@ export function defineConformanceSuite(harness: ConformanceHarness): void {
     atomicityTests(ctx)
     jobTests(ctx)
     urlTests(ctx)
+    hostileIntegrityTests(ctx)
   })
 }

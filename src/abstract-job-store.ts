@@ -28,6 +28,7 @@ import {
   NoSuchJobStoreError,
 } from './errors.js'
 import { checkJobId, checkSharedFileName, keys, mintFileId, parseFileId, randomId } from './ids.js'
+import { DIGESTS_CONFIG_FIELD, DIGESTS_SHA256, openJson, openText, sealJson, sealText } from './record-check.js'
 import { decodeJob, encodeJob, type JobDescription, type JsonValue } from './job-description.js'
 import {
   ObjectNotFoundError,
@@ -319,6 +320,8 @@ export abstract class AbstractJobStore {
       retryCount: config.retryCount ?? 1,
       publicUrlExpirySeconds: config.publicUrlExpirySeconds ?? 3600,
       workflowID: randomUUID(),
+      // A new store writes a check into every record and a digest of every file, and requires them on reads.
+      [DIGESTS_CONFIG_FIELD]: DIGESTS_SHA256,
     }
     if (!Number.isInteger(full.retryCount) || full.retryCount < 0) {
       throw new InvalidArgumentError(`retryCount must be a non-negative integer, got ${full.retryCount}`)
@@ -349,6 +352,16 @@ export abstract class AbstractJobStore {
       if (err instanceof ObjectNotFoundError) throw new NoSuchJobStoreError(this.locator, { cause: err })
       throw err
     }
+    try {
+      bytes = openJson(bytes, `config of ${this.locator}`, false)
+    } catch (err) {
+      if (!(err instanceof CorruptRecordError)) throw err
+      throw new CorruptRecordError(
+        `config of ${this.locator}`,
+        'checksum mismatch: torn or overwritten (edited by hand? delete its "sha256" line to accept the edit)',
+        { cause: err },
+      )
+    }
     let parsed: unknown
     try {
       parsed = JSON.parse(bytes.toString('utf8'))
@@ -374,6 +387,11 @@ export abstract class AbstractJobStore {
       throw new JobStoreError(`the job store at ${this.locator} is not open: call initialize() or resume() first`)
     }
     return this.#config
+  }
+
+  /** Whether this store writes checks into every record and digests of every file, and so requires them on reads. */
+  get #strict(): boolean {
+    return this.#config?.[DIGESTS_CONFIG_FIELD] === DIGESTS_SHA256
   }
 
   /** Persists `config` so that other instances see it on `resume()`. */
@@ -404,7 +422,7 @@ export abstract class AbstractJobStore {
   /** Records `rootJobStoreID` as the workflow's root job. */
   async setRootJob(rootJobStoreID: string, options: SignalOptions = {}): Promise<void> {
     checkJobId(rootJobStoreID)
-    await this.putObject(keys.rootJob, Buffer.from(rootJobStoreID, 'utf8'), io(options.signal))
+    await this.putObject(keys.rootJob, sealText(Buffer.from(rootJobStoreID, 'utf8')), io(options.signal))
   }
 
   /**
@@ -414,7 +432,8 @@ export abstract class AbstractJobStore {
   async loadRootJob(options: SignalOptions = {}): Promise<JobDescription> {
     let id: string
     try {
-      id = (await this.#bytesOf(await this.getObject(keys.rootJob, io(options.signal)), 'the root job marker')).toString('utf8')
+      const what = 'the root job marker'
+      id = openText(await this.#bytesOf(await this.getObject(keys.rootJob, io(options.signal)), what), what, this.#strict).toString('utf8')
     } catch (err) {
       if (err instanceof ObjectNotFoundError) {
         throw new NoSuchJobError('(root)', { cause: err, message: 'no root job is set in this job store' })
@@ -496,7 +515,7 @@ export abstract class AbstractJobStore {
     const record = { ...desc, version }
     let token: string
     try {
-      token = await this.#putConditional(keys.job(id), encodeJob(record), { ifNoneMatch: true, ...io(options.signal) })
+      token = await this.#putConditional(keys.job(id), sealJson(encodeJob(record)), { ifNoneMatch: true, ...io(options.signal) })
     } catch (err) {
       if (err instanceof PreconditionFailedError) {
         throw new ConcurrentFileModificationError(`job ${id}`, { cause: err, message: `job ${id} already exists` })
@@ -528,7 +547,7 @@ export abstract class AbstractJobStore {
       if (err instanceof ObjectNotFoundError) throw new NoSuchJobError(id, { cause: err })
       throw err
     }
-    const bytes = await this.#bytesOf(object, `job ${id}`)
+    const bytes = openJson(await this.#bytesOf(object, `job ${id}`), `job ${id}`, this.#strict, (unchecked) => decodeJob(unchecked, id))
     const desc = decodeJob(bytes, id)
     this.#rememberToken(id, desc.version, object.version)
     return { desc, token: object.version }
@@ -574,7 +593,7 @@ export abstract class AbstractJobStore {
     }
     let token: string
     try {
-      token = await this.#putConditional(keys.job(id), encodeJob({ ...desc, version: next }), {
+      token = await this.#putConditional(keys.job(id), sealJson(encodeJob({ ...desc, version: next })), {
         ...(ifMatch !== undefined ? { ifMatch } : {}),
         ...io(options.signal),
       })
@@ -1113,7 +1132,7 @@ export abstract class AbstractJobStore {
   /** Adds a stats/logging message. */
   async writeStatsAndLogging(statsAndLoggingString: string, options: SignalOptions = {}): Promise<void> {
     const key = `${keys.statsUnreadPrefix}${keys.newStatsId()}`
-    await this.#putConditional(key, Buffer.from(statsAndLoggingString, 'utf8'), { ifNoneMatch: true, ...io(options.signal) })
+    await this.#putConditional(key, sealText(Buffer.from(statsAndLoggingString, 'utf8')), { ifNoneMatch: true, ...io(options.signal) })
   }
 
   /**
@@ -1158,7 +1177,8 @@ export abstract class AbstractJobStore {
         const id = keys.statsIdOfKey(object.key)
         if (id === undefined || processed.has(id)) return undefined
         try {
-          const text = (await this.#bytesOf(await this.getObject(object.key, io(signal)), `stats ${id}`)).toString('utf8')
+          const bytes = await this.#bytesOf(await this.getObject(object.key, io(signal)), `stats ${id}`)
+          const text = openText(bytes, `stats ${id}`, this.#strict).toString('utf8')
           return { id, text }
         } catch (err) {
           if (err instanceof ObjectNotFoundError) return undefined
@@ -1182,7 +1202,8 @@ export abstract class AbstractJobStore {
         const id = keys.statsIdOfKey(object.key)
         if (id === undefined) return undefined
         try {
-          const text = (await this.#bytesOf(await this.getObject(object.key, io(signal)), object.key)).toString('utf8')
+          const bytes = await this.#bytesOf(await this.getObject(object.key, io(signal)), object.key)
+          const text = openText(bytes, `stats ${id}`, this.#strict).toString('utf8')
           return { id, text }
         } catch (err) {
           if (err instanceof ObjectNotFoundError) return undefined // read and moved meanwhile
@@ -1225,7 +1246,7 @@ export abstract class AbstractJobStore {
         await this.deleteObjects([claimKey], io(signal))
         return undefined
       }
-      return { id, text: bytes.toString('utf8'), bytes }
+      return { id, text: openText(bytes, `stats ${id}`, this.#strict).toString('utf8'), bytes }
     } catch (err) {
       claimed.delete(id)
       await this.deleteObjects([claimKey], io(signal))
@@ -1589,5 +1610,5 @@ async function sha256Of(stream: Readable): Promise<string> {
 }
 
 function encodeConfig(config: JobStoreConfig): Buffer {
-  return Buffer.from(JSON.stringify(config, null, 2), 'utf8')
+  return sealJson(Buffer.from(JSON.stringify(config, null, 2), 'utf8'), true)
 }
