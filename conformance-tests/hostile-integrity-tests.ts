@@ -4,12 +4,49 @@
  * carry their own check; files the core's own digest. The damage is planted through the backend's own primitives or,
  * for files, the harness's `corruptObject` (the real SDK or node:fs, never a mock).
  */
-import { describe, expect, it } from 'vitest'
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { describe, expect, it, onTestFinished } from 'vitest'
 import type { AbstractJobStore } from '../src/abstract-job-store.js'
+import { EXIT } from '../src/cli/exit-codes.js'
 import { CorruptRecordError } from '../src/errors.js'
 import { keys } from '../src/ids.js'
 import { newJobDescription } from '../src/job-description.js'
-import { caught, collect, type SuiteContext } from './harness.js'
+import { caught, collect, randomPayload, sha256, writeChunks, type SuiteContext } from './harness.js'
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'jobstore-integrity-'))
+  onTestFinished(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+const fromSource = import.meta.url.endsWith('.ts')
+const CLI_ENTRY = fileURLToPath(new URL(fromSource ? '../src/cli/main.ts' : '../src/cli/main.js', import.meta.url))
+
+/** `jobstore verify --json LOCATOR`, run as a real subprocess (as the CLI tests run it). */
+async function cliVerify(locator: string): Promise<{ code: number | null; report: { ok: boolean; problems: { kind: string; subject: string; message: string }[] } }> {
+  const child = spawn(process.execPath, [...(fromSource ? ['--import', 'tsx'] : []), CLI_ENTRY, 'verify', locator, '--json'], {
+    env: { ...process.env, NODE_OPTIONS: '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject)
+    child.on('close', resolve)
+  })
+  try {
+    return { code, report: JSON.parse(stdout) }
+  } catch {
+    throw new Error(`jobstore verify printed no report (exit ${code}):\n${stdout}\n${stderr}`)
+  }
+}
 
 interface Primitives {
   getObject(key: string): Promise<{ data?: Buffer; body: AsyncIterable<Buffer> }>
@@ -44,7 +81,70 @@ export function flipped(bytes: Buffer, index: number): Buffer {
 }
 
 export function hostileIntegrityTests(ctx: SuiteContext): void {
+  const corrupt = async (locator: string, key: string, offset: number): Promise<void> => {
+    // Not silently skipped: a harness either changes a stored byte or the suite says it must.
+    if (ctx.harness.corruptObject === undefined) throw new Error('the harness has no corruptObject: supply it (see ConformanceHarness)')
+    await ctx.harness.corruptObject(locator, key, offset)
+  }
   describe('hostile environment: integrity', () => {
+    describe('files are checked against the core’s own digest', () => {
+      for (const [label, size] of [
+        ['64 KiB', 64 * 1024],
+        ['one part and a byte', ctx.partSize + 1],
+      ] as const) {
+        it(`a file of ${label} with one byte changed in storage: readFileStream, readFile, exportFile and jobstore verify report it`, async () => {
+          const { store, locator } = await ctx.freshStore()
+          const data = randomPayload(size)
+          const id = await store.writeFileStream(async (w) => writeChunks(w, data, 64 * 1024))
+          const intact = await store.writeFileStream(async (w) => writeChunks(w, data, 64 * 1024))
+          await corrupt(locator, keys.file(id), Math.floor(size / 2))
+          const other = await ctx.reopen(locator)
+          const streamed = await caught(async () => collect(await other.readFileStream(id)))
+          expect(streamed.code).toBe('INTEGRITY')
+          expect(streamed.message).toContain(id)
+          const dir = await tempDir()
+          expect((await caught(() => other.readFile(id, join(dir, 'read')))).code).toBe('INTEGRITY')
+          expect((await caught(() => other.exportFile(id, pathToFileURL(join(dir, 'exported')).href))).code).toBe('INTEGRITY')
+          // Nothing damaged appears where the file was to go.
+          expect(await readdir(dir)).toEqual([])
+          // The intact copy reads whole, by every path.
+          expect(sha256(await collect(await other.readFileStream(intact)))).toBe(sha256(data))
+          await other.readFile(intact, join(dir, 'intact'))
+          expect(existsSync(join(dir, 'intact'))).toBe(true)
+          const verify = await cliVerify(locator)
+          expect(verify.code).toBe(EXIT.INTEGRITY)
+          expect(verify.report.problems).toEqual([
+            { kind: 'damaged-file', subject: id, message: expect.stringContaining(`file ${id} cannot be read back whole`) },
+          ])
+        })
+      }
+
+      it('a shared file with one byte changed in storage is an IntegrityError (a protected one: IntegrityError or EncryptionError)', async () => {
+        const dir = await tempDir()
+        const keyPath = join(dir, 'key')
+        const { writeFile } = await import('node:fs/promises')
+        await writeFile(keyPath, randomPayload(32))
+        const { store, locator } = await ctx.freshStore({ encryptionKeyPath: keyPath })
+        const data = randomPayload(100_000)
+        await store.writeSharedFileStream('clear', (w) => void w.end(data), { isProtected: false })
+        await store.writeSharedFileStream('secret', (w) => void w.end(data), { isProtected: true })
+        for (const name of ['clear', 'secret']) await corrupt(locator, keys.shared(name), 50_000)
+        const other = await ctx.reopen(locator)
+        expect((await caught(async () => collect(await other.readSharedFileStream('clear')))).code).toBe('INTEGRITY')
+        // Ciphertext is authenticated chunk by chunk: decryption may name the damage before the digest does.
+        expect(['INTEGRITY', 'ENCRYPTION']).toContain((await caught(async () => collect(await other.readSharedFileStream('secret')))).code)
+      })
+
+      it('a file replaced behind the store’s back, without the digest the store keeps, is an IntegrityError', async () => {
+        const { store, locator } = await ctx.freshStore()
+        const id = await store.writeFileStream((w) => void w.end('the real content'))
+        await primitives(store).putObject(keys.file(id), Buffer.from('a forged content'), {})
+        const error = await caught(async () => collect(await (await ctx.reopen(locator)).readFileStream(id)))
+        expect(error.code).toBe('INTEGRITY')
+        expect(error.message).toContain('stored without its digest')
+      })
+    })
+
     describe('records carry their own check', () => {
       it('a job record with one changed byte that is still valid JSON, torn or truncated, is a CorruptRecordError naming it', async () => {
         const { store, locator } = await ctx.freshStore()

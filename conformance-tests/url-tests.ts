@@ -1,4 +1,5 @@
 /** Import and export by URL (file:, http:), and encryption of protected shared files. */
+import { createHash } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
@@ -145,7 +146,8 @@ export function urlTests(ctx: SuiteContext): void {
       const tampered = Buffer.from(stored)
       tampered[tampered.length - 20] = (tampered[tampered.length - 20] as number) ^ 1
       for (const damaged of [tampered, stored.subarray(0, stored.length - 70_000)]) {
-        await put.call(store, keys.shared('secret'), damaged, {})
+        // With the digest of the damaged bytes, as a writer would have stored them: only decryption can tell.
+        await put.call(store, keys.shared('secret'), damaged, { digest: () => createHash('sha256').update(damaged).digest('base64') })
         const fresh = await ctx.reopen(locator)
         expect((await caught(async () => collect(await fresh.readSharedFileStream('secret')))).code).toBe('ENCRYPTION')
       }

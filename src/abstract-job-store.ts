@@ -36,10 +36,20 @@ import {
   type IoOptions,
   type ListedObject,
   type ObjectInfo,
+  type ExpectedChecksum,
   type ObjectRead,
   type PutOptions,
 } from './storage.js'
-import { asStoreReadable, createVerifyStream, readToBuffer, verifyBytes, type BodyWritable, type StoreReadable } from './streams.js'
+import {
+  asStoreReadable,
+  createVerifyStream,
+  DigestStream,
+  digestOf,
+  readToBuffer,
+  verifyBytes,
+  type BodyWritable,
+  type StoreReadable,
+} from './streams.js'
 import { requireWritable, resolveUrlHandler, type UrlHandler } from './url-handlers.js'
 
 const log = debuglog('jobstore')
@@ -170,6 +180,22 @@ function io(signal: AbortSignal | undefined): IoOptions {
   return signal ? { signal } : {}
 }
 
+/** Options of a `getObject` whose bytes are checked against the core's digest. */
+function ioWithDigest(signal: AbortSignal | undefined): IoOptions {
+  return signal ? { signal, lookUpDigest: true } : { lookUpDigest: true }
+}
+
+/** Whether a key holds bytes the core keeps a digest of (files and shared files), not a record with its own check. */
+function holdsFileBytes(key: string): boolean {
+  return key.startsWith(keys.filesPrefix) || key.startsWith(keys.sharedPrefix)
+}
+
+/** `body` through a {@link DigestStream}, and the put options that hand its digest to the backend. */
+function digesting(body: Readable): { body: Readable; digest: () => string } {
+  const digester = new DigestStream()
+  return { body: pipeline(body, digester, () => {}), digest: digester.digest }
+}
+
 /** Options of every job store's constructor. */
 export interface JobStoreOptions {
   /** Round trips in flight at once for bulk work (batch, jobs(), clean(), deletes). Default 32. */
@@ -223,6 +249,16 @@ export abstract class AbstractJobStore {
   protected abstract getObjectUrl(key: string, expiresInSeconds: number): Promise<string>
 
   /**
+   * Whether this backend stores the core's digest of every file it is given ({@link PutOptions.digest}) and hands
+   * it back from `getObject` ({@link ObjectInfo.sha256}). Then, in a store that writes digests, a file found without
+   * one is an IntegrityError. A backend that cannot keep digests leaves this false: its files are checked against
+   * their size and the service's checksum only.
+   */
+  protected get keepsFileDigests(): boolean {
+    return false
+  }
+
+  /**
    * Removes leftovers of interrupted writes older than `olderThanMs` (temporary files, abandoned multipart
    * uploads, uncommitted blocks). Returns how many it removed. Default: nothing to remove.
    */
@@ -269,13 +305,14 @@ export abstract class AbstractJobStore {
     localPath: string,
     options: { symlink: boolean; signal?: AbortSignal },
   ): Promise<void> {
-    const object = await this.getObject(key, io(options.signal))
+    const object = await this.getObject(key, ioWithDigest(options.signal))
+    const checksum = this.fileChecksum(object, what)
     const temp = join(dirname(localPath), `.${pathBasename(localPath)}.${randomId()}.partial`)
     try {
       const handle = await open(temp, 'wx', object.executable ? 0o777 : 0o666)
       await pipelineAsync(
         object.body,
-        createVerifyStream(what, object.size, object.checksum),
+        createVerifyStream(what, object.size, checksum),
         handle.createWriteStream(),
         io(options.signal),
       )
@@ -808,9 +845,10 @@ export abstract class AbstractJobStore {
     })
     try {
       const info = await handle.stat()
-      const body = handle.createReadStream({ highWaterMark: 256 * 1024, autoClose: false })
+      const { body, digest } = digesting(handle.createReadStream({ highWaterMark: 256 * 1024, autoClose: false }))
       return await this.#putConditional(key, body, {
         ...put,
+        digest,
         executable: (info.mode & fsConstants.S_IXUSR) !== 0,
         contentLength: info.size,
         ...io(signal),
@@ -850,7 +888,8 @@ export abstract class AbstractJobStore {
     // not end `body`: only the callback returning does, so a callback that ends its stream and then throws
     // cannot have committed anything.
     const writable = new PassThrough({ highWaterMark: 256 * 1024 })
-    const body = new PassThrough({ highWaterMark: 256 * 1024 })
+    // `body` hashes what goes through: the core's digest of a clear file, at no extra stream layer.
+    const body = new DigestStream()
     writable.pipe(body, { end: false })
     // The upload sees errors through the streams' state; these listeners only keep a destroy before the upload
     // started reading from being an uncaught 'error' event.
@@ -858,10 +897,15 @@ export abstract class AbstractJobStore {
     body.on('error', () => {})
     if (options.encoding !== undefined) writable.setDefaultEncoding(options.encoding)
     const controller = linkedAbortController(options.signal)
-    const source: Readable =
-      options.encryptWith === undefined ? body : pipeline(body, createEncryptStream(options.encryptWith), () => {})
+    // The digest is of the bytes stored: of the ciphertext for a protected file.
+    const { source, digest } =
+      options.encryptWith === undefined
+        ? { source: body as Readable, digest: body.digest }
+        : (({ body: encrypted, digest: ciphertextDigest }) => ({ source: encrypted, digest: ciphertextDigest }))(
+            digesting(pipeline(body, createEncryptStream(options.encryptWith), () => {})),
+          )
     let putFailure: { error: unknown } | undefined
-    const upload = this.#putConditional(key, source, { ...put, signal: controller.signal })
+    const upload = this.#putConditional(key, source, { ...put, digest, signal: controller.signal })
     upload.catch((error: unknown) => {
       putFailure = { error }
       writable.destroy(error as Error)
@@ -890,7 +934,8 @@ export abstract class AbstractJobStore {
   /** Creates an empty file and returns its ID; `fileExists()` is then true. */
   async getEmptyFileStoreID(options: NewFileOptions = {}): Promise<string> {
     const fileID = mintFileId({ owner: options.jobStoreID, cleanup: options.cleanup, basename: options.basename })
-    await this.#putConditional(keys.file(fileID), Buffer.alloc(0), { ifNoneMatch: true, ...io(options.signal) })
+    const empty = Buffer.alloc(0)
+    await this.#putConditional(keys.file(fileID), empty, { ifNoneMatch: true, digest: digestOf(empty), ...io(options.signal) })
     return fileID
   }
 
@@ -919,14 +964,14 @@ export abstract class AbstractJobStore {
   async readFileStream(jobStoreFileID: string, options: SignalOptions & EncodingOptions = {}): Promise<StoreReadable> {
     const key = keys.file(jobStoreFileID)
     const object = await this.#getOr(key, options.signal, () => new NoSuchFileError(jobStoreFileID))
-    const stream = this.#verified(object, `file ${jobStoreFileID}`)
+    const stream = this.#verified(object, `file ${jobStoreFileID}`, undefined, this.fileChecksum(object, `file ${jobStoreFileID}`))
     if (options.encoding !== undefined) stream.setEncoding(options.encoding)
     return asStoreReadable(stream, { version: object.version, storedSize: object.size, executable: object.executable })
   }
 
   async #getOr(key: string, signal: AbortSignal | undefined, missing: () => Error): Promise<ObjectRead> {
     try {
-      return await this.getObject(key, io(signal))
+      return await this.getObject(key, ioWithDigest(signal))
     } catch (err) {
       if (err instanceof ObjectNotFoundError) {
         const error = missing()
@@ -946,7 +991,21 @@ export abstract class AbstractJobStore {
     return readToBuffer(this.#verified(object, what))
   }
 
-  #verified(object: ObjectRead, what: string, decrypt?: { key: Buffer | undefined }): Readable {
+  /**
+   * What a whole read of a file's bytes is checked against: the core's digest stored with it, else the service's
+   * checksum (and the size). A store that writes digests (`config.digests`) finds one on every file it wrote: a
+   * file without one was replaced behind the store's back, and reading it is an IntegrityError.
+   */
+  protected fileChecksum(object: ObjectRead, what: string): ExpectedChecksum | undefined {
+    if (object.sha256 !== undefined) return { algorithm: 'sha256', digest: object.sha256 }
+    if (object.unverifiable === undefined && this.#strict && this.keepsFileDigests) {
+      object.body.destroy()
+      throw new IntegrityError(`${what}: stored without its digest, which this store keeps for every file: replaced behind the store's back`)
+    }
+    return object.checksum
+  }
+
+  #verified(object: ObjectRead, what: string, decrypt?: { key: Buffer | undefined }, checksum = object.checksum): Readable {
     const onDone = (err: Error | null | undefined): void => {
       if (err && err.name !== 'AbortError' && (err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
         log('read of %s failed: %s', what, err.message)
@@ -955,14 +1014,14 @@ export abstract class AbstractJobStore {
     if (decrypt === undefined && object.data !== undefined) {
       // Already in memory: checked now, handed out as one chunk, without a pipeline and a Transform per read.
       try {
-        const data = verifyBytes(what, object.data, object.size, object.checksum)
+        const data = verifyBytes(what, object.data, object.size, checksum)
         return Readable.from(data.length === 0 ? [] : [data], { objectMode: false })
       } catch (err) {
         log('read of %s failed: %s', what, (err as Error).message)
         return new Readable({ read() { this.destroy(err as Error) } })
       }
     }
-    const verify = createVerifyStream(what, object.size, object.checksum)
+    const verify = createVerifyStream(what, object.size, checksum)
     if (decrypt === undefined) return pipeline(object.body, verify, onDone)
     return pipeline(object.body, verify, createDecryptStream(decrypt.key, what, true), onDone)
   }
@@ -1107,6 +1166,7 @@ export abstract class AbstractJobStore {
     const key = keys.shared(sharedFileName)
     const object = await this.#getOr(key, options.signal, () => new NoSuchFileError(sharedFileName))
     let master: Buffer | undefined
+    const checksum = this.fileChecksum(object, `shared file ${sharedFileName}`)
     if (this.#config?.encryptionKeyPath !== undefined) {
       try {
         master = await this.#loadEncryptionKey(sharedFileName)
@@ -1115,7 +1175,7 @@ export abstract class AbstractJobStore {
         throw err
       }
     }
-    const stream = this.#verified(object, `shared file ${sharedFileName}`, { key: master })
+    const stream = this.#verified(object, `shared file ${sharedFileName}`, { key: master }, checksum)
     if (options.encoding !== undefined) stream.setEncoding(options.encoding)
     return asStoreReadable(stream, { version: object.version, storedSize: object.size, executable: object.executable })
   }
@@ -1340,8 +1400,12 @@ export abstract class AbstractJobStore {
       if (there !== undefined && there.size === size) {
         skipped++
       } else {
-        const source = await this.getObject(key, io(signal))
-        await destination.putObject(key, this.#verified(source, key), {
+        const fileBytes = holdsFileBytes(key)
+        const source = await this.getObject(key, fileBytes ? ioWithDigest(signal) : io(signal))
+        const verified = this.#verified(source, key, undefined, fileBytes ? this.fileChecksum(source, key) : source.checksum)
+        const { body, digest } = fileBytes ? digesting(verified) : { body: verified, digest: undefined }
+        await destination.putObject(key, body, {
+          ...(digest !== undefined ? { digest } : {}),
           executable: source.executable,
           contentLength: source.size,
           ...io(signal),
@@ -1355,10 +1419,12 @@ export abstract class AbstractJobStore {
     let verified = 0
     const mismatched: string[] = []
     await forEachConcurrent(objects, this.concurrency, async ({ key }) => {
-      const [mine, theirs] = await Promise.all([
-        sha256Of(this.#verified(await this.getObject(key, io(signal)), key)),
-        sha256Of(destination.#verified(await destination.getObject(key, io(signal)), key)),
-      ])
+      const read = async (store: AbstractJobStore): Promise<string> => {
+        if (!holdsFileBytes(key)) return sha256Of(store.#verified(await store.getObject(key, io(signal)), key))
+        const object = await store.getObject(key, ioWithDigest(signal))
+        return sha256Of(store.#verified(object, key, undefined, store.fileChecksum(object, key)))
+      }
+      const [mine, theirs] = await Promise.all([read(this), read(destination)])
       if (mine !== theirs) mismatched.push(key)
       options.onProgress?.({ phase: 'verify', done: ++verified, total, bytes })
     })
@@ -1413,8 +1479,10 @@ export abstract class AbstractJobStore {
     }
     const source = await handler.openRead(url, io(options.signal))
     try {
-      await this.#putConditional(key, withProgress(source.body, source.size, options.onProgress), {
+      const { body, digest } = digesting(withProgress(source.body, source.size, options.onProgress))
+      await this.#putConditional(key, body, {
         ...put,
+        digest,
         executable: source.executable,
         ...(source.size !== undefined ? { contentLength: source.size } : {}),
         ...io(options.signal),
@@ -1446,7 +1514,8 @@ export abstract class AbstractJobStore {
       return
     }
     const object = await this.#getOr(key, options.signal, () => new NoSuchFileError(jobStoreFileID))
-    await writer.write(url, withProgress(this.#verified(object, `file ${jobStoreFileID}`), object.size, options.onProgress), {
+    const checksum = this.fileChecksum(object, `file ${jobStoreFileID}`)
+    await writer.write(url, withProgress(this.#verified(object, `file ${jobStoreFileID}`, undefined, checksum), object.size, options.onProgress), {
       executable: object.executable,
       size: object.size,
       ...io(options.signal),
@@ -1519,17 +1588,19 @@ export abstract class AbstractJobStore {
         const { store, key } = target(url)
         let object: ObjectRead
         try {
-          object = await store.getObject(key, io(options?.signal))
+          object = await store.getObject(key, ioWithDigest(options?.signal))
         } catch (err) {
           if (err instanceof ObjectNotFoundError) throw new NoSuchFileError(url.href, { cause: err, message: `no object at ${url.href}` })
           throw err
         }
-        // Verified like a read of the store's own files: size always, digest when the service keeps one.
-        const body = pipeline(object.body, createVerifyStream(url.href, object.size, object.checksum), () => {})
+        // Verified like a read of the store's own files: size always, the core's digest when the object has one
+        // (a store at a bucket's root has no config: it requires none), else the service's.
+        const body = pipeline(object.body, createVerifyStream(url.href, object.size, store.fileChecksum(object, url.href)), () => {})
         return { body, size: object.size, executable: object.executable }
       },
       async write(url, body, options) {
         const { store, key } = target(url)
+        // No digest: the object is outside any store (a sidecar there would be litter in someone's bucket).
         await store.putObject(key, body, {
           executable: options.executable,
           ...(options.size !== undefined ? { contentLength: options.size } : {}),

@@ -25,6 +25,19 @@ export interface ObjectInfo {
    * recognise its own conditional write whose response was lost and whose SDK retry then failed the condition.
    */
   readonly writeToken?: string
+  /**
+   * The core's own digest of the object's bytes (SHA-256, base64), as the backend stored it with the object from
+   * {@link PutOptions.digest}: metadata, or a sidecar (see docs/architecture.md, "Integrity: the core's own
+   * digest"). Set by `getObject` when the caller asked for it ({@link IoOptions.lookUpDigest}); the core checks every
+   * whole read against it.
+   */
+  readonly sha256?: string
+  /**
+   * Set instead of {@link sha256} when the backend knows the object has no digest by design, and why (the file
+   * backend: a file `importFile` linked in, which is the caller's own file). Such an object is read with its size
+   * checked only.
+   */
+  readonly unverifiable?: string
 }
 
 /** An expected digest of a whole object, as stored by the service, for the core to verify while streaming. */
@@ -86,12 +99,23 @@ export interface PutOptions {
    * that never retry (the file system) may ignore it.
    */
   readonly writeToken?: string
+  /**
+   * The core's SHA-256 of the body (base64), for the backend to store with the object (see {@link
+   * ObjectInfo.sha256}). For a stream, callable only once the backend has read the body to its end (it throws
+   * before); for a Buffer, at once. Absent for records (jobs, config, stats), which carry their own check.
+   */
+  readonly digest?: () => string
   readonly signal?: AbortSignal
 }
 
 /** Options shared by the read-only primitives. */
 export interface IoOptions {
   readonly signal?: AbortSignal
+  /**
+   * `getObject`: the caller checks the core's digest, so the backend looks it up ({@link ObjectInfo.sha256}) where
+   * that costs something (the file backend's sidecar); backends that get it with the object's metadata ignore this.
+   */
+  readonly lookUpDigest?: boolean
 }
 
 /** One listed object. `size` is there when the listing gives it for free. */

@@ -2,7 +2,7 @@
 import { createHash, type Hash } from 'node:crypto'
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream'
 import { IntegrityError } from './errors.js'
-import type { ExpectedChecksum } from './storage.js'
+import type { ExpectedChecksum, PutOptions } from './storage.js'
 
 /** A stream handed out by the store's read methods, with what the store knows about the object. */
 export interface StoreReadable extends Readable {
@@ -64,6 +64,41 @@ function finalCheck(
     return new IntegrityError(`${what}: ${checksum.algorithm} of the bytes read does not match the stored checksum`)
   }
   return null
+}
+
+/**
+ * A pass-through that computes the core's digest (SHA-256) of the bytes going through, for
+ * {@link PutOptions.digest}: `digest()` gives it once the stream has ended, and throws before.
+ */
+export class DigestStream extends Transform {
+  readonly #hash = createHash('sha256')
+  #digest: string | undefined
+
+  constructor(highWaterMark = 256 * 1024) {
+    super({ highWaterMark })
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#hash.update(chunk)
+    callback(null, chunk)
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.#digest = this.#hash.digest('base64')
+    callback()
+  }
+
+  /** The SHA-256 (base64) of everything that went through. */
+  readonly digest = (): string => {
+    if (this.#digest === undefined) throw new Error('the digest of a body is asked for before the body ended')
+    return this.#digest
+  }
+}
+
+/** {@link PutOptions.digest} of bytes in memory. */
+export function digestOf(data: Buffer): () => string {
+  let digest: string | undefined
+  return () => (digest ??= createHash('sha256').update(data).digest('base64'))
 }
 
 /** Attaches the store's metadata to a readable. */
