@@ -126,6 +126,11 @@ export interface FaultProxyOptions {
   readonly isObjectRead?: (req: IncomingMessage, answer: IncomingMessage) => boolean
   /** Seed of the random choices (default: random; see {@link FaultProxy.seed}). */
   readonly seed?: number
+  /**
+   * Answer headers whose (lower-case) names match are dropped from every answer passed on, faulty or not: with
+   * `/^x-amz-checksum-/`, MinIO looks like an S3-compatible server that returns no checksum. Default: none.
+   */
+  readonly stripResponseHeaders?: RegExp
 }
 
 export interface FaultStats {
@@ -217,6 +222,11 @@ export async function startFaultProxy(options: FaultProxyOptions = {}): Promise<
   }
 
   const isObjectRead = options.isObjectRead ?? ((req: IncomingMessage, answer: IncomingMessage) => req.method === 'GET' && answer.statusCode === 200)
+  const strip = options.stripResponseHeaders
+  const answerHeaders = (answer: IncomingMessage): Record<string, string | string[] | undefined> => {
+    if (strip === undefined) return answer.headers
+    return Object.fromEntries(Object.entries(answer.headers).filter(([name]) => !strip.test(name.toLowerCase())))
+  }
 
   const handle = (req: IncomingMessage, res: ServerResponse, fault: FaultKind | undefined): void => {
     if (target === undefined) {
@@ -246,11 +256,11 @@ export async function startFaultProxy(options: FaultProxyOptions = {}): Promise<
           answer.on('error', () => reset(req.socket))
           answer.on('end', () => {
             const body = Buffer.concat(parts)
-            const out: Record<string, string | string[] | undefined> = { ...answer.headers }
+            const out: Record<string, string | string[] | undefined> = { ...answerHeaders(answer) }
             if (fault === 'truncate') {
               if (!hasBody || body.length < 2) {
                 // Nothing to cut: pass the answer on as it is (no fault counted).
-                res.writeHead(answer.statusCode ?? 502, answer.headers)
+                res.writeHead(answer.statusCode ?? 502, answerHeaders(answer))
                 res.end(body)
                 return
               }
@@ -273,7 +283,7 @@ export async function startFaultProxy(options: FaultProxyOptions = {}): Promise<
           })
           return
         }
-        res.writeHead(answer.statusCode ?? 502, answer.headers)
+        res.writeHead(answer.statusCode ?? 502, answerHeaders(answer))
         answer.pipe(res)
         answer.on('error', () => res.destroy())
       },
