@@ -254,7 +254,7 @@ export function hostileIntegrityTests(ctx: SuiteContext): void {
 
       it('a store writes checks into every record: one without is corrupt; a store without the digests field (an earlier release) reads unchecked records', async () => {
         const { store, locator } = await ctx.freshStore()
-        expect(store.config['digests']).toBe('sha256')
+        expect(store.config['digests']).toBe('v1')
         const desc = newJobDescription({ jobName: 'unchecked' })
         store.assignID(desc)
         const id = desc.jobStoreID as string

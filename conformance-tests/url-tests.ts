@@ -1,5 +1,4 @@
 /** Import and export by URL (file:, http:), and encryption of protected shared files. */
-import { createHash } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
@@ -9,6 +8,7 @@ import { pathToFileURL } from 'node:url'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { AbstractJobStore } from '../src/abstract-job-store.js'
 import { keys } from '../src/ids.js'
+import { digestOf } from '../src/streams.js'
 import { caught, collect, randomPayload, sha256, writeChunks, type SuiteContext } from './harness.js'
 
 async function tempDir(): Promise<string> {
@@ -147,7 +147,7 @@ export function urlTests(ctx: SuiteContext): void {
       tampered[tampered.length - 20] = (tampered[tampered.length - 20] as number) ^ 1
       for (const damaged of [tampered, stored.subarray(0, stored.length - 70_000)]) {
         // With the digest of the damaged bytes, as a writer would have stored them: only decryption can tell.
-        await put.call(store, keys.shared('secret'), damaged, { digest: () => createHash('sha256').update(damaged).digest('base64') })
+        await put.call(store, keys.shared('secret'), damaged, { digest: digestOf(damaged) })
         const fresh = await ctx.reopen(locator)
         expect((await caught(async () => collect(await fresh.readSharedFileStream('secret')))).code).toBe('ENCRYPTION')
       }

@@ -45,6 +45,7 @@ import {
   createVerifyStream,
   DigestStream,
   digestOf,
+  FILE_DIGEST_ALGORITHM,
   readToBuffer,
   verifyBytes,
   type BodyWritable,
@@ -250,7 +251,7 @@ export abstract class AbstractJobStore {
 
   /**
    * Whether this backend stores the core's digest of every file it is given ({@link PutOptions.digest}) and hands
-   * it back from `getObject` ({@link ObjectInfo.sha256}). Then, in a store that writes digests, a file found without
+   * it back from `getObject` ({@link ObjectInfo.digest}). Then, in a store that writes digests, a file found without
    * one is an IntegrityError. A backend that cannot keep digests leaves this false: its files are checked against
    * their size and the service's checksum only.
    */
@@ -997,7 +998,7 @@ export abstract class AbstractJobStore {
    * file without one was replaced behind the store's back, and reading it is an IntegrityError.
    */
   protected fileChecksum(object: ObjectRead, what: string): ExpectedChecksum | undefined {
-    if (object.sha256 !== undefined) return { algorithm: 'sha256', digest: object.sha256 }
+    if (object.digest !== undefined) return { algorithm: FILE_DIGEST_ALGORITHM, digest: object.digest }
     if (object.unverifiable === undefined && this.#strict && this.keepsFileDigests) {
       object.body.destroy()
       throw new IntegrityError(`${what}: stored without its digest, which this store keeps for every file: replaced behind the store's back`)

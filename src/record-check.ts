@@ -14,10 +14,13 @@
 import { createHash } from 'node:crypto'
 import { CorruptRecordError } from './errors.js'
 
-/** The config field that says a store writes checks into every record and digests of every file (new stores). */
+/**
+ * The config field that says a store writes checks into every record and digests of every file, and so requires
+ * them (new stores). Its value names the format: `v1`, SHA-256 checks in records and CRC32 digests of files.
+ */
 export const DIGESTS_CONFIG_FIELD = 'digests'
 /** Its value. */
-export const DIGESTS_SHA256 = 'sha256'
+export const DIGESTS_SHA256 = 'v1'
 
 const JSON_CHECK = /^\{\s*"sha256"\s*:\s*"([0-9a-f]{64})"\s*,/
 const TEXT_CHECK_PREFIX = 'jobstore-sha256:'

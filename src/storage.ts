@@ -26,14 +26,14 @@ export interface ObjectInfo {
    */
   readonly writeToken?: string
   /**
-   * The core's own digest of the object's bytes (SHA-256, base64), as the backend stored it with the object from
-   * {@link PutOptions.digest}: metadata, or a sidecar (see docs/architecture.md, "Integrity: the core's own
-   * digest"). Set by `getObject` when the caller asked for it ({@link IoOptions.lookUpDigest}); the core checks every
-   * whole read against it.
+   * The core's own digest of the object's bytes (CRC32, base64 of its 4 bytes big-endian: see
+   * `FILE_DIGEST_ALGORITHM`), as the backend stored it with the object from {@link PutOptions.digest}: metadata, or
+   * a sidecar (see docs/architecture.md, "Integrity: the core's own digest"). Set by `getObject` when the caller
+   * asked for it ({@link IoOptions.lookUpDigest}); the core checks every whole read against it.
    */
-  readonly sha256?: string
+  readonly digest?: string
   /**
-   * Set instead of {@link sha256} when the backend knows the object has no digest by design, and why (the file
+   * Set instead of {@link digest} when the backend knows the object has no digest by design, and why (the file
    * backend: a file `importFile` linked in, which is the caller's own file). Such an object is read with its size
    * checked only.
    */
@@ -42,7 +42,7 @@ export interface ObjectInfo {
 
 /** An expected digest of a whole object, as stored by the service, for the core to verify while streaming. */
 export interface ExpectedChecksum {
-  /** A `node:crypto` hash name: `md5`, `sha256`, `sha1`. */
+  /** A `node:crypto` hash name (`md5`, `sha256`, `sha1`), or `crc32` (node:zlib; digest: 4 bytes big-endian). */
   readonly algorithm: string
   /** The digest, base64. */
   readonly digest: string
@@ -100,8 +100,8 @@ export interface PutOptions {
    */
   readonly writeToken?: string
   /**
-   * The core's SHA-256 of the body (base64), for the backend to store with the object (see {@link
-   * ObjectInfo.sha256}). For a stream, callable only once the backend has read the body to its end (it throws
+   * The core's digest of the body (base64, see {@link ObjectInfo.digest}), for the backend to store with the
+   * object. For a stream, callable only once the backend has read the body to its end (it throws
    * before); for a Buffer, at once. Absent for records (jobs, config, stats), which carry their own check.
    */
   readonly digest?: () => string
@@ -112,7 +112,7 @@ export interface PutOptions {
 export interface IoOptions {
   readonly signal?: AbortSignal
   /**
-   * `getObject`: the caller checks the core's digest, so the backend looks it up ({@link ObjectInfo.sha256}) where
+   * `getObject`: the caller checks the core's digest, so the backend looks it up ({@link ObjectInfo.digest}) where
    * that costs something (the file backend's sidecar); backends that get it with the object's metadata ignore this.
    */
   readonly lookUpDigest?: boolean

@@ -10,7 +10,7 @@
  *   *`, `If-Match: <etag>`) go on the Put Blob or on the commit. Every request body carries its MD5
  *   (`Content-MD5`), so the service rejects a corrupted block; the MD5 of the whole object, computed while
  *   streaming, is stored as the blob's Content-MD5 and handed to the core, which checks it on every read.
- * - The core's own digest (SHA-256) of a file: the metadata entry `jobstoresha256`, set by the request that commits
+ * - The core's own digest (CRC32) of a file: the metadata entry `jobstorecrc32`, set by the request that commits
  *   (Put Blob or Put Block List: the body has ended by then, so the digest is known); copies carry the source's.
  *   Reads of files are checked against it (instead of the Content-MD5, which the service may recompute).
  * - Version token: the ETag. Executable flag: the metadata entry `jobstoreexecutable`.
@@ -48,6 +48,7 @@ import {
 } from '../../src/errors.js'
 import { checkLocatorPrefix, keys } from '../../src/ids.js'
 import { resumableRead } from '../../src/resumable-read.js'
+import { isFileDigest } from '../../src/streams.js'
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
@@ -86,13 +87,12 @@ const LIST_PAGE_SIZE = 5000
 const META_EXECUTABLE = 'jobstoreexecutable'
 /** The core's write token (see `PutOptions.writeToken`). */
 const META_WRITE_TOKEN = 'jobstorewritetoken'
-/** The core's digest of a file (base64 SHA-256, see `PutOptions.digest`). */
-const META_SHA256 = 'jobstoresha256'
-const BASE64_SHA256 = /^[A-Za-z0-9+/]{43}=$/
+/** The core's digest of a file (base64 CRC32, see `PutOptions.digest`). */
+const META_DIGEST = 'jobstorecrc32'
 
 /** The write's metadata, with the core's digest of the body when it has one (call once the body has ended). */
 function withDigest(write: Write): Record<string, string> {
-  return write.options.digest !== undefined ? { ...write.metadata, [META_SHA256]: write.options.digest() } : write.metadata
+  return write.options.digest !== undefined ? { ...write.metadata, [META_DIGEST]: write.options.digest() } : write.metadata
 }
 /** SAS validity starts this much in the past, for clocks that run behind the service's. */
 const SAS_CLOCK_SKEW_MS = 5 * 60_000
@@ -680,14 +680,14 @@ export class AzureJobStore extends AbstractJobStore {
     })
     const digest = response.contentMD5
     const writeToken = response.metadata?.[META_WRITE_TOKEN]
-    const sha256 = response.metadata?.[META_SHA256]
+    const coreDigest = response.metadata?.[META_DIGEST]
     return {
       key,
       size: response.contentLength ?? 0,
       version: response.etag ?? '',
       executable: response.metadata?.[META_EXECUTABLE] === 'true',
       ...(writeToken !== undefined ? { writeToken } : {}),
-      ...(sha256 !== undefined && BASE64_SHA256.test(sha256) ? { sha256 } : {}),
+      ...(isFileDigest(coreDigest) ? { digest: coreDigest } : {}),
       body,
       ...(digest !== undefined && digest.length === 16
         ? { checksum: { algorithm: 'md5', digest: Buffer.from(digest).toString('base64') } }
@@ -975,8 +975,8 @@ export class AzureJobStore extends AbstractJobStore {
       const size = props.contentLength ?? 0
       const sync = size <= this.#syncCopyLimit
       if (!sync && this.#blockCopyUnsupported) return false
-      const sha256 = props.metadata?.[META_SHA256]
-      if (requireDigest && (sha256 === undefined || !BASE64_SHA256.test(sha256))) return false
+      const digest = props.metadata?.[META_DIGEST]
+      if (requireDigest && !isFileDigest(digest)) return false
       const access = await source.store.#copySourceAccess(source.key, sourceBlob)
       if (access === undefined) return false
       const write: Write = {
@@ -988,7 +988,7 @@ export class AzureJobStore extends AbstractJobStore {
           ...(options.executable === true || props.metadata?.[META_EXECUTABLE] === 'true' ? { [META_EXECUTABLE]: 'true' } : {}),
           ...(options.writeToken !== undefined ? { [META_WRITE_TOKEN]: options.writeToken } : {}),
           // The copy carries the source's digest.
-          ...(sha256 !== undefined ? { [META_SHA256]: sha256 } : {}),
+          ...(isFileDigest(digest) ? { [META_DIGEST]: digest as string } : {}),
         },
         options,
       }

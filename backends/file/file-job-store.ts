@@ -8,7 +8,7 @@
  * - Version token: inode and nanosecond mtime of the stored file; every write makes a new inode.
  * - Layout of the core's keys as folders; no folder grows with the number of jobs beyond ~1/1024 of them.
  * - The core's digest of a file: a symlink `<file>~<inode>.<birth time>` beside it whose target is the digest
- *   (`sha256-<base64url>`), made before the file is committed; read with one `readlink` (see `#sidecarPath`).
+ *   (`crc32-<hex>`), made before the file is committed; read with one `readlink` (see `#sidecarPath`).
  */
 import fs, { createReadStream, constants as fsConstants, type BigIntStats } from 'node:fs'
 import { chmod, copyFile, opendir, readdir, rm, rmdir, symlink } from 'node:fs/promises'
@@ -121,7 +121,7 @@ function sidecarPath(path: string, info: BigIntStats): string {
   return `${path}~${info.ino.toString(36)}.${info.birthtimeNs.toString(36)}`
 }
 
-const DIGEST_TARGET = /^sha256-([A-Za-z0-9_-]{43})$/
+const DIGEST_TARGET = /^crc32-([0-9a-f]{8})$/
 const LINKED_TARGET = 'linked'
 const LINKED_REASON = 'a file importFile linked in: the caller’s own file, not a copy the store keeps a digest of'
 
@@ -295,7 +295,7 @@ export class FileJobStore extends AbstractJobStore {
     try {
       throwIfAborted(options.signal)
       if (options.digest !== undefined) {
-        sidecar = await this.#writeSidecar(final, info, `sha256-${Buffer.from(options.digest(), 'base64').toString('base64url')}`)
+        sidecar = await this.#writeSidecar(final, info, `crc32-${Buffer.from(options.digest(), 'base64').toString('hex')}`)
       }
       await this.#commit(temp, final, key, options, sidecar !== undefined)
       return token
@@ -324,7 +324,7 @@ export class FileJobStore extends AbstractJobStore {
   }
 
   /** What the digest sidecar of the file at `path` (inode `info`) says: its digest, unverifiable, or nothing. */
-  async #readSidecar(path: string, info: BigIntStats): Promise<{ sha256?: string; unverifiable?: string }> {
+  async #readSidecar(path: string, info: BigIntStats): Promise<{ digest?: string; unverifiable?: string }> {
     let target: string
     try {
       target = await readlinkCall(sidecarPath(path, info))
@@ -335,7 +335,7 @@ export class FileJobStore extends AbstractJobStore {
     }
     if (target === LINKED_TARGET) return { unverifiable: LINKED_REASON }
     const match = DIGEST_TARGET.exec(target)
-    return match === null ? {} : { sha256: Buffer.from(match[1] as string, 'base64url').toString('base64') }
+    return match === null ? {} : { digest: Buffer.from(match[1] as string, 'hex').toString('base64') }
   }
 
   protected override async getObject(key: string, options: IoOptions = {}): Promise<ObjectRead> {
@@ -343,7 +343,7 @@ export class FileJobStore extends AbstractJobStore {
       const object = await this.#getObject(key, options)
       // No digest found for the inode opened: if that file was replaced meanwhile (its sidecar goes with it), the
       // read is of a version no longer stored: read the current one instead.
-      if (options.lookUpDigest !== true || object.sha256 !== undefined || object.unverifiable !== undefined || attempt >= 5) return object
+      if (options.lookUpDigest !== true || object.digest !== undefined || object.unverifiable !== undefined || attempt >= 5) return object
       const now = await stat(this.#path(key), { bigint: true }).catch(() => undefined)
       if (now === undefined || tokenOf(now) === object.version) return object
       object.body.destroy()
@@ -361,7 +361,7 @@ export class FileJobStore extends AbstractJobStore {
     }
     let small: Buffer | undefined
     let info: BigIntStats
-    let digest: { sha256?: string; unverifiable?: string } = {}
+    let digest: { digest?: string; unverifiable?: string } = {}
     try {
       info = await fstat(fd, { bigint: true })
       if (!info.isFile()) throw new ObjectNotFoundError(key)

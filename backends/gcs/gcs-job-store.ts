@@ -12,10 +12,10 @@
  *   The version token is the object's generation.
  * - Reads: one GET per object (not the SDK's `createReadStream`, see `getObject`), verified end to end against the
  *   object's MD5 by the core.
- * - The core's own digest (SHA-256) of a file: custom metadata `jobstore-sha256` of a single-request upload (the
+ * - The core's own digest (CRC32) of a file: custom metadata `jobstore-crc32` of a single-request upload (the
  *   body is all in before it is sent). A resumable upload's metadata is fixed when its session starts, before the
  *   digest is known: the digest goes into a small sidecar object `digests/<key>~<write ID>`, saved before the final
- *   chunk is sent (so never after the object appears), and the metadata names it (`jobstore-sha256-sidecar`).
+ *   chunk is sent (so never after the object appears), and the metadata names it (`jobstore-crc32-sidecar`).
  *   Rewrites carry the source's digest in the copy's metadata. Files are checked against it instead of the MD5.
  */
 import { createHash, generateKeyPairSync } from 'node:crypto'
@@ -43,6 +43,7 @@ import {
 } from '../../src/errors.js'
 import { checkLocatorPrefix, keys, randomId } from '../../src/ids.js'
 import { resumableRead } from '../../src/resumable-read.js'
+import { isFileDigest } from '../../src/streams.js'
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
@@ -173,12 +174,11 @@ function normalizeEndpoint(value: string | undefined): string | undefined {
   }
 }
 
-/** Custom metadata: the core's digest of a file (base64 SHA-256), or the name of the sidecar that holds it. */
-const META_SHA256 = 'jobstore-sha256'
-const META_SHA256_SIDECAR = 'jobstore-sha256-sidecar'
+/** Custom metadata: the core's digest of a file (base64 CRC32, see FILE_DIGEST_ALGORITHM), or the name of the sidecar that holds it. */
+const META_DIGEST = 'jobstore-crc32'
+const META_DIGEST_SIDECAR = 'jobstore-crc32-sidecar'
 /** Where resumable uploads keep their digest sidecars, under the store's prefix (see the module's TSDoc). */
 const DIGESTS_PREFIX = 'digests/'
-const BASE64_SHA256 = /^[A-Za-z0-9+/]{43}=$/
 
 /** The store's top-level entries (from the core's key layout): a destroy removes these and nothing else. */
 const OWNED_PREFIXES = [
@@ -210,7 +210,7 @@ function emulatorKey(): string {
 /** The upload's metadata with the core's digest of the body, when it has one (call once the body has ended). */
 function withDigest(metadata: FileMetadata, options: PutOptions): FileMetadata {
   if (options.digest === undefined) return metadata
-  return { ...metadata, metadata: { ...metadata.metadata, [META_SHA256]: options.digest() } }
+  return { ...metadata, metadata: { ...metadata.metadata, [META_DIGEST]: options.digest() } }
 }
 
 /** Counts, hashes (MD5) and size-checks the bytes of an upload; fails before the end on a size mismatch. */
@@ -542,7 +542,7 @@ export class GcsJobStore extends AbstractJobStore {
     // the sidecar the metadata names, saved before the final chunk.
     const digest = options.digest
     const sidecar = digest !== undefined ? this.#name(`${DIGESTS_PREFIX}${key}~${metadata.metadata?.[META_WRITE_ID] as string}`) : undefined
-    if (sidecar !== undefined) metadata = { ...metadata, metadata: { ...metadata.metadata, [META_SHA256_SIDECAR]: sidecar } }
+    if (sidecar !== undefined) metadata = { ...metadata, metadata: { ...metadata.metadata, [META_DIGEST_SIDECAR]: sidecar } }
     const meter = new UploadMeter(
       key,
       contentLength,
@@ -733,8 +733,8 @@ export class GcsJobStore extends AbstractJobStore {
       }
       let executableHeader = headers.get(`x-goog-meta-${META_EXECUTABLE}`)
       let digestMeta: Record<string, unknown> | undefined = {
-        [META_SHA256]: headers.get(`x-goog-meta-${META_SHA256}`) ?? undefined,
-        [META_SHA256_SIDECAR]: headers.get(`x-goog-meta-${META_SHA256_SIDECAR}`) ?? undefined,
+        [META_DIGEST]: headers.get(`x-goog-meta-${META_DIGEST}`) ?? undefined,
+        [META_DIGEST_SIDECAR]: headers.get(`x-goog-meta-${META_DIGEST_SIDECAR}`) ?? undefined,
       }
       if (executableHeader === null) {
         // Custom metadata not echoed on media downloads: ask for this very generation's metadata.
@@ -764,9 +764,9 @@ export class GcsJobStore extends AbstractJobStore {
       if (md5 === undefined && crc32c !== undefined) {
         body = pipelineCallback(body, new Crc32cVerifier(`${key} in ${this.#where()}`, crc32c), () => {})
       }
-      let sha256: string | undefined
+      let digest: string | undefined
       try {
-        sha256 = await this.#digestOf(this.#bucket, digestMeta)
+        digest = await this.#digestOf(this.#bucket, digestMeta)
       } catch (err) {
         body.destroy()
         throw err
@@ -776,7 +776,7 @@ export class GcsJobStore extends AbstractJobStore {
         size,
         version,
         executable: executableHeader === 'true',
-        ...(sha256 !== undefined ? { sha256 } : {}),
+        ...(digest !== undefined ? { digest } : {}),
         body,
         ...(md5 !== undefined ? { checksum: { algorithm: 'md5', digest: md5 } } : {}),
       }
@@ -793,14 +793,14 @@ export class GcsJobStore extends AbstractJobStore {
    * Undefined when it has none, or its sidecar is gone (the core then reports the file as stored without one).
    */
   async #digestOf(bucket: Bucket, metadata: Record<string, unknown> | undefined): Promise<string | undefined> {
-    const inline = metadata?.[META_SHA256]
-    if (typeof inline === 'string') return BASE64_SHA256.test(inline) ? inline : undefined
-    const sidecar = metadata?.[META_SHA256_SIDECAR]
+    const inline = metadata?.[META_DIGEST]
+    if (typeof inline === 'string') return isFileDigest(inline) ? inline : undefined
+    const sidecar = metadata?.[META_DIGEST_SIDECAR]
     if (typeof sidecar !== 'string') return undefined
     try {
       const [data] = await bucket.file(sidecar).download()
       const digest = data.toString('latin1')
-      return BASE64_SHA256.test(digest) ? digest : undefined
+      return isFileDigest(digest) ? digest : undefined
     } catch (err) {
       if (gcsStatus(err) === 404) {
         log('the digest sidecar %s is missing', sidecar)
@@ -844,7 +844,7 @@ export class GcsJobStore extends AbstractJobStore {
         const at = name.lastIndexOf('~')
         if (at < 0) return
         const owner = await this.#metadata(name.slice(0, at)).catch(() => undefined)
-        if (owner?.metadata?.[META_SHA256_SIDECAR] !== sidecar.name) orphans.push(sidecar.name)
+        if (owner?.metadata?.[META_DIGEST_SIDECAR] !== sidecar.name) orphans.push(sidecar.name)
       })
       pageToken = next?.pageToken
     } while (pageToken !== undefined && pageToken !== '')
@@ -1104,7 +1104,7 @@ export class GcsJobStore extends AbstractJobStore {
           metadata: {
             [META_EXECUTABLE]: executable ? 'true' : 'false',
             [META_WRITE_ID]: writeId,
-            ...(digest !== undefined ? { [META_SHA256]: digest } : {}),
+            ...(digest !== undefined ? { [META_DIGEST]: digest } : {}),
           },
           ...(preconditionOpts !== undefined ? { preconditionOpts } : {}),
         })

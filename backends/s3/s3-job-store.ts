@@ -11,10 +11,10 @@
  * - Integrity: every upload carries a CRC32 that S3 checks (per request, and for multipart also of the whole
  *   object, `ChecksumType: FULL_OBJECT`); every read asks for it back (`ChecksumMode: ENABLED`) and the SDK
  *   checks the bytes against it, failing the stream on a mismatch.
- * - The core's digest (SHA-256) of a file: user metadata `jobstore-sha256` of a single PutObject (the body is
+ * - The core's digest (CRC32) of a file: user metadata `jobstore-crc32` of a single PutObject (the body is
  *   buffered, so the digest is known when it is sent). A multipart upload's metadata is fixed at its creation,
  *   before the digest is known: the digest then goes into a small sidecar object `digests/<key>~<write ID>`, put
- *   before the commit, and the metadata names it (`jobstore-sha256-sidecar`). Server-side copies write the
+ *   before the commit, and the metadata names it (`jobstore-crc32-sidecar`). Server-side copies write the
  *   source's digest into the copy's metadata. Every whole read is checked against it by the core, whatever the
  *   server checks or returns.
  * - Version token: the ETag.
@@ -50,7 +50,7 @@ import { chunk, forEachConcurrent, linkedAbortController, sleep, throwIfAborted 
 import { AbortedError, IntegrityError, InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
 import { checkLocatorPrefix, keys } from '../../src/ids.js'
 import { resumableRead } from '../../src/resumable-read.js'
-import { readToBuffer } from '../../src/streams.js'
+import { isFileDigest, readToBuffer } from '../../src/streams.js'
 import {
   objectReadOf,
   ObjectNotFoundError,
@@ -94,12 +94,11 @@ const DEFAULT_REGION = 'us-east-1'
 /** User metadata (`x-amz-meta-…`): the executable flag, and a random ID per write to recognise our own writes. */
 const META_EXECUTABLE = 'jobstore-executable'
 const META_WRITE_ID = 'jobstore-write'
-/** The core's digest of the object (base64 SHA-256), or, for a multipart upload, the full key of its sidecar. */
-const META_SHA256 = 'jobstore-sha256'
-const META_SHA256_SIDECAR = 'jobstore-sha256-sidecar'
+/** The core's digest of the object (base64 CRC32, see FILE_DIGEST_ALGORITHM), or, for a multipart upload, the full key of its sidecar. */
+const META_DIGEST = 'jobstore-crc32'
+const META_DIGEST_SIDECAR = 'jobstore-crc32-sidecar'
 /** Where multipart uploads keep their digest sidecars, under the store's prefix (see the module's TSDoc). */
 const DIGESTS_PREFIX = 'digests/'
-const BASE64_SHA256 = /^[A-Za-z0-9+/]{43}=$/
 
 // ------------------------------------------------------------------------------------------------ locators
 
@@ -381,7 +380,7 @@ export class S3JobStore extends AbstractJobStore {
           ContentType: 'application/octet-stream',
           ChecksumCRC32: crc32Base64(crc32(data)),
           // The whole body is here: its digest is known (for a stream, it ended within one part).
-          Metadata: write.options.digest !== undefined ? { ...write.metadata, [META_SHA256]: write.options.digest() } : write.metadata,
+          Metadata: write.options.digest !== undefined ? { ...write.metadata, [META_DIGEST]: write.options.digest() } : write.metadata,
           ...conditions(write.options),
         }),
         signal,
@@ -480,7 +479,7 @@ export class S3JobStore extends AbstractJobStore {
         ChecksumAlgorithm: 'CRC32',
         ChecksumType: 'FULL_OBJECT',
         Metadata:
-          write.options.digest !== undefined ? { ...write.metadata, [META_SHA256_SIDECAR]: this.#sidecarKey(write) } : write.metadata,
+          write.options.digest !== undefined ? { ...write.metadata, [META_DIGEST_SIDECAR]: this.#sidecarKey(write) } : write.metadata,
       }),
       `CreateMultipartUpload ${this.#url(write.fullKey)}`,
       signal,
@@ -530,15 +529,15 @@ export class S3JobStore extends AbstractJobStore {
    * Undefined when it has none, or its sidecar is gone (the core then reports the file as stored without one).
    */
   async #digestOf(bucket: string, metadata: Record<string, string> | undefined, signal: AbortSignal | undefined): Promise<string | undefined> {
-    const inline = metadata?.[META_SHA256]
-    if (inline !== undefined) return BASE64_SHA256.test(inline) ? inline : undefined
-    const sidecar = metadata?.[META_SHA256_SIDECAR]
+    const inline = metadata?.[META_DIGEST]
+    if (inline !== undefined) return isFileDigest(inline) ? inline : undefined
+    const sidecar = metadata?.[META_DIGEST_SIDECAR]
     if (sidecar === undefined) return undefined
     try {
       const out = await this.#sendRaw<{ Body?: unknown }>(new GetObjectCommand({ Bucket: bucket, Key: sidecar }), signal)
       if (!(out.Body instanceof Readable)) return undefined
       const digest = (await readToBuffer(out.Body)).toString('latin1')
-      return BASE64_SHA256.test(digest) ? digest : undefined
+      return isFileDigest(digest) ? digest : undefined
     } catch (err) {
       if (isNotFound(err)) {
         log('the digest sidecar %s is missing', sidecar)
@@ -684,9 +683,9 @@ export class S3JobStore extends AbstractJobStore {
       },
     })
     const crc = out.ChecksumType === 'FULL_OBJECT' ? out.ChecksumCRC32 : undefined
-    let sha256: string | undefined
+    let digest: string | undefined
     try {
-      sha256 = await this.#digestOf(this.bucket, out.Metadata, signal)
+      digest = await this.#digestOf(this.bucket, out.Metadata, signal)
     } catch (err) {
       resumed.destroy()
       throw err
@@ -696,13 +695,14 @@ export class S3JobStore extends AbstractJobStore {
       size: out.ContentLength,
       version: etag,
       executable: out.Metadata?.[META_EXECUTABLE] === '1',
-      ...(sha256 !== undefined ? { sha256 } : {}),
+      ...(digest !== undefined ? { digest } : {}),
     }
     if (out.ContentLength <= SMALL_READ_BYTES) {
       // Jobs, stats, small files: read whole here and checked once, handed to the core as bytes; no stream
       // layers per read for the core to drain.
       const data = await readToBuffer(resumed)
-      if (crc !== undefined && crc32Base64(crc32(data)) !== crc) {
+      // The core checks its own digest, when the object has one: then not twice.
+      if (crc !== undefined && digest === undefined && crc32Base64(crc32(data)) !== crc) {
         throw new IntegrityError(`${this.#url(fullKey)}: the bytes read do not match the CRC32 S3 stored`)
       }
       return objectReadOf(info, data)
@@ -902,7 +902,7 @@ export class S3JobStore extends AbstractJobStore {
         } catch (err) {
           if (!isNotFound(err)) throw wrapS3Error(err, `HeadObject ${this.#url(this.#full(name.slice(0, at)))}`, signal)
         }
-        if (metadata?.[META_SHA256_SIDECAR] !== object.Key) orphans.push(object.Key)
+        if (metadata?.[META_DIGEST_SIDECAR] !== object.Key) orphans.push(object.Key)
       })
       token = out.IsTruncated ? out.NextContinuationToken : undefined
     } while (token !== undefined)
@@ -1031,7 +1031,7 @@ export class S3JobStore extends AbstractJobStore {
         metadata: {
           [META_WRITE_ID]: randomUUID(),
           ...(executable ? { [META_EXECUTABLE]: '1' } : {}),
-          ...(digest !== undefined ? { [META_SHA256]: digest } : {}),
+          ...(digest !== undefined ? { [META_DIGEST]: digest } : {}),
         },
       }
       const pinned = { CopySource: copySource, CopySourceIfMatch: head.ETag }

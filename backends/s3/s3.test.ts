@@ -613,7 +613,7 @@ describe('s3: on MinIO', () => {
     for (const id of [small, big]) {
       const error = await caught(async () => collect(await faulty.readFileStream(id)))
       expect(error.code, id).toBe('INTEGRITY')
-      expect(error.message, id).toMatch(/sha256 of the bytes read does not match/)
+      expect(error.message, id).toMatch(/crc32 of the bytes read does not match/)
     }
     // A corrupted upload never becomes a file that reads back wrong: the write fails (MinIO checks the payload's
     // signed SHA-256 and CRC32), or the read does.
