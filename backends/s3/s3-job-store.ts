@@ -707,7 +707,8 @@ export class S3JobStore extends AbstractJobStore {
       }
       return objectReadOf(info, data)
     }
-    return { ...info, body: crc === undefined ? resumed : pipeline(resumed, new Crc32Check(crc, this.#url(fullKey)), () => {}) }
+    const checkCrc = crc !== undefined && digest === undefined
+    return { ...info, body: checkCrc ? pipeline(resumed, new Crc32Check(crc, this.#url(fullKey)), () => {}) : resumed }
   }
 
   protected override async headObject(key: string, options: IoOptions = {}): Promise<ObjectInfo | undefined> {
