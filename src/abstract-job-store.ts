@@ -43,9 +43,9 @@ import {
 import {
   asStoreReadable,
   createVerifyStream,
+  checksumOfFileDigest,
   DigestStream,
   digestOf,
-  FILE_DIGEST_ALGORITHM,
   readToBuffer,
   verifyBytes,
   type BodyWritable,
@@ -998,7 +998,7 @@ export abstract class AbstractJobStore {
    * file without one was replaced behind the store's back, and reading it is an IntegrityError.
    */
   protected fileChecksum(object: ObjectRead, what: string): ExpectedChecksum | undefined {
-    if (object.digest !== undefined) return { algorithm: FILE_DIGEST_ALGORITHM, digest: object.digest }
+    if (object.digest !== undefined) return checksumOfFileDigest(object.digest)
     if (object.unverifiable === undefined && this.#strict && this.keepsFileDigests) {
       object.body.destroy()
       throw new IntegrityError(`${what}: stored without its digest, which this store keeps for every file: replaced behind the store's back`)

@@ -27,7 +27,8 @@ export interface ObjectInfo {
   readonly writeToken?: string
   /**
    * The core's own digest of the object's bytes (CRC32, base64 of its 4 bytes big-endian: see
-   * `FILE_DIGEST_ALGORITHM`), as the backend stored it with the object from {@link PutOptions.digest}: metadata, or
+   * `FILE_DIGEST_ALGORITHM`; or `md5:<base64>` for a file copied in server-side, whose digest is the service's MD5
+   * of the source, adopted at the copy: see `isFileDigest`), as the backend stored it with the object from {@link PutOptions.digest}: metadata, or
    * a sidecar (see docs/architecture.md, "Integrity: the core's own digest"). Set by `getObject` when the caller
    * asked for it ({@link IoOptions.lookUpDigest}); the core checks every whole read against it.
    */

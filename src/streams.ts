@@ -101,9 +101,19 @@ function crc32Base64(value: number): string {
   return out.toString('base64')
 }
 
-/** Whether `value` has the shape of a {@link FILE_DIGEST_ALGORITHM} digest (base64 of 4 bytes). */
+/**
+ * Whether `value` is a file digest as backends store it (`ObjectInfo.digest`): the core's own, base64 of the 4 bytes
+ * of a {@link FILE_DIGEST_ALGORITHM}; or `md5:<base64>`, the service's MD5 of an object copied server-side into the
+ * store, adopted as its digest (the bytes never passed through the core to be hashed).
+ */
 export function isFileDigest(value: unknown): value is string {
-  return typeof value === 'string' && /^[A-Za-z0-9+/]{6}==$/.test(value)
+  return typeof value === 'string' && (/^[A-Za-z0-9+/]{6}==$/.test(value) || /^md5:[A-Za-z0-9+/]{22}==$/.test(value))
+}
+
+/** The checksum a stored file digest (see {@link isFileDigest}) stands for. */
+export function checksumOfFileDigest(value: string): ExpectedChecksum {
+  if (value.startsWith('md5:')) return { algorithm: 'md5', digest: value.slice('md5:'.length) }
+  return { algorithm: FILE_DIGEST_ALGORITHM, digest: value }
 }
 
 /**

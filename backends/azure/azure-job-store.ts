@@ -975,7 +975,11 @@ export class AzureJobStore extends AbstractJobStore {
       const size = props.contentLength ?? 0
       const sync = size <= this.#syncCopyLimit
       if (!sync && this.#blockCopyUnsupported) return false
-      const digest = props.metadata?.[META_DIGEST]
+      // A source no store wrote has no digest of the core's: its Content-MD5 (the service's) is adopted; without
+      // one either, an import is streamed so that the core hashes it.
+      const sourceMd5 = props.contentMD5 !== undefined && props.contentMD5.length === 16 ? `md5:${Buffer.from(props.contentMD5).toString('base64')}` : undefined
+      const stored = props.metadata?.[META_DIGEST]
+      const digest = isFileDigest(stored) ? stored : sourceMd5
       if (requireDigest && !isFileDigest(digest)) return false
       const access = await source.store.#copySourceAccess(source.key, sourceBlob)
       if (access === undefined) return false

@@ -1094,8 +1094,13 @@ export class GcsJobStore extends AbstractJobStore {
         .file(sourceName, Number.isSafeInteger(generation) ? { generation } : {})
       const writeId = randomId()
       const executable = options.executable === true || metadata.metadata?.[META_EXECUTABLE] === 'true'
-      // The copy carries the source's digest in its own metadata (never the source's sidecar).
-      const digest = await this.#digestOf(this.#storage.bucket(sourceBucket), metadata.metadata ?? undefined)
+      // The copy carries the source's digest in its own metadata (never the source's sidecar). A source no store
+      // wrote has none: its MD5 (the service's) is adopted; without one (a composite object), an import is streamed
+      // so that the core hashes it.
+      const sourceMd5 = typeof metadata.md5Hash === 'string' ? `md5:${metadata.md5Hash}` : undefined
+      const digest =
+        (await this.#digestOf(this.#storage.bucket(sourceBucket), metadata.metadata ?? undefined)) ??
+        (isFileDigest(sourceMd5) ? sourceMd5 : undefined)
       if (digest === undefined && requireDigest) return undefined
       const preconditionOpts = this.#precondition(key, options)
       try {

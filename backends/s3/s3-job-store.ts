@@ -1012,9 +1012,9 @@ export class S3JobStore extends AbstractJobStore {
     const copySource = `${sourceBucket}/${sourceKey.split('/').map(encodeURIComponent).join('/')}`
     for (let round = 1; ; round++) {
       throwIfAborted(signal)
-      let head: { ContentLength?: number; ETag?: string; Metadata?: Record<string, string> }
+      let head: { ContentLength?: number; ETag?: string; Metadata?: Record<string, string>; ChecksumCRC32?: string; ChecksumType?: string }
       try {
-        head = await this.#sendRaw(new HeadObjectCommand({ Bucket: sourceBucket, Key: sourceKey }), signal)
+        head = await this.#sendRaw(new HeadObjectCommand({ Bucket: sourceBucket, Key: sourceKey, ChecksumMode: 'ENABLED' }), signal)
       } catch (err) {
         if (isNotFound(err)) throw missing(err)
         throw wrapS3Error(err, `HeadObject ${source}`, signal)
@@ -1022,8 +1022,11 @@ export class S3JobStore extends AbstractJobStore {
       if (head.ETag === undefined) throw new JobStoreError(`S3 HeadObject ${source}: no ETag in the answer`)
       const size = head.ContentLength ?? 0
       const executable = options.executable === true || head.Metadata?.[META_EXECUTABLE] === '1'
-      // The copy carries the source's digest, in its own metadata (a copy's metadata is set with the copy).
-      const digest = await this.#digestOf(sourceBucket, head.Metadata, signal)
+      // The copy carries the source's digest, in its own metadata (a copy's metadata is set with the copy). A source
+      // no store wrote has none: its full-object CRC32, which S3 computed from its bytes, is adopted as the digest
+      // (the same algorithm as the core's); without one either, an import is streamed so that the core hashes it.
+      const sourceCrc = head.ChecksumType === 'FULL_OBJECT' && head.ChecksumCRC32 !== undefined ? head.ChecksumCRC32 : undefined
+      const digest = (await this.#digestOf(sourceBucket, head.Metadata, signal)) ?? (isFileDigest(sourceCrc) ? sourceCrc : undefined)
       if (digest === undefined && requireDigest) return undefined
       const write: Write = {
         key,

@@ -36,7 +36,7 @@ import {
   NoSuchFileError,
   NoSuchJobStoreError,
 } from '../../src/errors.js'
-import { randomId } from '../../src/ids.js'
+import { keys, randomId } from '../../src/ids.js'
 import { openJobStore } from '../../src/open.js'
 import '../../src/builtin-backends.js'
 import {
@@ -634,6 +634,22 @@ describe('s3: on MinIO', () => {
       if (Buffer.isBuffer(back)) expect(sha256(back)).toBe(sha256(data))
       else expect(back.code).toBe('INTEGRITY')
     }
+  })
+
+  it('hostile environment: a file copied in server-side carries a digest (adopted from the source), so a byte changed later is an IntegrityError', async () => {
+    const store = await probe()
+    const client = raw()
+    const sourceKey = `external-${randomId()}/data.bin`
+    onTestFinished(() => client.send(new DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: [{ Key: sourceKey }] } })).then(() => {}))
+    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: sourceKey, Body: randomPayload(100_000), ChecksumAlgorithm: 'CRC32' }))
+    const id = (await store.importFile(`s3://${BUCKET}/${sourceKey}`)) as string
+    const fullKey = `${store.prefix}/${keys.file(id)}`
+    const got = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: fullKey }))
+    expect(got.Metadata?.['jobstore-crc32']).toMatch(/^[A-Za-z0-9+/]{6}==$/)
+    const bytes = Buffer.from((await got.Body?.transformToByteArray()) ?? [])
+    bytes[50_000] = (bytes[50_000] as number) ^ 0x20
+    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: fullKey, Body: bytes, Metadata: got.Metadata ?? {} }))
+    expect((await caught(async () => collect(await store.readFileStream(id)))).code).toBe('INTEGRITY')
   })
 
   it('a cut download is an error, never a short file', async () => {
