@@ -41,6 +41,12 @@ export interface ConformanceHarness {
    * uploads, uncommitted blocks, temporary files). Atomicity tests check it is 0 after a failed write.
    */
   countLeftovers?(locator: string): Promise<number>
+  /**
+   * Changes one byte (at `offset`) of the object stored at the store-relative `key` of the store at `locator`,
+   * behind the store's back and keeping everything the store keeps beside the bytes (metadata, the digest): as a
+   * disk, a bad copy or a server would. Through the real SDK or file system. The integrity tests need it.
+   */
+  corruptObject?(locator: string, key: string, offset: number): Promise<void>
   /** The backend's upload part size, so that sizes one under, at and over it are tested. Default 5 MiB. */
   readonly partSize?: number
   /**

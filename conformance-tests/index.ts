@@ -13,6 +13,7 @@ import { describe } from 'vitest'
 import { atomicityTests } from './atomicity-tests.js'
 import { fileTests } from './file-tests.js'
 import { hostileRecordsTests } from './hostile-records-tests.js'
+import { hostileIntegrityTests } from './hostile-integrity-tests.js'
 import { makeContext, type ConformanceHarness } from './harness.js'
 import { hostileStoreTests } from './hostile-store-tests.js'
 
@@ -38,5 +39,6 @@ export function defineConformanceSuite(harness: ConformanceHarness): void {
     hostileUrlsTests(ctx)
     hostileStoreTests(ctx)
     hostileConditionalWritesTests(ctx)
+    hostileIntegrityTests(ctx)
   })
 }

@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { AbstractJobStore } from '../src/abstract-job-store.js'
 import { keys } from '../src/ids.js'
+import { digestOf } from '../src/streams.js'
 import { caught, collect, randomPayload, sha256, writeChunks, type SuiteContext } from './harness.js'
 
 async function tempDir(): Promise<string> {
@@ -145,7 +146,8 @@ export function urlTests(ctx: SuiteContext): void {
       const tampered = Buffer.from(stored)
       tampered[tampered.length - 20] = (tampered[tampered.length - 20] as number) ^ 1
       for (const damaged of [tampered, stored.subarray(0, stored.length - 70_000)]) {
-        await put.call(store, keys.shared('secret'), damaged, {})
+        // With the digest of the damaged bytes, as a writer would have stored them: only decryption can tell.
+        await put.call(store, keys.shared('secret'), damaged, { digest: digestOf(damaged) })
         const fresh = await ctx.reopen(locator)
         expect((await caught(async () => collect(await fresh.readSharedFileStream('secret')))).code).toBe('ENCRYPTION')
       }

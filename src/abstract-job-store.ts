@@ -32,16 +32,28 @@ import {
 } from './errors.js'
 import { checkJobId, checkSharedFileName, keys, mintFileId, parseFileId, randomId } from './ids.js'
 import { checkJobDescription, decodeJob, encodeJob, type JobDescription, type JsonValue } from './job-description.js'
+import { DIGESTS_CONFIG_FIELD, DIGESTS_SHA256, openJson, openText, sealJson, sealText } from './record-check.js'
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
   type IoOptions,
   type ListedObject,
   type ObjectInfo,
+  type ExpectedChecksum,
   type ObjectRead,
   type PutOptions,
 } from './storage.js'
-import { asStoreReadable, createVerifyStream, readToBuffer, verifyBytes, type BodyWritable, type StoreReadable } from './streams.js'
+import {
+  asStoreReadable,
+  createVerifyStream,
+  checksumOfFileDigest,
+  DigestStream,
+  digestOf,
+  readToBuffer,
+  verifyBytes,
+  type BodyWritable,
+  type StoreReadable,
+} from './streams.js'
 import {
   localDestinationProblem,
   requireWritable,
@@ -192,6 +204,22 @@ function io(signal: AbortSignal | undefined): IoOptions {
   return signal ? { signal } : {}
 }
 
+/** Options of a `getObject` whose bytes are checked against the core's digest. */
+function ioWithDigest(signal: AbortSignal | undefined): IoOptions {
+  return signal ? { signal, lookUpDigest: true } : { lookUpDigest: true }
+}
+
+/** Whether a key holds bytes the core keeps a digest of (files and shared files), not a record with its own check. */
+function holdsFileBytes(key: string): boolean {
+  return key.startsWith(keys.filesPrefix) || key.startsWith(keys.sharedPrefix)
+}
+
+/** `body` through a {@link DigestStream}, and the put options that hand its digest to the backend. */
+function digesting(body: Readable): { body: Readable; digest: () => string } {
+  const digester = new DigestStream()
+  return { body: pipeline(body, digester, () => {}), digest: digester.digest }
+}
+
 /** Options of every job store's constructor. */
 export interface JobStoreOptions {
   /** Round trips in flight at once for bulk work (batch, jobs(), clean(), deletes). Default 32. */
@@ -297,6 +325,16 @@ export abstract class AbstractJobStore {
   protected abstract getObjectUrl(key: string, expiresInSeconds: number): Promise<string>
 
   /**
+   * Whether this backend stores the core's digest of every file it is given ({@link PutOptions.digest}) and hands
+   * it back from `getObject` ({@link ObjectInfo.digest}). Then, in a store that writes digests, a file found without
+   * one is an IntegrityError. A backend that cannot keep digests leaves this false: its files are checked against
+   * their size and the service's checksum only.
+   */
+  protected get keepsFileDigests(): boolean {
+    return false
+  }
+
+  /**
    * Removes leftovers of interrupted writes older than `olderThanMs` (temporary files, abandoned multipart
    * uploads, uncommitted blocks). Returns how many it removed. Default: nothing to remove.
    */
@@ -343,13 +381,14 @@ export abstract class AbstractJobStore {
     localPath: string,
     options: { symlink: boolean; signal?: AbortSignal },
   ): Promise<void> {
-    const object = await this.getObject(key, io(options.signal))
+    const object = await this.getObject(key, ioWithDigest(options.signal))
+    const checksum = this.fileChecksum(object, what)
     const temp = join(dirname(localPath), `.${pathBasename(localPath)}.${randomId()}.partial`)
     try {
       const handle = await open(temp, 'wx', object.executable ? 0o777 : 0o666)
       await pipelineAsync(
         object.body,
-        createVerifyStream(what, object.size, object.checksum),
+        createVerifyStream(what, object.size, checksum),
         handle.createWriteStream(),
         io(options.signal),
       )
@@ -425,6 +464,8 @@ export abstract class AbstractJobStore {
       retryCount: config.retryCount ?? 1,
       publicUrlExpirySeconds: config.publicUrlExpirySeconds ?? 3600,
       workflowID: randomUUID(),
+      // A new store writes a check into every record and a digest of every file, and requires them on reads.
+      [DIGESTS_CONFIG_FIELD]: DIGESTS_SHA256,
     }
     if (!Number.isInteger(full.retryCount) || full.retryCount < 0) {
       throw new InvalidArgumentError(`retryCount must be a non-negative integer, got ${full.retryCount}`)
@@ -514,6 +555,16 @@ export abstract class AbstractJobStore {
       if (err instanceof ObjectNotFoundError) throw new NoSuchJobStoreError(this.locator, { cause: err })
       throw err
     }
+    try {
+      bytes = openJson(bytes, `config of ${this.locator}`, false)
+    } catch (err) {
+      if (!(err instanceof CorruptRecordError)) throw err
+      throw new CorruptRecordError(
+        `config of ${this.locator}`,
+        'checksum mismatch: torn or overwritten (edited by hand? delete its "sha256" line to accept the edit)',
+        { cause: err },
+      )
+    }
     let parsed: unknown
     try {
       parsed = JSON.parse(bytes.toString('utf8'))
@@ -541,6 +592,11 @@ export abstract class AbstractJobStore {
       throw new JobStoreError(`the job store at ${this.locator} is not open: call initialize() or resume() first`)
     }
     return this.#config
+  }
+
+  /** Whether this store writes checks into every record and digests of every file, and so requires them on reads. */
+  get #strict(): boolean {
+    return this.#config?.[DIGESTS_CONFIG_FIELD] === DIGESTS_SHA256
   }
 
   /**
@@ -600,7 +656,7 @@ export abstract class AbstractJobStore {
   /** Records `rootJobStoreID` as the workflow's root job. */
   async setRootJob(rootJobStoreID: string, options: SignalOptions = {}): Promise<void> {
     checkJobId(rootJobStoreID)
-    await this.putObject(keys.rootJob, Buffer.from(rootJobStoreID, 'utf8'), io(options.signal))
+    await this.putObject(keys.rootJob, sealText(Buffer.from(rootJobStoreID, 'utf8')), io(options.signal))
   }
 
   /**
@@ -610,7 +666,8 @@ export abstract class AbstractJobStore {
   async loadRootJob(options: SignalOptions = {}): Promise<JobDescription> {
     let id: string
     try {
-      id = (await this.#bytesOf(await this.getObject(keys.rootJob, io(options.signal)), 'the root job marker')).toString('utf8')
+      const what = 'the root job marker'
+      id = openText(await this.#bytesOf(await this.getObject(keys.rootJob, io(options.signal)), what), what, this.#strict).toString('utf8')
     } catch (err) {
       if (err instanceof ObjectNotFoundError) {
         throw new NoSuchJobError('(root)', { cause: err, message: 'no root job is set in this job store' })
@@ -697,7 +754,7 @@ export abstract class AbstractJobStore {
     const record = { ...desc, version }
     let token: string
     try {
-      token = await this.#putConditional(keys.job(id), encodeJob(record), { ifNoneMatch: true, ...io(options.signal) })
+      token = await this.#putConditional(keys.job(id), sealJson(encodeJob(record)), { ifNoneMatch: true, ...io(options.signal) })
     } catch (err) {
       if (err instanceof PreconditionFailedError) {
         throw new ConcurrentFileModificationError(`job ${id}`, { cause: err, message: `job ${id} already exists` })
@@ -729,7 +786,7 @@ export abstract class AbstractJobStore {
       if (err instanceof ObjectNotFoundError) throw new NoSuchJobError(id, { cause: err })
       throw err
     }
-    const bytes = await this.#bytesOf(object, `job ${id}`)
+    const bytes = openJson(await this.#bytesOf(object, `job ${id}`), `job ${id}`, this.#strict, (unchecked) => decodeJob(unchecked, id))
     const desc = decodeJob(bytes, id)
     this.#rememberToken(id, desc.version, object.version)
     return { desc, token: object.version }
@@ -777,7 +834,7 @@ export abstract class AbstractJobStore {
     }
     let token: string
     try {
-      token = await this.#putConditional(keys.job(id), encodeJob({ ...desc, version: next }), {
+      token = await this.#putConditional(keys.job(id), sealJson(encodeJob({ ...desc, version: next })), {
         ...(ifMatch !== undefined ? { ifMatch } : {}),
         ...io(options.signal),
       })
@@ -1046,9 +1103,10 @@ export abstract class AbstractJobStore {
     })
     try {
       const info = await handle.stat()
-      const body = handle.createReadStream({ highWaterMark: 256 * 1024, autoClose: false })
+      const { body, digest } = digesting(handle.createReadStream({ highWaterMark: 256 * 1024, autoClose: false }))
       return await this.#putConditional(key, body, {
         ...put,
+        digest,
         executable: (info.mode & fsConstants.S_IXUSR) !== 0,
         contentLength: info.size,
         ...io(signal),
@@ -1088,7 +1146,8 @@ export abstract class AbstractJobStore {
     // not end `body`: only the callback returning does, so a callback that ends its stream and then throws
     // cannot have committed anything.
     const writable = new PassThrough({ highWaterMark: 256 * 1024 })
-    const body = new PassThrough({ highWaterMark: 256 * 1024 })
+    // `body` hashes what goes through: the core's digest of a clear file, at no extra stream layer.
+    const body = new DigestStream()
     writable.pipe(body, { end: false })
     // The upload sees errors through the streams' state; these listeners only keep a destroy before the upload
     // started reading from being an uncaught 'error' event.
@@ -1096,10 +1155,15 @@ export abstract class AbstractJobStore {
     body.on('error', () => {})
     if (options.encoding !== undefined) writable.setDefaultEncoding(options.encoding)
     const controller = linkedAbortController(options.signal)
-    const source: Readable =
-      options.encryptWith === undefined ? body : pipeline(body, createEncryptStream(options.encryptWith), () => {})
+    // The digest is of the bytes stored: of the ciphertext for a protected file.
+    const { source, digest } =
+      options.encryptWith === undefined
+        ? { source: body as Readable, digest: body.digest }
+        : (({ body: encrypted, digest: ciphertextDigest }) => ({ source: encrypted, digest: ciphertextDigest }))(
+            digesting(pipeline(body, createEncryptStream(options.encryptWith), () => {})),
+          )
     let putFailure: { error: unknown } | undefined
-    const upload = this.#putConditional(key, source, { ...put, signal: controller.signal })
+    const upload = this.#putConditional(key, source, { ...put, digest, signal: controller.signal })
     upload.catch((error: unknown) => {
       putFailure = { error }
       writable.destroy(error as Error)
@@ -1128,7 +1192,8 @@ export abstract class AbstractJobStore {
   /** Creates an empty file and returns its ID; `fileExists()` is then true. */
   async getEmptyFileStoreID(options: NewFileOptions = {}): Promise<string> {
     const fileID = mintFileId({ owner: options.jobStoreID, cleanup: options.cleanup, basename: options.basename })
-    await this.#putConditional(keys.file(fileID), Buffer.alloc(0), { ifNoneMatch: true, ...io(options.signal) })
+    const empty = Buffer.alloc(0)
+    await this.#putConditional(keys.file(fileID), empty, { ifNoneMatch: true, digest: digestOf(empty), ...io(options.signal) })
     return fileID
   }
 
@@ -1158,14 +1223,14 @@ export abstract class AbstractJobStore {
   async readFileStream(jobStoreFileID: string, options: SignalOptions & EncodingOptions = {}): Promise<StoreReadable> {
     const key = keys.file(jobStoreFileID)
     const object = await this.#getOr(key, options.signal, () => new NoSuchFileError(jobStoreFileID))
-    const stream = this.#verified(object, `file ${jobStoreFileID}`)
+    const stream = this.#verified(object, `file ${jobStoreFileID}`, undefined, this.fileChecksum(object, `file ${jobStoreFileID}`))
     if (options.encoding !== undefined) stream.setEncoding(options.encoding)
     return asStoreReadable(stream, { version: object.version, storedSize: object.size, executable: object.executable })
   }
 
   async #getOr(key: string, signal: AbortSignal | undefined, missing: () => Error): Promise<ObjectRead> {
     try {
-      return await this.getObject(key, io(signal))
+      return await this.getObject(key, ioWithDigest(signal))
     } catch (err) {
       if (err instanceof ObjectNotFoundError) {
         const error = missing()
@@ -1185,7 +1250,21 @@ export abstract class AbstractJobStore {
     return readToBuffer(this.#verified(object, what))
   }
 
-  #verified(object: ObjectRead, what: string, decrypt?: { key: Buffer | undefined }): Readable {
+  /**
+   * What a whole read of a file's bytes is checked against: the core's digest stored with it, else the service's
+   * checksum (and the size). A store that writes digests (`config.digests`) finds one on every file it wrote: a
+   * file without one was replaced behind the store's back, and reading it is an IntegrityError.
+   */
+  protected fileChecksum(object: ObjectRead, what: string): ExpectedChecksum | undefined {
+    if (object.digest !== undefined) return checksumOfFileDigest(object.digest)
+    if (object.unverifiable === undefined && this.#strict && this.keepsFileDigests) {
+      object.body.destroy()
+      throw new IntegrityError(`${what}: stored without its digest, which this store keeps for every file: replaced behind the store's back`)
+    }
+    return object.checksum
+  }
+
+  #verified(object: ObjectRead, what: string, decrypt?: { key: Buffer | undefined }, checksum = object.checksum): Readable {
     const onDone = (err: Error | null | undefined): void => {
       if (err && err.name !== 'AbortError' && (err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
         log('read of %s failed: %s', what, err.message)
@@ -1194,14 +1273,14 @@ export abstract class AbstractJobStore {
     if (decrypt === undefined && object.data !== undefined) {
       // Already in memory: checked now, handed out as one chunk, without a pipeline and a Transform per read.
       try {
-        const data = verifyBytes(what, object.data, object.size, object.checksum)
+        const data = verifyBytes(what, object.data, object.size, checksum)
         return Readable.from(data.length === 0 ? [] : [data], { objectMode: false })
       } catch (err) {
         log('read of %s failed: %s', what, (err as Error).message)
         return new Readable({ read() { this.destroy(err as Error) } })
       }
     }
-    const verify = createVerifyStream(what, object.size, object.checksum)
+    const verify = createVerifyStream(what, object.size, checksum)
     if (decrypt === undefined) return pipeline(object.body, verify, onDone)
     return pipeline(object.body, verify, createDecryptStream(decrypt.key, what, true), onDone)
   }
@@ -1346,6 +1425,7 @@ export abstract class AbstractJobStore {
     const key = keys.shared(sharedFileName)
     const object = await this.#getOr(key, options.signal, () => new NoSuchFileError(sharedFileName))
     let master: Buffer | undefined
+    const checksum = this.fileChecksum(object, `shared file ${sharedFileName}`)
     if (this.#config?.encryptionKeyPath !== undefined) {
       try {
         master = await this.#loadEncryptionKey(sharedFileName)
@@ -1354,7 +1434,7 @@ export abstract class AbstractJobStore {
         throw err
       }
     }
-    const stream = this.#verified(object, `shared file ${sharedFileName}`, { key: master })
+    const stream = this.#verified(object, `shared file ${sharedFileName}`, { key: master }, checksum)
     if (options.encoding !== undefined) stream.setEncoding(options.encoding)
     return asStoreReadable(stream, { version: object.version, storedSize: object.size, executable: object.executable })
   }
@@ -1371,7 +1451,7 @@ export abstract class AbstractJobStore {
   /** Adds a stats/logging message. */
   async writeStatsAndLogging(statsAndLoggingString: string, options: SignalOptions = {}): Promise<void> {
     const key = `${keys.statsUnreadPrefix}${keys.newStatsId()}`
-    await this.#putConditional(key, Buffer.from(statsAndLoggingString, 'utf8'), { ifNoneMatch: true, ...io(options.signal) })
+    await this.#putConditional(key, sealText(Buffer.from(statsAndLoggingString, 'utf8')), { ifNoneMatch: true, ...io(options.signal) })
   }
 
   /**
@@ -1416,7 +1496,8 @@ export abstract class AbstractJobStore {
         const id = keys.statsIdOfKey(object.key)
         if (id === undefined || processed.has(id)) return undefined
         try {
-          const text = (await this.#bytesOf(await this.getObject(object.key, io(signal)), `stats ${id}`)).toString('utf8')
+          const bytes = await this.#bytesOf(await this.getObject(object.key, io(signal)), `stats ${id}`)
+          const text = openText(bytes, `stats ${id}`, this.#strict).toString('utf8')
           return { id, text }
         } catch (err) {
           if (err instanceof ObjectNotFoundError) return undefined
@@ -1440,7 +1521,8 @@ export abstract class AbstractJobStore {
         const id = keys.statsIdOfKey(object.key)
         if (id === undefined) return undefined
         try {
-          const text = (await this.#bytesOf(await this.getObject(object.key, io(signal)), object.key)).toString('utf8')
+          const bytes = await this.#bytesOf(await this.getObject(object.key, io(signal)), object.key)
+          const text = openText(bytes, `stats ${id}`, this.#strict).toString('utf8')
           return { id, text }
         } catch (err) {
           if (err instanceof ObjectNotFoundError) return undefined // read and moved meanwhile
@@ -1483,7 +1565,7 @@ export abstract class AbstractJobStore {
         await this.deleteObjects([claimKey], io(signal))
         return undefined
       }
-      return { id, text: bytes.toString('utf8'), bytes }
+      return { id, text: openText(bytes, `stats ${id}`, this.#strict).toString('utf8'), bytes }
     } catch (err) {
       claimed.delete(id)
       await this.deleteObjects([claimKey], io(signal))
@@ -1598,8 +1680,12 @@ export abstract class AbstractJobStore {
       if (there !== undefined && there.size === size) {
         skipped++
       } else {
-        const source = await this.getObject(key, io(signal))
-        await destination.putObject(key, this.#verified(source, key), {
+        const fileBytes = holdsFileBytes(key)
+        const source = await this.getObject(key, fileBytes ? ioWithDigest(signal) : io(signal))
+        const verified = this.#verified(source, key, undefined, fileBytes ? this.fileChecksum(source, key) : source.checksum)
+        const { body, digest } = fileBytes ? digesting(verified) : { body: verified, digest: undefined }
+        await destination.putObject(key, body, {
+          ...(digest !== undefined ? { digest } : {}),
           executable: source.executable,
           contentLength: source.size,
           ...io(signal),
@@ -1613,10 +1699,12 @@ export abstract class AbstractJobStore {
     let verified = 0
     const mismatched: string[] = []
     await forEachConcurrent(objects, this.concurrency, async ({ key }) => {
-      const [mine, theirs] = await Promise.all([
-        sha256Of(this.#verified(await this.getObject(key, io(signal)), key)),
-        sha256Of(destination.#verified(await destination.getObject(key, io(signal)), key)),
-      ])
+      const read = async (store: AbstractJobStore): Promise<string> => {
+        if (!holdsFileBytes(key)) return sha256Of(store.#verified(await store.getObject(key, io(signal)), key))
+        const object = await store.getObject(key, ioWithDigest(signal))
+        return sha256Of(store.#verified(object, key, undefined, store.fileChecksum(object, key)))
+      }
+      const [mine, theirs] = await Promise.all([read(this), read(destination)])
       if (mine !== theirs) mismatched.push(key)
       options.onProgress?.({ phase: 'verify', done: ++verified, total, bytes })
     })
@@ -1675,8 +1763,10 @@ export abstract class AbstractJobStore {
     }
     const source = await handler.openRead(url, transfer)
     try {
-      await this.#putConditional(key, withProgress(source.body, source.size, options.onProgress), {
+      const { body, digest } = digesting(withProgress(source.body, source.size, options.onProgress))
+      await this.#putConditional(key, body, {
         ...put,
+        digest,
         executable: source.executable,
         ...(source.size !== undefined ? { contentLength: source.size } : {}),
         ...io(options.signal),
@@ -1716,7 +1806,8 @@ export abstract class AbstractJobStore {
       return
     }
     const object = await this.#getOr(key, options.signal, () => new NoSuchFileError(jobStoreFileID))
-    await writer.write(url, withProgress(this.#verified(object, `file ${jobStoreFileID}`), object.size, options.onProgress), {
+    const checksum = this.fileChecksum(object, `file ${jobStoreFileID}`)
+    await writer.write(url, withProgress(this.#verified(object, `file ${jobStoreFileID}`, undefined, checksum), object.size, options.onProgress), {
       executable: object.executable,
       size: object.size,
       ...transfer,
@@ -1793,17 +1884,19 @@ export abstract class AbstractJobStore {
         const { store, key } = target(url)
         let object: ObjectRead
         try {
-          object = await store.getObject(key, io(options?.signal))
+          object = await store.getObject(key, ioWithDigest(options?.signal))
         } catch (err) {
           if (err instanceof ObjectNotFoundError) throw new NoSuchFileError(url.href, { cause: err, message: `no object at ${url.href}` })
           throw err
         }
-        // Verified like a read of the store's own files: size always, digest when the service keeps one.
-        const body = pipeline(object.body, createVerifyStream(url.href, object.size, object.checksum), () => {})
+        // Verified like a read of the store's own files: size always, the core's digest when the object has one
+        // (a store at a bucket's root has no config: it requires none), else the service's.
+        const body = pipeline(object.body, createVerifyStream(url.href, object.size, store.fileChecksum(object, url.href)), () => {})
         return { body, size: object.size, executable: object.executable }
       },
       async write(url, body, options) {
         const { store, key } = target(url)
+        // No digest: the object is outside any store (a sidecar there would be litter in someone's bucket).
         await store.putObject(key, body, {
           executable: options.executable,
           ...(options.size !== undefined ? { contentLength: options.size } : {}),
@@ -1904,7 +1997,7 @@ async function sha256Of(stream: Readable): Promise<string> {
 }
 
 function encodeConfig(config: JobStoreConfig): Buffer {
-  return Buffer.from(JSON.stringify(config, null, 2), 'utf8')
+  return sealJson(Buffer.from(JSON.stringify(config, null, 2), 'utf8'), true)
 }
 
 /** Format of the store marker this release writes (`keys.storeMarker`). */

@@ -12,7 +12,7 @@
  */
 import { spawn } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { lstat, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { createRequire } from 'node:module'
 import { readFileSync } from 'node:fs'
@@ -37,7 +37,10 @@ async function tempDir(): Promise<string> {
 async function modes(root: string): Promise<{ path: string; dir: boolean; mode: number }[]> {
   const out: { path: string; dir: boolean; mode: number }[] = []
   const walk = async (path: string): Promise<void> => {
-    const info = await stat(path)
+    const info = await lstat(path)
+    // The files' digest sidecars are symlinks the store makes (`<file>~<inode>.<birth time>`, never followed): a
+    // symlink's mode is no permission.
+    if (info.isSymbolicLink() && /~[0-9a-z]+\.[0-9a-z]+$/.test(path)) return
     out.push({ path, dir: info.isDirectory(), mode: info.mode & 0o777 })
     if (info.isDirectory()) for (const name of await readdir(path)) await walk(join(path, name))
   }

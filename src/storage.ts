@@ -25,11 +25,25 @@ export interface ObjectInfo {
    * recognise its own conditional write whose response was lost and whose SDK retry then failed the condition.
    */
   readonly writeToken?: string
+  /**
+   * The core's own digest of the object's bytes (CRC32, base64 of its 4 bytes big-endian: see
+   * `FILE_DIGEST_ALGORITHM`; or `md5:<base64>` for a file copied in server-side, whose digest is the service's MD5
+   * of the source, adopted at the copy: see `isFileDigest`), as the backend stored it with the object from {@link PutOptions.digest}: metadata, or
+   * a sidecar (see docs/architecture.md, "Integrity: the core's own digest"). Set by `getObject` when the caller
+   * asked for it ({@link IoOptions.lookUpDigest}); the core checks every whole read against it.
+   */
+  readonly digest?: string
+  /**
+   * Set instead of {@link digest} when the backend knows the object has no digest by design, and why (the file
+   * backend: a file `importFile` linked in, which is the caller's own file). Such an object is read with its size
+   * checked only.
+   */
+  readonly unverifiable?: string
 }
 
 /** An expected digest of a whole object, as stored by the service, for the core to verify while streaming. */
 export interface ExpectedChecksum {
-  /** A `node:crypto` hash name: `md5`, `sha256`, `sha1`. */
+  /** A `node:crypto` hash name (`md5`, `sha256`, `sha1`), or `crc32` (node:zlib; digest: 4 bytes big-endian). */
   readonly algorithm: string
   /** The digest, base64. */
   readonly digest: string
@@ -92,6 +106,12 @@ export interface PutOptions {
    * resumable upload); `single` (or absent) lets the backend choose by size as usual.
    */
   readonly writePath?: WritePath
+  /**
+   * The core's digest of the body (base64, see {@link ObjectInfo.digest}), for the backend to store with the
+   * object. For a stream, callable only once the backend has read the body to its end (it throws
+   * before); for a Buffer, at once. Absent for records (jobs, config, stats), which carry their own check.
+   */
+  readonly digest?: () => string
   readonly signal?: AbortSignal
 }
 
@@ -101,6 +121,11 @@ export type WritePath = 'single' | 'multipart'
 /** Options shared by the read-only primitives. */
 export interface IoOptions {
   readonly signal?: AbortSignal
+  /**
+   * `getObject`: the caller checks the core's digest, so the backend looks it up ({@link ObjectInfo.digest}) where
+   * that costs something (the file backend's sidecar); backends that get it with the object's metadata ignore this.
+   */
+  readonly lookUpDigest?: boolean
 }
 
 /** One listed object. `size` is there when the listing gives it for free. */

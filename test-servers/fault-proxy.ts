@@ -191,6 +191,11 @@ export interface FaultProxyOptions {
    * before the server sees them (see {@link StripConditionsOptions}). Faults apply as usual on top.
    */
   readonly stripConditions?: StripConditionsOptions
+  /**
+   * Answer headers whose (lower-case) names match are dropped from every answer passed on, faulty or not: with
+   * `/^x-amz-checksum-/`, MinIO looks like an S3-compatible server that returns no checksum. Default: none.
+   */
+  readonly stripResponseHeaders?: RegExp
 }
 
 /**
@@ -316,6 +321,11 @@ export async function startFaultProxy(options: FaultProxyOptions = {}): Promise<
   }
 
   const isObjectRead = options.isObjectRead ?? ((req: IncomingMessage, answer: IncomingMessage) => req.method === 'GET' && answer.statusCode === 200)
+  const stripHeaders = options.stripResponseHeaders
+  const answerHeaders = (answer: IncomingMessage): Record<string, string | string[] | undefined> => {
+    if (stripHeaders === undefined) return answer.headers
+    return Object.fromEntries(Object.entries(answer.headers).filter(([name]) => !stripHeaders.test(name.toLowerCase())))
+  }
 
   const handle = (req: IncomingMessage, res: ServerResponse, fault: FaultKind | undefined): void => {
     if (target === undefined) {
@@ -345,11 +355,11 @@ export async function startFaultProxy(options: FaultProxyOptions = {}): Promise<
           answer.on('error', () => reset(req.socket))
           answer.on('end', () => {
             const body = Buffer.concat(parts)
-            const out: Record<string, string | string[] | undefined> = { ...answer.headers }
+            const out: Record<string, string | string[] | undefined> = { ...answerHeaders(answer) }
             if (fault === 'truncate') {
               if (!hasBody || body.length < 2) {
                 // Nothing to cut: pass the answer on as it is (no fault counted).
-                res.writeHead(answer.statusCode ?? 502, answer.headers)
+                res.writeHead(answer.statusCode ?? 502, answerHeaders(answer))
                 res.end(body)
                 return
               }
@@ -372,7 +382,7 @@ export async function startFaultProxy(options: FaultProxyOptions = {}): Promise<
           })
           return
         }
-        res.writeHead(answer.statusCode ?? 502, answer.headers)
+        res.writeHead(answer.statusCode ?? 502, answerHeaders(answer))
         answer.pipe(res)
         answer.on('error', () => res.destroy())
       },

@@ -10,6 +10,9 @@
  *   *`, `If-Match: <etag>`) go on the Put Blob or on the commit. Every request body carries its MD5
  *   (`Content-MD5`), so the service rejects a corrupted block; the MD5 of the whole object, computed while
  *   streaming, is stored as the blob's Content-MD5 and handed to the core, which checks it on every read.
+ * - The core's own digest (CRC32) of a file: the metadata entry `jobstorecrc32`, set by the request that commits
+ *   (Put Blob or Put Block List: the body has ended by then, so the digest is known); copies carry the source's.
+ *   Reads of files are checked against it (instead of the Content-MD5, which the service may recompute).
  * - Version token: the ETag. Executable flag: the metadata entry `jobstoreexecutable`.
  * - Deletes: Blob Batch (256 deletes per request), batches in parallel; single deletes where a service refuses
  *   batches. Listing: List Blobs pages of 5000.
@@ -47,6 +50,7 @@ import {
 } from '../../src/errors.js'
 import { checkLocatorPrefix, keys } from '../../src/ids.js'
 import { resumableRead } from '../../src/resumable-read.js'
+import { isFileDigest } from '../../src/streams.js'
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
@@ -147,6 +151,13 @@ const LIST_PAGE_SIZE = 5000
 const META_EXECUTABLE = 'jobstoreexecutable'
 /** The core's write token (see `PutOptions.writeToken`). */
 const META_WRITE_TOKEN = 'jobstorewritetoken'
+/** The core's digest of a file (base64 CRC32, see `PutOptions.digest`). */
+const META_DIGEST = 'jobstorecrc32'
+
+/** The write's metadata, with the core's digest of the body when it has one (call once the body has ended). */
+function withDigest(write: Write): Record<string, string> {
+  return write.options.digest !== undefined ? { ...write.metadata, [META_DIGEST]: write.options.digest() } : write.metadata
+}
 /** SAS validity starts this much in the past, for clocks that run behind the service's. */
 const SAS_CLOCK_SKEW_MS = 5 * 60_000
 /** User delegation keys (and so SAS signed with them) live at most 7 days. */
@@ -510,7 +521,7 @@ export class AzureJobStore extends AbstractJobStore {
     // options type.
     const uploadOptions: BlockBlobUploadOptions & { transactionalContentMD5: Uint8Array } = {
       conditions: write.conditions,
-      metadata: write.metadata,
+      metadata: withDigest(write),
       blobHTTPHeaders: { blobContentMD5: digest },
       transactionalContentMD5: digest,
       ...(write.options.signal ? { abortSignal: write.options.signal } : {}),
@@ -606,7 +617,7 @@ export class AzureJobStore extends AbstractJobStore {
       try {
         const response = await write.blob.commitBlockList(ids, {
           conditions: write.conditions,
-          metadata: write.metadata,
+          metadata: withDigest(write),
           blobHTTPHeaders: { blobContentMD5: whole.digest() },
           ...(signal ? { abortSignal: signal } : {}),
         })
@@ -700,6 +711,11 @@ export class AzureJobStore extends AbstractJobStore {
     }
   }
 
+  /** Every file's digest is in its metadata (see the module's TSDoc). */
+  protected override get keepsFileDigests(): boolean {
+    return true
+  }
+
   protected override async getObject(key: string, options: IoOptions = {}): Promise<ObjectRead> {
     const container = await this.#containerClient()
     const name = this.#name(key)
@@ -745,12 +761,14 @@ export class AzureJobStore extends AbstractJobStore {
     })
     const digest = response.contentMD5
     const writeToken = response.metadata?.[META_WRITE_TOKEN]
+    const coreDigest = response.metadata?.[META_DIGEST]
     return {
       key,
       size: response.contentLength ?? 0,
       version: response.etag ?? '',
       executable: response.metadata?.[META_EXECUTABLE] === 'true',
       ...(writeToken !== undefined ? { writeToken } : {}),
+      ...(isFileDigest(coreDigest) ? { digest: coreDigest } : {}),
       body,
       ...(digest !== undefined && digest.length === 16
         ? { checksum: { algorithm: 'md5', digest: Buffer.from(digest).toString('base64') } }
@@ -989,8 +1007,13 @@ export class AzureJobStore extends AbstractJobStore {
   protected override async copyFromUrl(url: URL, key: string, options: PutOptions): Promise<boolean> {
     const source = AzureJobStore.urlHandler.locate(url)
     if (source === undefined || !(await this.#sameService(source.store))) return false
-    return this.#copyBlob(source, { store: this, key }, options, (err) =>
-      new NoSuchFileError(url.href, { cause: err, message: `no object at ${url.href}` }),
+    // A source without the core's digest (not a store's file) is streamed instead, so that the core hashes it.
+    return this.#copyBlob(
+      source,
+      { store: this, key },
+      options,
+      (err) => new NoSuchFileError(url.href, { cause: err, message: `no object at ${url.href}` }),
+      true,
     )
   }
 
@@ -1014,6 +1037,7 @@ export class AzureJobStore extends AbstractJobStore {
     target: { store: AzureJobStore; key: string },
     options: PutOptions,
     missing: (cause: unknown) => Error,
+    requireDigest = false,
   ): Promise<boolean> {
     const signal = options.signal
     const abort = signal ? { abortSignal: signal } : {}
@@ -1033,6 +1057,12 @@ export class AzureJobStore extends AbstractJobStore {
       const size = props.contentLength ?? 0
       const sync = size <= this.#syncCopyLimit
       if (!sync && this.#blockCopyUnsupported) return false
+      // A source no store wrote has no digest of the core's: its Content-MD5 (the service's) is adopted; without
+      // one either, an import is streamed so that the core hashes it.
+      const sourceMd5 = props.contentMD5 !== undefined && props.contentMD5.length === 16 ? `md5:${Buffer.from(props.contentMD5).toString('base64')}` : undefined
+      const stored = props.metadata?.[META_DIGEST]
+      const digest = isFileDigest(stored) ? stored : sourceMd5
+      if (requireDigest && !isFileDigest(digest)) return false
       const access = await source.store.#copySourceAccess(source.key, sourceBlob)
       if (access === undefined) return false
       const write: Write = {
@@ -1043,6 +1073,8 @@ export class AzureJobStore extends AbstractJobStore {
         metadata: {
           ...(options.executable === true || props.metadata?.[META_EXECUTABLE] === 'true' ? { [META_EXECUTABLE]: 'true' } : {}),
           ...(options.writeToken !== undefined ? { [META_WRITE_TOKEN]: options.writeToken } : {}),
+          // The copy carries the source's digest.
+          ...(isFileDigest(digest) ? { [META_DIGEST]: digest as string } : {}),
         },
         options,
       }

@@ -87,6 +87,14 @@ defineConformanceSuite({
   newLocator: () => newLocator(),
   partSize: DEFAULT_BLOCK_SIZE,
   countLeftovers,
+  corruptObject: async (locator, key, offset) => {
+    // A raw rewrite with one byte changed and the metadata (the digest) kept; the service computes its own MD5.
+    const blob = blobOf(locator, key)
+    const bytes = await blob.downloadToBuffer()
+    const { metadata } = await blob.getProperties()
+    bytes[offset] = (bytes[offset] as number) ^ 0x20
+    await blob.upload(bytes, bytes.length, { metadata: metadata ?? {} })
+  },
 })
 
 /** The store with its primitives opened up for tests. */

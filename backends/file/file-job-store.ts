@@ -11,14 +11,17 @@
  *   process) the first time this instance uses it (cached in #knownDirs); records are opened with O_NOFOLLOW;
  *   walks go by the entries' own type (no link is descended). Only the final component of a file key may be a
  *   link: the links `importFile(…, {symlink: true})` stores. Anything else is an UnsafeStorePathError.
+ * - The core's digest of a file: a symlink `<file>~<inode>.<birth time>` beside it whose target is the digest
+ *   (`crc32-<hex>`), made before the file is committed; read with one `readlink` (see `#sidecarPath`).
  */
-import { createReadStream, constants as fsConstants, type BigIntStats } from 'node:fs'
+import fs, { createReadStream, constants as fsConstants, type BigIntStats } from 'node:fs'
 import { chmod, copyFile, opendir, readdir, rm, rmdir, symlink } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
-import type { Readable } from 'node:stream'
+import { Writable, type Readable } from 'node:stream'
+import { pipeline as pipelineAsync } from 'node:stream/promises'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { debuglog } from 'node:util'
+import { debuglog, promisify } from 'node:util'
 import lockfile from 'proper-lockfile'
 import {
   close,
@@ -45,6 +48,7 @@ import {
 import { forEachConcurrent, throwIfAborted } from '../../src/concurrency.js'
 import { InvalidArgumentError, JobStoreError, UnsafeStorePathError } from '../../src/errors.js'
 import { keys, randomId } from '../../src/ids.js'
+import { createVerifyStream, verifyBytes } from '../../src/streams.js'
 import {
   objectReadOf,
   ObjectNotFoundError,
@@ -57,6 +61,9 @@ import {
 } from '../../src/storage.js'
 
 const log = debuglog('jobstore:file')
+// The digest sidecars' calls (callback API, as in fs-calls.ts).
+const symlinkCall = promisify(fs.symlink)
+const readlinkCall = promisify(fs.readlink)
 
 /** Options of the file backend. */
 export interface FileJobStoreOptions extends JobStoreOptions {
@@ -122,6 +129,25 @@ function tokenOf(info: BigIntStats): string {
   return `${info.ino.toString(36)}.${info.mtimeNs.toString(36)}`
 }
 
+/** Whether a key holds file bytes the core keeps a digest of (files, shared files), not a record with its own check. */
+function keepsDigest(key: string): boolean {
+  return key.startsWith(keys.filesPrefix) || key.startsWith(keys.sharedPrefix)
+}
+
+/**
+ * The digest sidecar of the stored file at `path` whose inode is `info`: `<path>~<inode>.<birth time>`. Named by the
+ * inode, so that it is made before the file is committed (no reader ever sees the file without it, and racing
+ * writers never share one), and an in-place edit of the file (same inode) is checked against it; by the birth time
+ * too, so that an inode number reused after a crash never meets a stale sidecar. `~` keeps it out of listings.
+ */
+function sidecarPath(path: string, info: BigIntStats): string {
+  return `${path}~${info.ino.toString(36)}.${info.birthtimeNs.toString(36)}`
+}
+
+const DIGEST_TARGET = /^crc32-([0-9a-f]{8})$/
+const LINKED_TARGET = 'linked'
+const LINKED_REASON = 'a file importFile linked in: the caller’s own file, not a copy the store keeps a digest of'
+
 /** A job store in a folder. */
 export class FileJobStore extends AbstractJobStore {
   /** The store's folder. */
@@ -144,6 +170,11 @@ export class FileJobStore extends AbstractJobStore {
 
   #path(key: string): string {
     return join(this.root, ...key.split('/'))
+  }
+
+  /** Every file gets its digest in a sidecar (linked-in files a sidecar that says they have none). */
+  protected override get keepsFileDigests(): boolean {
+    return true
   }
 
   /** The store-relative name of a path in the store, for messages. */
@@ -267,7 +298,11 @@ export class FileJobStore extends AbstractJobStore {
   }
 
   /** Writes `body` to a new temporary file; returns its path and the version token it will have once committed. */
-  async #writeTemp(body: Buffer | Readable, executable: boolean, signal: AbortSignal | undefined): Promise<{ temp: string; token: string }> {
+  async #writeTemp(
+    body: Buffer | Readable,
+    executable: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<{ temp: string; token: string; info: BigIntStats }> {
     const temp = this.#tempPath()
     const mode = executable ? this.#fileMode | 0o100 : this.#fileMode
     await this.#ensureDir(dirname(temp))
@@ -309,7 +344,7 @@ export class FileJobStore extends AbstractJobStore {
       if (this.#durable) await fsync(fd)
       fdOpen = false
       await close(fd)
-      return { temp, token: tokenOf(info) }
+      return { temp, token: tokenOf(info), info }
     } catch (err) {
       if (fdOpen) await close(fd).catch(() => {})
       await rm(temp, { force: true })
@@ -333,8 +368,11 @@ export class FileJobStore extends AbstractJobStore {
     }
   }
 
-  /** Moves a written temporary file to `final` under the put's preconditions. */
-  async #commit(temp: string, final: string, key: string, options: PutOptions): Promise<void> {
+  /**
+   * Moves a written temporary file to `final` under the put's preconditions. `sidecars`: a replaced file's digest
+   * sidecar is removed with it (under the lock, once the new file is in place).
+   */
+  async #commit(temp: string, final: string, key: string, options: PutOptions, sidecars = false): Promise<void> {
     const attempt = async (): Promise<void> => {
       if (options.ifNoneMatch) {
         try {
@@ -347,14 +385,19 @@ export class FileJobStore extends AbstractJobStore {
         return
       }
       await this.#withLock(final, async () => {
+        let replaced: BigIntStats | undefined
         if (options.ifMatch !== undefined) {
           const current = await (mayBeStoredLink(key) ? stat : lstat)(final, { bigint: true }).catch((err: unknown) => {
             if (isErrno(err, 'ENOENT')) throw new PreconditionFailedError(key, { cause: err })
             throw err
           })
           if (tokenOf(current) !== options.ifMatch) throw new PreconditionFailedError(key)
+          replaced = current
+        } else if (sidecars) {
+          replaced = await stat(final, { bigint: true }).catch(() => undefined)
         }
         await rename(temp, final)
+        if (sidecars && replaced !== undefined) await unlink(sidecarPath(final, replaced)).catch(() => {})
       })
     }
     await this.#ensureDir(dirname(final))
@@ -389,18 +432,67 @@ export class FileJobStore extends AbstractJobStore {
   protected override async putObject(key: string, body: Buffer | Readable, options: PutOptions): Promise<string> {
     throwIfAborted(options.signal)
     const final = this.#path(key)
-    const { temp, token } = await this.#writeTemp(body, options.executable ?? false, options.signal)
+    const { temp, token, info } = await this.#writeTemp(body, options.executable ?? false, options.signal)
+    let sidecar: string | undefined
     try {
       throwIfAborted(options.signal)
-      await this.#commit(temp, final, key, options)
+      if (options.digest !== undefined) {
+        sidecar = await this.#writeSidecar(final, info, `crc32-${Buffer.from(options.digest(), 'base64').toString('hex')}`)
+      }
+      await this.#commit(temp, final, key, options, sidecar !== undefined)
       return token
     } catch (err) {
       await rm(temp, { force: true })
+      if (sidecar !== undefined) await unlink(sidecar).catch(() => {})
       throw err
     }
   }
 
-  protected override async getObject(key: string): Promise<ObjectRead> {
+  /**
+   * Makes the digest sidecar of the file with inode `info`, to be committed at `final`: a symlink whose target is
+   * `target`. One `symlink` call; one whose name an earlier writer's crash left behind is replaced.
+   */
+  async #writeSidecar(final: string, info: BigIntStats, target: string): Promise<string> {
+    const path = sidecarPath(final, info)
+    await this.#ensureDir(dirname(final))
+    try {
+      await symlinkCall(target, path)
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err
+      await unlink(path).catch(() => {})
+      await symlinkCall(target, path)
+    }
+    return path
+  }
+
+  /** What the digest sidecar of the file at `path` (inode `info`) says: its digest, unverifiable, or nothing. */
+  async #readSidecar(path: string, info: BigIntStats): Promise<{ digest?: string; unverifiable?: string }> {
+    let target: string
+    try {
+      target = await readlinkCall(sidecarPath(path, info))
+    } catch (err) {
+      // None (a file written by an earlier release, or replaced behind the store's back); not a symlink (EINVAL).
+      if (isErrno(err, 'ENOENT', 'EINVAL', 'ENOTDIR')) return {}
+      throw new JobStoreError(`cannot read the digest of ${path}`, { cause: err })
+    }
+    if (target === LINKED_TARGET) return { unverifiable: LINKED_REASON }
+    const match = DIGEST_TARGET.exec(target)
+    return match === null ? {} : { digest: Buffer.from(match[1] as string, 'hex').toString('base64') }
+  }
+
+  protected override async getObject(key: string, options: IoOptions = {}): Promise<ObjectRead> {
+    for (let attempt = 1; ; attempt++) {
+      const object = await this.#getObject(key, options)
+      // No digest found for the inode opened: if that file was replaced meanwhile (its sidecar goes with it), the
+      // read is of a version no longer stored: read the current one instead.
+      if (options.lookUpDigest !== true || object.digest !== undefined || object.unverifiable !== undefined || attempt >= 5) return object
+      const now = await stat(this.#path(key), { bigint: true }).catch(() => undefined)
+      if (now === undefined || tokenOf(now) === object.version) return object
+      object.body.destroy()
+    }
+  }
+
+  async #getObject(key: string, options: IoOptions): Promise<ObjectRead> {
     const path = this.#path(key)
     if (!(await this.#parentExists(path))) throw new ObjectNotFoundError(key)
     let fd: number
@@ -413,14 +505,19 @@ export class FileJobStore extends AbstractJobStore {
     }
     let small: Buffer | undefined
     let info: BigIntStats
+    let digest: { digest?: string; unverifiable?: string } = {}
     try {
       info = await fstat(fd, { bigint: true })
       if (!info.isFile()) throw new ObjectNotFoundError(key)
+      // The digest's sidecar is named by the inode: one readlink, in parallel with the read.
+      const sidecar = options.lookUpDigest === true ? this.#readSidecar(path, info) : undefined
+      sidecar?.catch(() => {})
       // Job records, stats, small files: one read of the exact size, then close; the core takes the bytes as they
       // are (ObjectRead.data). A read stream would allocate a 256 KiB buffer and take two more trips to the thread
       // pool (read to EOF, close) for a 2 KiB record. A short read (the file cannot change under an open
       // descriptor: writes replace it) leaves fewer bytes, which the core's size check reports.
       if (info.size <= SMALL_READ_BYTES) small = await readExactly(fd, Number(info.size))
+      if (sidecar !== undefined) digest = await sidecar
     } catch (err) {
       await close(fd)
       throw err
@@ -430,6 +527,7 @@ export class FileJobStore extends AbstractJobStore {
       size: Number(info.size),
       version: tokenOf(info),
       executable: (info.mode & BigInt(fsConstants.S_IXUSR)) !== 0n,
+      ...digest,
     }
     if (small === undefined) return { ...meta, body: createReadStream('', { fd, highWaterMark: 256 * 1024 }) }
     await close(fd)
@@ -472,7 +570,10 @@ export class FileJobStore extends AbstractJobStore {
         // Under the lock, so that a compare-and-swap cannot put back what was just deleted. unlink() removes a
         // stored link itself, never its target.
         await this.#withLock(path, async () => {
+          // A file's digest sidecar goes with it (named by the inode: found with a stat first).
+          const info = keepsDigest(key) ? await stat(path, { bigint: true }).catch(() => undefined) : undefined
           await unlink(path)
+          if (info !== undefined) await unlink(sidecarPath(path, info)).catch(() => {})
           dirs.add(dirname(path))
         })
       } catch (err) {
@@ -656,6 +757,7 @@ export class FileJobStore extends AbstractJobStore {
   ): Promise<boolean> {
     const temp = this.#tempPath()
     await this.#ensureDir(dirname(temp))
+    let sidecar: string | undefined
     try {
       if (options.hardlink) {
         try {
@@ -669,11 +771,15 @@ export class FileJobStore extends AbstractJobStore {
         await lstat(path) // missing source: ENOENT, handled below
         await symlink(resolve(path), temp)
       }
-      await this.#commit(temp, this.#path(key), key, key.startsWith('files/') ? { ifNoneMatch: true } : {})
+      // The stored file is the caller's own: its sidecar says it has no digest (named by the inode reads open).
+      const final = this.#path(key)
+      sidecar = await this.#writeSidecar(final, await stat(temp, { bigint: true }), LINKED_TARGET)
+      await this.#commit(temp, final, key, key.startsWith('files/') ? { ifNoneMatch: true } : {}, true)
       await rm(temp, { force: true })
       return true
     } catch (err) {
       await rm(temp, { force: true })
+      if (sidecar !== undefined) await unlink(sidecar).catch(() => {})
       if (isErrno(err, 'ENOENT')) return false
       throw err
     }
@@ -686,30 +792,55 @@ export class FileJobStore extends AbstractJobStore {
     options: { symlink: boolean; signal?: AbortSignal },
   ): Promise<void> {
     const source = this.#path(key)
-    const info = await this.headObject(key)
-    if (info === undefined) throw new ObjectNotFoundError(key)
-    const temp = join(dirname(localPath), `.${basename(localPath)}.${randomId()}.partial`)
-    try {
-      if (options.symlink) {
-        await symlink(source, temp)
-      } else {
-        try {
-          await link(source, temp)
-        } catch (err) {
-          if (!isErrno(err, ...CANNOT_LINK)) throw err
-          log('cannot hard link %s (%s): copying', what, (err as NodeJS.ErrnoException).code)
-          await copyFile(source, temp, fsConstants.COPYFILE_FICLONE)
-          await chmod(temp, info.executable ? 0o755 : 0o644)
+    // The stored file itself is linked: checked whole first, so that a changed byte never reaches localPath.
+    for (let attempt = 1; ; attempt++) {
+      const info = await this.#verifyWhole(key, what, options.signal)
+      const temp = join(dirname(localPath), `.${basename(localPath)}.${randomId()}.partial`)
+      try {
+        let checkLinked = false
+        if (options.symlink) {
+          await symlink(source, temp)
+        } else {
+          try {
+            await link(source, temp)
+            checkLinked = true
+          } catch (err) {
+            if (!isErrno(err, ...CANNOT_LINK)) throw err
+            log('cannot hard link %s (%s): copying', what, (err as NodeJS.ErrnoException).code)
+            await copyFile(source, temp, fsConstants.COPYFILE_FICLONE)
+            await chmod(temp, info.executable ? 0o755 : 0o644)
+          }
         }
+        // A hard link is the version checked unless a replace came in between (another inode): then check again.
+        if (checkLinked && attempt < 3 && tokenOf(await stat(temp, { bigint: true })) !== info.version) {
+          await rm(temp, { force: true })
+          continue
+        }
+        // readFile checked before; once more at the last moment, as the core's copy does.
+        await refuseLocalDestination(localPath, what)
+        await rename(temp, localPath)
+        return
+      } catch (err) {
+        await rm(temp, { force: true })
+        if (isErrno(err, 'ENOENT') && (await this.headObject(key)) === undefined) throw new ObjectNotFoundError(key, { cause: err })
+        throw err
       }
-      // readFile checked before; once more at the last moment, as the core's copy does.
-      await refuseLocalDestination(localPath, what)
-      await rename(temp, localPath)
-    } catch (err) {
-      await rm(temp, { force: true })
-      if (isErrno(err, 'ENOENT') && (await this.headObject(key)) === undefined) throw new ObjectNotFoundError(key, { cause: err })
-      throw err
     }
+  }
+
+  /**
+   * Reads the stored file whole and checks it against its size and digest, as a read stream would (IntegrityError
+   * on a mismatch): `readFile` links the stored file itself, so this is where a changed byte is caught.
+   */
+  async #verifyWhole(key: string, what: string, signal: AbortSignal | undefined): Promise<ObjectInfo> {
+    const object = await this.getObject(key, { lookUpDigest: true })
+    const checksum = this.fileChecksum(object, what)
+    if (object.data !== undefined) {
+      verifyBytes(what, object.data, object.size, checksum)
+    } else {
+      await pipelineAsync(object.body, createVerifyStream(what, object.size, checksum), new Writable({ write: (_c, _e, done) => done() }), signal ? { signal } : {})
+    }
+    return object
   }
 }
 

@@ -1,5 +1,5 @@
 import { mkdtempSync } from 'node:fs'
-import { readdir } from 'node:fs/promises'
+import { open, readdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { defineConformanceSuite } from '../../conformance-tests/index.js'
@@ -13,6 +13,18 @@ defineConformanceSuite({
   partSize: 1024 * 1024,
   capabilities: {
     expiringPublicUrls: { unsupported: 'file: URLs name a path; access is governed by the folder mode (0700), not by an expiry' },
+  },
+  corruptObject: async (locator, key, offset) => {
+    // In place, as a disk or another program would: same inode, the digest's sidecar untouched.
+    const handle = await open(join(locator.slice('file:'.length), ...key.split('/')), 'r+')
+    try {
+      const byte = Buffer.alloc(1)
+      await handle.read(byte, 0, 1, offset)
+      byte[0] = (byte[0] as number) ^ 0x20
+      await handle.write(byte, 0, 1, offset)
+    } finally {
+      await handle.close()
+    }
   },
   countLeftovers: async (locator) => {
     try {

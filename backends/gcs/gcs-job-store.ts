@@ -12,6 +12,11 @@
  *   The version token is the object's generation.
  * - Reads: one GET per object (not the SDK's `createReadStream`, see `getObject`), verified end to end against the
  *   object's MD5 by the core.
+ * - The core's own digest (CRC32) of a file: custom metadata `jobstore-crc32` of a single-request upload (the
+ *   body is all in before it is sent). A resumable upload's metadata is fixed when its session starts, before the
+ *   digest is known: the digest goes into a small sidecar object `digests/<key>~<write ID>`, saved before the final
+ *   chunk is sent (so never after the object appears), and the metadata names it (`jobstore-crc32-sidecar`).
+ *   Rewrites carry the source's digest in the copy's metadata. Files are checked against it instead of the MD5.
  */
 import { createHash, generateKeyPairSync } from 'node:crypto'
 import { PassThrough, pipeline as pipelineCallback, Readable, Transform, type TransformCallback } from 'node:stream'
@@ -39,6 +44,7 @@ import {
 } from '../../src/errors.js'
 import { checkLocatorPrefix, keys, randomId } from '../../src/ids.js'
 import { resumableRead } from '../../src/resumable-read.js'
+import { isFileDigest } from '../../src/streams.js'
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
@@ -169,12 +175,25 @@ function normalizeEndpoint(value: string | undefined): string | undefined {
   }
 }
 
+/** Custom metadata: the core's digest of a file (base64 CRC32, see FILE_DIGEST_ALGORITHM), or the name of the sidecar that holds it. */
+const META_DIGEST = 'jobstore-crc32'
+const META_DIGEST_SIDECAR = 'jobstore-crc32-sidecar'
+/** Where resumable uploads keep their digest sidecars, under the store's prefix (see the module's TSDoc). */
+const DIGESTS_PREFIX = 'digests/'
+
 /** The store's top-level entries (from the core's key layout): a destroy removes these and nothing else. */
 const OWNED_PREFIXES = [
   ...new Set(
-    [keys.rootJob, keys.jobsPrefix, keys.filesPrefix, keys.sharedPrefix, keys.statsUnreadPrefix, keys.statsReadPrefix, keys.statsClaimsPrefix].map(
-      (key) => `${key.split('/')[0]}/`,
-    ),
+    [
+      keys.rootJob,
+      keys.jobsPrefix,
+      keys.filesPrefix,
+      keys.sharedPrefix,
+      keys.statsUnreadPrefix,
+      keys.statsReadPrefix,
+      keys.statsClaimsPrefix,
+      DIGESTS_PREFIX,
+    ].map((key) => `${key.split('/')[0]}/`),
   ),
 ]
 
@@ -189,16 +208,25 @@ function emulatorKey(): string {
   return emulatorSigningKey
 }
 
+/** The upload's metadata with the core's digest of the body, when it has one (call once the body has ended). */
+function withDigest(metadata: FileMetadata, options: PutOptions): FileMetadata {
+  if (options.digest === undefined) return metadata
+  return { ...metadata, metadata: { ...metadata.metadata, [META_DIGEST]: options.digest() } }
+}
+
 /** Counts, hashes (MD5) and size-checks the bytes of an upload; fails before the end on a size mismatch. */
 class UploadMeter extends Transform {
   bytes = 0
   readonly #md5 = createHash('md5')
   readonly #expected: number | undefined
   readonly #what: string
-  constructor(what: string, expected: number | undefined) {
+  readonly #beforeEnd: (() => Promise<void>) | undefined
+  /** `beforeEnd`: awaited once the body is all in, before the upload may send its final chunk. */
+  constructor(what: string, expected: number | undefined, beforeEnd?: () => Promise<void>) {
     super({ highWaterMark: 256 * 1024 })
     this.#what = what
     this.#expected = expected
+    this.#beforeEnd = beforeEnd
   }
   override _transform(chunk: Buffer | string, _encoding: BufferEncoding, callback: TransformCallback): void {
     const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
@@ -215,7 +243,8 @@ class UploadMeter extends Transform {
       return callback(new IntegrityError(`${this.#what}: the body has ${this.bytes} bytes, ${this.#expected} were announced`))
     }
     this.#digest = this.#md5.digest('base64')
-    callback()
+    if (this.#beforeEnd === undefined) return callback()
+    this.#beforeEnd().then(() => callback(), (err: unknown) => callback(err as Error))
   }
   #digest: string | undefined
   /** The MD5 of the whole body, once it has all gone through (undefined before). */
@@ -426,7 +455,7 @@ export class GcsJobStore extends AbstractJobStore {
         if (options.contentLength !== undefined && options.contentLength !== body.length) {
           throw new IntegrityError(`${key}: the body has ${body.length} bytes, ${options.contentLength} were announced`)
         }
-        stored = await this.#putSingle(file, key, body, metadata, preconditionOpts)
+        stored = await this.#putSingle(file, key, body, withDigest(metadata, options), preconditionOpts)
       } else {
         stored = await this.#putStream(file, key, body, metadata, preconditionOpts, options)
       }
@@ -521,10 +550,23 @@ export class GcsJobStore extends AbstractJobStore {
         if (contentLength !== undefined && head.data.length !== contentLength) {
           throw new IntegrityError(`${key}: the body has ${head.data.length} bytes, ${contentLength} were announced`)
         }
-        return this.#putSingle(file, key, head.data, metadata, preconditionOpts)
+        return this.#putSingle(file, key, head.data, withDigest(metadata, options), preconditionOpts)
       }
     }
-    const meter = new UploadMeter(key, contentLength)
+    // The digest is known only once the body is all in, after the session (and its metadata) started: it goes into
+    // the sidecar the metadata names, saved before the final chunk.
+    const digest = options.digest
+    const sidecar = digest !== undefined ? this.#name(`${DIGESTS_PREFIX}${key}~${metadata.metadata?.[META_WRITE_ID] as string}`) : undefined
+    if (sidecar !== undefined) metadata = { ...metadata, metadata: { ...metadata.metadata, [META_DIGEST_SIDECAR]: sidecar } }
+    const meter = new UploadMeter(
+      key,
+      contentLength,
+      sidecar !== undefined && digest !== undefined
+        ? async () => {
+            await this.#bucket.file(sidecar).save(Buffer.from(digest()), { resumable: false, contentType: 'text/plain' })
+          }
+        : undefined,
+    )
     const uploading = this.#uploadBucket.file(file.name)
     const upload = uploading.createWriteStream({
       resumable: true,
@@ -573,10 +615,16 @@ export class GcsJobStore extends AbstractJobStore {
       await pipeline(body, meter, upload, signal ? { signal } : {})
     } catch (err) {
       clearInterval(watchdog)
+      const dropSidecar = async (): Promise<void> => {
+        if (sidecar !== undefined) await this.#bucket.file(sidecar).delete({ ignoreNotFound: true }).catch(() => {})
+      }
       const callersOwn = firstFailure === 'body' || (firstFailure === undefined && body.errored === err)
       const failure = callersOwn || err instanceof JobStoreError ? err : this.#error(err, 'upload of', key, 'bucket')
       // No session: starting it failed (a 429 on the session request, say), or the body failed before; nothing stored.
-      if (session === undefined) throw failure
+      if (session === undefined) {
+        await dropSidecar()
+        throw failure
+      }
       await this.#cancelSession(session)
       // A session may have been finalized all the same: by the final chunk, whose answer was lost; or, on
       // fake-gcs-server, by the status query (`Content-Range: bytes */*`) the SDK sends after a failed chunk, which
@@ -591,6 +639,7 @@ export class GcsJobStore extends AbstractJobStore {
           log('cannot delete the partial upload of %s: %s', key, sanitize(deleteError).message)
         })
       }
+      await dropSidecar()
       throw failure
     }
     clearInterval(watchdog)
@@ -698,11 +747,16 @@ export class GcsJobStore extends AbstractJobStore {
         fail(new UnsupportedOperationError(`${key} in ${this.#where()} is stored with Content-Encoding ${storedEncoding}; jobstore never writes such objects`))
       }
       let executableHeader = headers.get(`x-goog-meta-${META_EXECUTABLE}`)
+      let digestMeta: Record<string, unknown> | undefined = {
+        [META_DIGEST]: headers.get(`x-goog-meta-${META_DIGEST}`) ?? undefined,
+        [META_DIGEST_SIDECAR]: headers.get(`x-goog-meta-${META_DIGEST_SIDECAR}`) ?? undefined,
+      }
       if (executableHeader === null) {
         // Custom metadata not echoed on media downloads: ask for this very generation's metadata.
         try {
           const [metadata] = await this.#bucket.file(this.#name(key), { generation: Number(version) }).getMetadata()
           executableHeader = metadata.metadata?.[META_EXECUTABLE] === 'true' ? 'true' : 'false'
+          digestMeta = metadata.metadata ?? undefined
         } catch (err) {
           controller.abort()
           // Replaced between the GET and the lookup: read the new generation instead.
@@ -725,15 +779,92 @@ export class GcsJobStore extends AbstractJobStore {
       if (md5 === undefined && crc32c !== undefined) {
         body = pipelineCallback(body, new Crc32cVerifier(`${key} in ${this.#where()}`, crc32c), () => {})
       }
+      let digest: string | undefined
+      try {
+        digest = await this.#digestOf(this.#bucket, digestMeta)
+      } catch (err) {
+        body.destroy()
+        throw err
+      }
       return {
         key,
         size,
         version,
         executable: executableHeader === 'true',
+        ...(digest !== undefined ? { digest } : {}),
         body,
         ...(md5 !== undefined ? { checksum: { algorithm: 'md5', digest: md5 } } : {}),
       }
     }
+  }
+
+  /** Every file's digest is in its metadata or a sidecar (see the module's TSDoc). */
+  protected override get keepsFileDigests(): boolean {
+    return true
+  }
+
+  /**
+   * The core's digest of an object, from its custom metadata: there, or in the sidecar it names (in `bucket`).
+   * Undefined when it has none, or its sidecar is gone (the core then reports the file as stored without one).
+   */
+  async #digestOf(bucket: Bucket, metadata: Record<string, unknown> | undefined): Promise<string | undefined> {
+    const inline = metadata?.[META_DIGEST]
+    if (typeof inline === 'string') return isFileDigest(inline) ? inline : undefined
+    const sidecar = metadata?.[META_DIGEST_SIDECAR]
+    if (typeof sidecar !== 'string') return undefined
+    try {
+      const [data] = await bucket.file(sidecar).download()
+      const digest = data.toString('latin1')
+      return isFileDigest(digest) ? digest : undefined
+    } catch (err) {
+      if (gcsStatus(err) === 404) {
+        log('the digest sidecar %s is missing', sidecar)
+        return undefined
+      }
+      throw mapGcsError(err, { action: 'read of the digest sidecar', where: `gs://${bucket.name}/${sidecar}` })
+    }
+  }
+
+  /**
+   * Deletes the digest sidecars older than `olderThanMs` whose object is gone or is another write's (replaced,
+   * deleted, or an upload that failed). A listing of `digests/` and a metadata lookup per sidecar: only objects of
+   * resumable uploads have one. (Unfinished resumable sessions cannot be listed; they expire on their own.)
+   */
+  protected override async removeLeftovers(olderThanMs: number, options: IoOptions = {}): Promise<number> {
+    const cutoff = Date.now() - olderThanMs
+    const prefix = this.#name(DIGESTS_PREFIX)
+    const orphans: string[] = []
+    let pageToken: string | undefined
+    do {
+      throwIfAborted(options.signal)
+      let files: File[]
+      let next: { pageToken?: string } | null | undefined
+      try {
+        ;[files, next] = (await this.#bucket.getFiles({
+          prefix,
+          autoPaginate: false,
+          maxResults: LIST_PAGE_SIZE,
+          fields: 'items(name,timeCreated),nextPageToken',
+          ...(pageToken !== undefined ? { pageToken } : {}),
+        })) as unknown as [File[], { pageToken?: string } | null]
+      } catch (err) {
+        if (gcsStatus(err) === 404) return 0
+        throw this.#error(err, 'listing of', DIGESTS_PREFIX, 'bucket')
+      }
+      await forEachConcurrent(files, this.concurrency, async (sidecar) => {
+        // Raw listing items (see listObjects), or File objects.
+        const created = Date.parse(String((sidecar as unknown as { timeCreated?: unknown }).timeCreated ?? sidecar.metadata?.timeCreated ?? ''))
+        if (!(created <= cutoff)) return
+        const name = sidecar.name.slice(prefix.length)
+        const at = name.lastIndexOf('~')
+        if (at < 0) return
+        const owner = await this.#metadata(name.slice(0, at)).catch(() => undefined)
+        if (owner?.metadata?.[META_DIGEST_SIDECAR] !== sidecar.name) orphans.push(sidecar.name)
+      })
+      pageToken = next?.pageToken
+    } while (pageToken !== undefined && pageToken !== '')
+    await forEachConcurrent(orphans, this.concurrency, (name) => this.#bucket.file(name).delete({ ignoreNotFound: true }).then(() => {}))
+    return orphans.length
   }
 
   /**
@@ -864,7 +995,8 @@ export class GcsJobStore extends AbstractJobStore {
         throw this.#error(err, 'listing of', prefix, 'bucket')
       }
       for (const file of files) {
-        const size = Number(file.metadata.size)
+        // With `fields`, the SDK hands out the listing's raw items (`size` on the item itself), not File objects.
+        const size = Number((file as unknown as { size?: unknown }).size ?? file.metadata?.size)
         yield { key: file.name.slice(strip), ...(Number.isSafeInteger(size) ? { size } : {}) }
       }
       pageToken = next?.pageToken
@@ -935,10 +1067,16 @@ export class GcsJobStore extends AbstractJobStore {
   protected override async copyFromUrl(url: URL, key: string, options: PutOptions): Promise<boolean> {
     const source = GcsJobStore.urlHandler.locate(url)
     if (source === undefined || !this.#sameService(source.store)) return false
-    await this.#copyIn(source.store.bucketName, source.key, key, options, (err) =>
-      new NoSuchFileError(url.href, { cause: sanitize(err), message: `no object at ${url.href}` }),
+    // A source without the core's digest (not a store's file) is streamed instead, so that the core hashes it.
+    const copied = await this.#copyIn(
+      source.store.bucketName,
+      source.key,
+      key,
+      options,
+      (err) => new NoSuchFileError(url.href, { cause: sanitize(err), message: `no object at ${url.href}` }),
+      true,
     )
-    return true
+    return copied !== undefined
   }
 
   /** Server-side export to a `gs://` URL of the same service: a rewrite, made by the target's store. */
@@ -963,7 +1101,8 @@ export class GcsJobStore extends AbstractJobStore {
     key: string,
     options: PutOptions,
     missing: (cause: unknown) => Error,
-  ): Promise<string> {
+    requireDigest = false,
+  ): Promise<string | undefined> {
     const source = `gs://${sourceBucket}/${sourceName}`
     for (let round = 1; ; round++) {
       throwIfAborted(options.signal)
@@ -980,11 +1119,23 @@ export class GcsJobStore extends AbstractJobStore {
         .file(sourceName, Number.isSafeInteger(generation) ? { generation } : {})
       const writeId = randomId()
       const executable = options.executable === true || metadata.metadata?.[META_EXECUTABLE] === 'true'
+      // The copy carries the source's digest in its own metadata (never the source's sidecar). A source no store
+      // wrote has none: its MD5 (the service's) is adopted; without one (a composite object), an import is streamed
+      // so that the core hashes it.
+      const sourceMd5 = typeof metadata.md5Hash === 'string' ? `md5:${metadata.md5Hash}` : undefined
+      const digest =
+        (await this.#digestOf(this.#storage.bucket(sourceBucket), metadata.metadata ?? undefined)) ??
+        (isFileDigest(sourceMd5) ? sourceMd5 : undefined)
+      if (digest === undefined && requireDigest) return undefined
       const preconditionOpts = this.#precondition(key, options)
       try {
         const [, response] = await pinned.copy(this.#bucket.file(this.#name(key)), {
           contentType: 'application/octet-stream',
-          metadata: { [META_EXECUTABLE]: executable ? 'true' : 'false', [META_WRITE_ID]: writeId },
+          metadata: {
+            [META_EXECUTABLE]: executable ? 'true' : 'false',
+            [META_WRITE_ID]: writeId,
+            ...(digest !== undefined ? { [META_DIGEST]: digest } : {}),
+          },
           ...(preconditionOpts !== undefined ? { preconditionOpts } : {}),
         })
         log('copied %s to %s/%s server-side (rewrite)', source, this.#where(), key)

@@ -102,6 +102,16 @@ defineConformanceSuite({
   name: 'gcs',
   newLocator: () => `gs://jobstore-conformance/${randomId()}`,
   partSize: DEFAULT_CHUNK_SIZE,
+  corruptObject: async (locator, key, offset) => {
+    // A raw rewrite with one byte changed and the custom metadata (the digest, or its sidecar's name) kept; the
+    // emulator computes its own hashes of what it gets.
+    const { bucket, prefix } = parseGcsLocator(locator)
+    const file = rawStorage().bucket(bucket).file(prefix === '' ? key : `${prefix}/${key}`)
+    const [bytes] = await file.download()
+    const [metadata] = await file.getMetadata()
+    bytes[offset] = (bytes[offset] as number) ^ 0x20
+    await file.save(bytes, { resumable: false, validation: false, metadata: { contentType: metadata.contentType ?? 'application/octet-stream', metadata: metadata.metadata ?? {} } })
+  },
   // Signed URLs are fetched from the emulator for real: test-servers starts it with -public-host on its own
   // address (it does not check signatures or expiry; the URLs are correct V4 URLs all the same).
   capabilities: {

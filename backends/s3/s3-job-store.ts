@@ -11,6 +11,12 @@
  * - Integrity: every upload carries a CRC32 that S3 checks (per request, and for multipart also of the whole
  *   object, `ChecksumType: FULL_OBJECT`); every read asks for it back (`ChecksumMode: ENABLED`) and the SDK
  *   checks the bytes against it, failing the stream on a mismatch.
+ * - The core's digest (CRC32) of a file: user metadata `jobstore-crc32` of a single PutObject (the body is
+ *   buffered, so the digest is known when it is sent). A multipart upload's metadata is fixed at its creation,
+ *   before the digest is known: the digest then goes into a small sidecar object `digests/<key>~<write ID>`, put
+ *   before the commit, and the metadata names it (`jobstore-crc32-sidecar`). Server-side copies write the
+ *   source's digest into the copy's metadata. Every whole read is checked against it by the core, whatever the
+ *   server checks or returns.
  * - Version token: the ETag.
  */
 import { randomUUID } from 'node:crypto'
@@ -45,7 +51,7 @@ import { chunk, forEachConcurrent, linkedAbortController, sleep, throwIfAborted 
 import { AbortedError, IntegrityError, InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
 import { checkLocatorPrefix, keys } from '../../src/ids.js'
 import { resumableRead } from '../../src/resumable-read.js'
-import { readToBuffer } from '../../src/streams.js'
+import { isFileDigest, readToBuffer } from '../../src/streams.js'
 import {
   objectReadOf,
   ObjectNotFoundError,
@@ -91,6 +97,11 @@ const DEFAULT_REGION = 'us-east-1'
 /** User metadata (`x-amz-meta-…`): the executable flag, and a random ID per write to recognise our own writes. */
 const META_EXECUTABLE = 'jobstore-executable'
 const META_WRITE_ID = 'jobstore-write'
+/** The core's digest of the object (base64 CRC32, see FILE_DIGEST_ALGORITHM), or, for a multipart upload, the full key of its sidecar. */
+const META_DIGEST = 'jobstore-crc32'
+const META_DIGEST_SIDECAR = 'jobstore-crc32-sidecar'
+/** Where multipart uploads keep their digest sidecars, under the store's prefix (see the module's TSDoc). */
+const DIGESTS_PREFIX = 'digests/'
 
 // ------------------------------------------------------------------------------------------------ locators
 
@@ -337,6 +348,11 @@ export class S3JobStore extends AbstractJobStore {
     }
   }
 
+  /** Every file's digest is in its metadata or a sidecar (see the module's TSDoc). */
+  protected override get keepsFileDigests(): boolean {
+    return true
+  }
+
   /** Environment a worker on another host needs: the endpoint and region variables, never credentials. */
   override getEnv(): Record<string, string> {
     return { ...this.#env }
@@ -392,7 +408,8 @@ export class S3JobStore extends AbstractJobStore {
           ContentLength: data.length,
           ContentType: 'application/octet-stream',
           ChecksumCRC32: crc32Base64(crc32(data)),
-          Metadata: write.metadata,
+          // The whole body is here: its digest is known (for a stream, it ended within one part).
+          Metadata: write.options.digest !== undefined ? { ...write.metadata, [META_DIGEST]: write.options.digest() } : write.metadata,
           ...conditions(write.options),
         }),
         signal,
@@ -423,6 +440,7 @@ export class S3JobStore extends AbstractJobStore {
     const partSize = (n: number): number => Math.min(MAX_PART_SIZE, base * 2 ** Math.floor((n - 1) / PARTS_PER_SIZE_STEP))
     let uploadId: string | undefined
     let committed = false
+    let sidecar: string | undefined
     const parts: CompletedPart[] = []
     const inFlight = new Set<Promise<void>>()
     // Buffers of uploaded parts, reused for the next ones: memory stays at the parts in flight, whatever the GC does.
@@ -461,6 +479,8 @@ export class S3JobStore extends AbstractJobStore {
       await Promise.all(inFlight)
       if (failure !== undefined) throw failure.error
       throwIfAborted(signal)
+      // The digest is known now, after the metadata was fixed: into the sidecar the metadata names, before the commit.
+      if (write.options.digest !== undefined) sidecar = await this.#putSidecar(write, write.options.digest(), controller.signal)
       const version = await this.#complete(write, uploadId as string, parts, wholeCrc, total, controller.signal)
       committed = true
       return version
@@ -471,6 +491,7 @@ export class S3JobStore extends AbstractJobStore {
       controller.abort(first)
       await Promise.allSettled(inFlight)
       if (uploadId !== undefined && !committed) await this.#abortUpload(write.fullKey, uploadId, { quiet: true })
+      if (sidecar !== undefined && !committed) await this.#deleteBatch([sidecar], undefined).catch(() => {})
       throw first
     } finally {
       signal?.removeEventListener('abort', onAbort)
@@ -486,7 +507,8 @@ export class S3JobStore extends AbstractJobStore {
         ContentType: 'application/octet-stream',
         ChecksumAlgorithm: 'CRC32',
         ChecksumType: 'FULL_OBJECT',
-        Metadata: write.metadata,
+        Metadata:
+          write.options.digest !== undefined ? { ...write.metadata, [META_DIGEST_SIDECAR]: this.#sidecarKey(write) } : write.metadata,
       }),
       `CreateMultipartUpload ${this.#url(write.fullKey)}`,
       signal,
@@ -512,6 +534,46 @@ export class S3JobStore extends AbstractJobStore {
     )
     if (out.ETag === undefined) throw new JobStoreError(`S3 UploadPart ${number} of ${this.#url(write.fullKey)}: no ETag`)
     return { PartNumber: number, ETag: out.ETag, ChecksumCRC32: checksum }
+  }
+
+  /** The full key of the digest sidecar of a multipart write: named by the write's ID, so writers never share one. */
+  #sidecarKey(write: Write): string {
+    return this.#full(`${DIGESTS_PREFIX}${write.key}~${write.metadata[META_WRITE_ID]}`)
+  }
+
+  /** Puts the digest sidecar of a multipart write; returns its full key. */
+  async #putSidecar(write: Write, digest: string, signal: AbortSignal): Promise<string> {
+    const fullKey = this.#sidecarKey(write)
+    const body = Buffer.from(digest)
+    await this.#send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: fullKey, Body: body, ContentLength: body.length, ChecksumCRC32: crc32Base64(crc32(body)) }),
+      `PutObject ${this.#url(fullKey)}`,
+      signal,
+    )
+    return fullKey
+  }
+
+  /**
+   * The core's digest of an object, from its metadata: there, or in the sidecar the metadata names (in `bucket`).
+   * Undefined when it has none, or its sidecar is gone (the core then reports the file as stored without one).
+   */
+  async #digestOf(bucket: string, metadata: Record<string, string> | undefined, signal: AbortSignal | undefined): Promise<string | undefined> {
+    const inline = metadata?.[META_DIGEST]
+    if (inline !== undefined) return isFileDigest(inline) ? inline : undefined
+    const sidecar = metadata?.[META_DIGEST_SIDECAR]
+    if (sidecar === undefined) return undefined
+    try {
+      const out = await this.#sendRaw<{ Body?: unknown }>(new GetObjectCommand({ Bucket: bucket, Key: sidecar }), signal)
+      if (!(out.Body instanceof Readable)) return undefined
+      const digest = (await readToBuffer(out.Body)).toString('latin1')
+      return isFileDigest(digest) ? digest : undefined
+    } catch (err) {
+      if (isNotFound(err)) {
+        log('the digest sidecar %s is missing', sidecar)
+        return undefined
+      }
+      throw wrapS3Error(err, `GetObject s3://${bucket}/${sidecar}`, signal)
+    }
   }
 
   /** Commits a multipart upload under the write's condition, with the CRC32 of the whole object for S3 to check. */
@@ -650,17 +712,32 @@ export class S3JobStore extends AbstractJobStore {
       },
     })
     const crc = out.ChecksumType === 'FULL_OBJECT' ? out.ChecksumCRC32 : undefined
-    const info = { key, size: out.ContentLength, version: etag, executable: out.Metadata?.[META_EXECUTABLE] === '1' }
+    let digest: string | undefined
+    try {
+      digest = await this.#digestOf(this.bucket, out.Metadata, signal)
+    } catch (err) {
+      resumed.destroy()
+      throw err
+    }
+    const info = {
+      key,
+      size: out.ContentLength,
+      version: etag,
+      executable: out.Metadata?.[META_EXECUTABLE] === '1',
+      ...(digest !== undefined ? { digest } : {}),
+    }
     if (out.ContentLength <= SMALL_READ_BYTES) {
       // Jobs, stats, small files: read whole here and checked once, handed to the core as bytes; no stream
       // layers per read for the core to drain.
       const data = await readToBuffer(resumed)
-      if (crc !== undefined && crc32Base64(crc32(data)) !== crc) {
+      // The core checks its own digest, when the object has one: then not twice.
+      if (crc !== undefined && digest === undefined && crc32Base64(crc32(data)) !== crc) {
         throw new IntegrityError(`${this.#url(fullKey)}: the bytes read do not match the CRC32 S3 stored`)
       }
       return objectReadOf(info, data)
     }
-    return { ...info, body: crc === undefined ? resumed : pipeline(resumed, new Crc32Check(crc, this.#url(fullKey)), () => {}) }
+    const checkCrc = crc !== undefined && digest === undefined
+    return { ...info, body: checkCrc ? pipeline(resumed, new Crc32Check(crc, this.#url(fullKey)), () => {}) : resumed }
   }
 
   protected override async headObject(key: string, options: IoOptions = {}): Promise<ObjectInfo | undefined> {
@@ -835,7 +912,53 @@ export class S3JobStore extends AbstractJobStore {
   /** Aborts the multipart uploads under this store started more than `olderThanMs` ago. */
   protected override async removeLeftovers(olderThanMs: number, options: IoOptions = {}): Promise<number> {
     const cutoff = Date.now() - olderThanMs
-    return this.#abortUploads((upload) => (upload.initiated?.getTime() ?? 0) <= cutoff, options.signal)
+    const [aborted, sidecars] = await Promise.all([
+      this.#abortUploads((upload) => (upload.initiated?.getTime() ?? 0) <= cutoff, options.signal),
+      this.#removeOrphanSidecars(cutoff, options.signal),
+    ])
+    return aborted + sidecars
+  }
+
+  /**
+   * Deletes the digest sidecars older than `cutoff` whose object is gone or is another write's (replaced, deleted,
+   * or a write that failed before its commit). Costs a listing of `digests/` and a HEAD per sidecar: only
+   * multipart objects have one.
+   */
+  async #removeOrphanSidecars(cutoff: number, signal: AbortSignal | undefined): Promise<number> {
+    const prefix = this.#full(DIGESTS_PREFIX)
+    const orphans: string[] = []
+    let token: string | undefined
+    do {
+      let out: ListObjectsV2CommandOutput
+      try {
+        out = await this.#sendRaw<ListObjectsV2CommandOutput>(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ...(token !== undefined ? { ContinuationToken: token } : {}) }),
+          signal,
+        )
+      } catch (err) {
+        if (isNoSuchBucket(err)) return 0
+        throw wrapS3Error(err, `ListObjectsV2 s3://${this.bucket}/${prefix}`, signal)
+      }
+      await forEachConcurrent(out.Contents ?? [], this.concurrency, async (object) => {
+        if (object.Key === undefined || (object.LastModified?.getTime() ?? 0) > cutoff) return
+        const name = object.Key.slice(prefix.length)
+        const at = name.lastIndexOf('~')
+        if (at < 0) return
+        let metadata: Record<string, string> | undefined
+        try {
+          metadata = (await this.#sendRaw<{ Metadata?: Record<string, string> }>(
+            new HeadObjectCommand({ Bucket: this.bucket, Key: this.#full(name.slice(0, at)) }),
+            signal,
+          )).Metadata
+        } catch (err) {
+          if (!isNotFound(err)) throw wrapS3Error(err, `HeadObject ${this.#url(this.#full(name.slice(0, at)))}`, signal)
+        }
+        if (metadata?.[META_DIGEST_SIDECAR] !== object.Key) orphans.push(object.Key)
+      })
+      token = out.IsTruncated ? out.NextContinuationToken : undefined
+    } while (token !== undefined)
+    await forEachConcurrent(chunk(orphans, DELETE_BATCH), this.concurrency, (batch) => this.#deleteBatch(batch, signal))
+    return orphans.length
   }
 
   // ---------------------------------------------------------------------------------------------- URLs
@@ -901,10 +1024,11 @@ export class S3JobStore extends AbstractJobStore {
   protected override async copyFromUrl(url: URL, key: string, options: PutOptions): Promise<boolean> {
     const source = S3JobStore.urlHandler.locate(url)
     if (source === undefined || !this.#sameService(source.store)) return false
-    await this.#copyIn(source.store.bucket, source.key, key, options, this.#copyThreshold, (err) =>
+    // A source without the core's digest (not a store's file) is streamed instead, so that the core hashes it.
+    const copied = await this.#copyIn(source.store.bucket, source.key, key, options, this.#copyThreshold, (err) =>
       new NoSuchFileError(url.href, { cause: err, message: `no object at ${url.href}` }),
-    )
-    return true
+    true)
+    return copied !== undefined
   }
 
   /** Server-side export to an `s3://` URL of the same service; the target's store does the copy. */
@@ -931,15 +1055,16 @@ export class S3JobStore extends AbstractJobStore {
     options: PutOptions,
     threshold: number,
     missing: (cause: unknown) => Error,
-  ): Promise<string> {
+    requireDigest = false,
+  ): Promise<string | undefined> {
     const signal = options.signal
     const source = `s3://${sourceBucket}/${sourceKey}`
     const copySource = `${sourceBucket}/${sourceKey.split('/').map(encodeURIComponent).join('/')}`
     for (let round = 1; ; round++) {
       throwIfAborted(signal)
-      let head: { ContentLength?: number; ETag?: string; Metadata?: Record<string, string> }
+      let head: { ContentLength?: number; ETag?: string; Metadata?: Record<string, string>; ChecksumCRC32?: string; ChecksumType?: string }
       try {
-        head = await this.#sendRaw(new HeadObjectCommand({ Bucket: sourceBucket, Key: sourceKey }), signal)
+        head = await this.#sendRaw(new HeadObjectCommand({ Bucket: sourceBucket, Key: sourceKey, ChecksumMode: 'ENABLED' }), signal)
       } catch (err) {
         const absent = headNotFound(err)
         if (absent === 'absent' || (absent === 'unproven' && !(await this.#existsByGet(sourceBucket, sourceKey, signal)))) {
@@ -950,11 +1075,21 @@ export class S3JobStore extends AbstractJobStore {
       if (head.ETag === undefined) throw new JobStoreError(`S3 HeadObject ${source}: no ETag in the answer`)
       const size = head.ContentLength ?? 0
       const executable = options.executable === true || head.Metadata?.[META_EXECUTABLE] === '1'
+      // The copy carries the source's digest, in its own metadata (a copy's metadata is set with the copy). A source
+      // no store wrote has none: its full-object CRC32, which S3 computed from its bytes, is adopted as the digest
+      // (the same algorithm as the core's); without one either, an import is streamed so that the core hashes it.
+      const sourceCrc = head.ChecksumType === 'FULL_OBJECT' && head.ChecksumCRC32 !== undefined ? head.ChecksumCRC32 : undefined
+      const digest = (await this.#digestOf(sourceBucket, head.Metadata, signal)) ?? (isFileDigest(sourceCrc) ? sourceCrc : undefined)
+      if (digest === undefined && requireDigest) return undefined
       const write: Write = {
         key,
         fullKey: this.#full(key),
         options,
-        metadata: { [META_WRITE_ID]: randomUUID(), ...(executable ? { [META_EXECUTABLE]: '1' } : {}) },
+        metadata: {
+          [META_WRITE_ID]: randomUUID(),
+          ...(executable ? { [META_EXECUTABLE]: '1' } : {}),
+          ...(digest !== undefined ? { [META_DIGEST]: digest } : {}),
+        },
       }
       const pinned = { CopySource: copySource, CopySourceIfMatch: head.ETag }
       try {
@@ -1104,11 +1239,12 @@ interface Write {
  * a store at a bucket's root owns, so that destroying it never touches other prefixes of the bucket.
  */
 const ROOT_ENTRIES: string[] = [
-  ...new Set(
-    (Object.values(keys) as unknown[])
+  ...new Set([
+    ...(Object.values(keys) as unknown[])
       .filter((value): value is string => typeof value === 'string')
       .map((value) => (value.includes('/') ? value.slice(0, value.indexOf('/') + 1) : value)),
-  ),
+    DIGESTS_PREFIX,
+  ]),
 ]
 
 /** The SDK's region chain (AWS_REGION, profiles…), with us-east-1 when it has none; resolved once per store. */

@@ -36,7 +36,7 @@ import {
   NoSuchFileError,
   NoSuchJobStoreError,
 } from '../../src/errors.js'
-import { randomId } from '../../src/ids.js'
+import { keys, randomId } from '../../src/ids.js'
 import { openJobStore } from '../../src/open.js'
 import '../../src/builtin-backends.js'
 import {
@@ -141,7 +141,7 @@ type Fault = 'corrupt-response' | 'truncate-response' | 'corrupt-request' | 'slo
  * A fault proxy (test-servers/fault-proxy.ts) in front of MinIO that passes requests through (Host header kept,
  * so signatures hold) except those `choose` picks a fault for.
  */
-async function faultProxy(choose: (req: IncomingMessage) => Fault | undefined): Promise<string> {
+async function faultProxy(choose: (req: IncomingMessage) => Fault | undefined, options: { stripResponseHeaders?: RegExp } = {}): Promise<string> {
   const [slowDown, internalError] = STATUS_ANSWERS.s3 as [StatusAnswer, StatusAnswer]
   const kinds: Record<Fault, FaultKind | StatusAnswer> = {
     'corrupt-response': 'corrupt-response',
@@ -153,6 +153,7 @@ async function faultProxy(choose: (req: IncomingMessage) => Fault | undefined): 
   const proxy = await startFaultProxy({
     target: endpoint(),
     flavor: 's3',
+    ...options,
     choose: (req) => {
       const fault = choose(req)
       return fault === undefined ? undefined : kinds[fault]
@@ -181,6 +182,18 @@ defineConformanceSuite({
   newLocator: () => `s3://${BUCKET}/${endpoint() && randomId()}`,
   partSize: 5 * MIB, // the store's default part size
   countLeftovers: countUploads,
+  corruptObject: async (locator, key, offset) => {
+    // A raw rewrite of the object with one byte changed and its metadata (the digest, or its sidecar's name) kept.
+    const { bucket, prefix } = parseS3Locator(locator)
+    const fullKey = prefix === '' ? key : `${prefix}/${key}`
+    const client = raw()
+    const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: fullKey }))
+    const bytes = Buffer.from((await got.Body?.transformToByteArray()) ?? [])
+    bytes[offset] = (bytes[offset] as number) ^ 0x20
+    await client.send(
+      new PutObjectCommand({ Bucket: bucket, Key: fullKey, Body: bytes, Metadata: got.Metadata ?? {}, ContentType: got.ContentType }),
+    )
+  },
 })
 
 // ------------------------------------------------------------------------------------------------ locators
@@ -584,6 +597,59 @@ describe('s3: on MinIO', () => {
     onTestFinished(() => rm(dir, { recursive: true, force: true }))
     expect((await caught(() => faultyStore.readFile(id, join(dir, 'out')))).code).toBe('INTEGRITY')
     expect(await readdir(dir)).toEqual([])
+  })
+
+  it('hostile environment: behind a server that returns no checksum (and an SDK that asks for none), a corrupted download is still an IntegrityError', async () => {
+    const store = await probe()
+    const small = await store.writeFileStream((w) => void w.end(randomPayload(64 * 1024)))
+    const big = await store.writeFileStream((w) => writeChunks(w, randomPayload(PART + 1), 256 * 1024))
+    const proxy = await faultProxy((req) => (req.method === 'GET' && (req.url ?? '').includes('/files/') ? 'corrupt-response' : undefined), {
+      stripResponseHeaders: /^x-amz-checksum-/,
+    })
+    const faulty = new S3JobStore(store.locator, {
+      clientConfig: { endpoint: proxy, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' },
+    })
+    await faulty.resume()
+    for (const id of [small, big]) {
+      const error = await caught(async () => collect(await faulty.readFileStream(id)))
+      expect(error.code, id).toBe('INTEGRITY')
+      expect(error.message, id).toMatch(/crc32 of the bytes read does not match/)
+    }
+    // A corrupted upload never becomes a file that reads back wrong: the write fails (MinIO checks the payload's
+    // signed SHA-256 and CRC32), or the read does.
+    const uploadProxy = await faultProxy((req) => (req.method === 'PUT' ? 'corrupt-request' : undefined), { stripResponseHeaders: /^x-amz-checksum-/ })
+    const writer = new S3JobStore(store.locator, {
+      clientConfig: { endpoint: uploadProxy, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' },
+    })
+    await writer.resume()
+    const data = randomPayload(64 * 1024)
+    let written: string | undefined
+    try {
+      written = await writer.writeFileStream((w) => void w.end(data))
+    } catch (err) {
+      expect(err).toBeInstanceOf(JobStoreError)
+    }
+    if (written !== undefined) {
+      const back = await collect(await store.readFileStream(written)).catch((err: Error & { code?: string }) => err)
+      if (Buffer.isBuffer(back)) expect(sha256(back)).toBe(sha256(data))
+      else expect(back.code).toBe('INTEGRITY')
+    }
+  })
+
+  it('hostile environment: a file copied in server-side carries a digest (adopted from the source), so a byte changed later is an IntegrityError', async () => {
+    const store = await probe()
+    const client = raw()
+    const sourceKey = `external-${randomId()}/data.bin`
+    onTestFinished(() => client.send(new DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: [{ Key: sourceKey }] } })).then(() => {}))
+    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: sourceKey, Body: randomPayload(100_000), ChecksumAlgorithm: 'CRC32' }))
+    const id = (await store.importFile(`s3://${BUCKET}/${sourceKey}`)) as string
+    const fullKey = `${store.prefix}/${keys.file(id)}`
+    const got = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: fullKey }))
+    expect(got.Metadata?.['jobstore-crc32']).toMatch(/^[A-Za-z0-9+/]{6}==$/)
+    const bytes = Buffer.from((await got.Body?.transformToByteArray()) ?? [])
+    bytes[50_000] = (bytes[50_000] as number) ^ 0x20
+    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: fullKey, Body: bytes, Metadata: got.Metadata ?? {} }))
+    expect((await caught(async () => collect(await store.readFileStream(id)))).code).toBe('INTEGRITY')
   })
 
   it('a cut download is an error, never a short file', async () => {

@@ -678,7 +678,7 @@ describe.concurrent.each(LOCATORS)('jobstore CLI on the $name backend', (factory
       factory.truncateJob(locator, f.noState.jobStoreID)
       const corrupt = JSON.parse((await cli(['verify', locator, '--json'])).stdout) as Report
       expect(corrupt.problems).toEqual([
-        { kind: 'corrupt-job', subject: f.noState.jobStoreID, message: expect.stringContaining('not valid JSON') },
+        { kind: 'corrupt-job', subject: f.noState.jobStoreID, message: expect.stringContaining('checksum mismatch: torn or overwritten') },
       ])
       const status = await cliJson<{ jobs: { corrupt: number } }>(['status', locator])
       expect(status.jobs.corrupt).toBe(1)
