@@ -28,7 +28,7 @@ import {
   NoSuchJobStoreError,
 } from './errors.js'
 import { checkJobId, checkSharedFileName, keys, mintFileId, parseFileId, randomId } from './ids.js'
-import { DIGESTS_CONFIG_FIELD, DIGESTS_SHA256, openJson, openText, sealJson, sealText } from './record-check.js'
+import { DIGESTS_CONFIG_FIELD, DIGESTS_V1, openJson, openText, sealJson, sealText } from './record-check.js'
 import { decodeJob, encodeJob, type JobDescription, type JsonValue } from './job-description.js'
 import {
   ObjectNotFoundError,
@@ -359,7 +359,7 @@ export abstract class AbstractJobStore {
       publicUrlExpirySeconds: config.publicUrlExpirySeconds ?? 3600,
       workflowID: randomUUID(),
       // A new store writes a check into every record and a digest of every file, and requires them on reads.
-      [DIGESTS_CONFIG_FIELD]: DIGESTS_SHA256,
+      [DIGESTS_CONFIG_FIELD]: DIGESTS_V1,
     }
     if (!Number.isInteger(full.retryCount) || full.retryCount < 0) {
       throw new InvalidArgumentError(`retryCount must be a non-negative integer, got ${full.retryCount}`)
@@ -383,7 +383,7 @@ export abstract class AbstractJobStore {
    * @throws NoSuchJobStoreError when there is no store at the locator.
    */
   async resume(options: SignalOptions = {}): Promise<JobStoreConfig> {
-    let bytes: Buffer
+    let bytes: Buffer | string
     try {
       bytes = await this.#bytesOf(await this.getObject(keys.config, io(options.signal)), 'the store config')
     } catch (err) {
@@ -391,12 +391,12 @@ export abstract class AbstractJobStore {
       throw err
     }
     try {
-      bytes = openJson(bytes, `config of ${this.locator}`, false)
+      bytes = openJson(bytes as Buffer, `config of ${this.locator}`, false)
     } catch (err) {
       if (!(err instanceof CorruptRecordError)) throw err
       throw new CorruptRecordError(
         `config of ${this.locator}`,
-        'checksum mismatch: torn or overwritten (edited by hand? delete its "sha256" line to accept the edit)',
+        'checksum mismatch: torn or overwritten (edited by hand? delete its "crc32" line to accept the edit)',
         { cause: err },
       )
     }
@@ -429,7 +429,7 @@ export abstract class AbstractJobStore {
 
   /** Whether this store writes checks into every record and digests of every file, and so requires them on reads. */
   get #strict(): boolean {
-    return this.#config?.[DIGESTS_CONFIG_FIELD] === DIGESTS_SHA256
+    return this.#config?.[DIGESTS_CONFIG_FIELD] === DIGESTS_V1
   }
 
   /** Persists `config` so that other instances see it on `resume()`. */
