@@ -899,12 +899,10 @@ export abstract class AbstractJobStore {
     if (options.encoding !== undefined) writable.setDefaultEncoding(options.encoding)
     const controller = linkedAbortController(options.signal)
     // The digest is of the bytes stored: of the ciphertext for a protected file.
-    const { source, digest } =
-      options.encryptWith === undefined
-        ? { source: body as Readable, digest: body.digest }
-        : (({ body: encrypted, digest: ciphertextDigest }) => ({ source: encrypted, digest: ciphertextDigest }))(
-            digesting(pipeline(body, createEncryptStream(options.encryptWith), () => {})),
-          )
+    const encrypted =
+      options.encryptWith === undefined ? undefined : digesting(pipeline(body, createEncryptStream(options.encryptWith), () => {}))
+    const source: Readable = encrypted?.body ?? body
+    const digest = encrypted?.digest ?? body.digest
     let putFailure: { error: unknown } | undefined
     const upload = this.#putConditional(key, source, { ...put, digest, signal: controller.signal })
     upload.catch((error: unknown) => {
