@@ -16,7 +16,7 @@ import { CorruptRecordError } from './errors.js'
 
 /**
  * The config field that says a store writes checks into every record and digests of every file, and so requires
- * them (new stores). Its value names the format: `v1`, SHA-256 checks in records and CRC32 digests of files.
+ * them (new stores). Its value names the format: `v1`, CRC32 checks in records and CRC32 digests of files.
  */
 export const DIGESTS_CONFIG_FIELD = 'digests'
 /** Its value. */
