@@ -180,23 +180,23 @@ export function hostileIntegrityTests(ctx: SuiteContext): void {
       it('a config with a changed value is a CorruptRecordError naming it; with its check line removed (a hand edit) it is accepted', async () => {
         const { store, locator } = await ctx.freshStore({ retryCount: 3 })
         const stored = await storedBytes(store, keys.config)
-        expect(stored.toString()).toMatch(/^\{\n {2}"sha256": "[0-9a-f]{64}",\n/)
+        expect(stored.toString()).toMatch(/^\{\n {2}"crc32": "[0-9a-f]{8}",\n/)
         const put = primitives(store).putObject
         await put(keys.config, replaced(stored, '"retryCount": 3', '"retryCount": 7'), {})
         const error = await caught(() => ctx.reopen(locator))
         expect(error).toBeInstanceOf(CorruptRecordError)
         expect(error.message).toContain(`config of ${locator}`)
         expect(error.message).toContain('checksum mismatch: torn or overwritten')
-        expect(error.message).toContain('"sha256" line')
+        expect(error.message).toContain('"crc32" line')
         // The edit made on purpose: the check line goes, the edit is accepted, the next write seals it again.
         const edited = replaced(stored, '"retryCount": 3', '"retryCount": 7')
           .toString()
-          .replace(/\n {2}"sha256": "[0-9a-f]{64}",/, '')
+          .replace(/\n {2}"crc32": "[0-9a-f]{8}",/, '')
         await put(keys.config, Buffer.from(edited), {})
         const reopened = await ctx.reopen(locator)
         expect(reopened.config.retryCount).toBe(7)
         await reopened.writeConfig()
-        expect((await storedBytes(store, keys.config)).toString()).toMatch(/^\{\n {2}"sha256": "[0-9a-f]{64}",\n/)
+        expect((await storedBytes(store, keys.config)).toString()).toMatch(/^\{\n {2}"crc32": "[0-9a-f]{8}",\n/)
         expect((await ctx.reopen(locator)).config.retryCount).toBe(7)
       })
 

@@ -32,7 +32,7 @@ import {
 } from './errors.js'
 import { checkJobId, checkSharedFileName, keys, mintFileId, parseFileId, randomId } from './ids.js'
 import { checkJobDescription, decodeJob, encodeJob, type JobDescription, type JsonValue } from './job-description.js'
-import { DIGESTS_CONFIG_FIELD, DIGESTS_SHA256, openJson, openText, sealJson, sealText } from './record-check.js'
+import { DIGESTS_CONFIG_FIELD, DIGESTS_V1, openJson, openText, sealJson, sealText } from './record-check.js'
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
@@ -465,7 +465,7 @@ export abstract class AbstractJobStore {
       publicUrlExpirySeconds: config.publicUrlExpirySeconds ?? 3600,
       workflowID: randomUUID(),
       // A new store writes a check into every record and a digest of every file, and requires them on reads.
-      [DIGESTS_CONFIG_FIELD]: DIGESTS_SHA256,
+      [DIGESTS_CONFIG_FIELD]: DIGESTS_V1,
     }
     if (!Number.isInteger(full.retryCount) || full.retryCount < 0) {
       throw new InvalidArgumentError(`retryCount must be a non-negative integer, got ${full.retryCount}`)
@@ -548,7 +548,7 @@ export abstract class AbstractJobStore {
    * service accepts a write its condition forbids (see `JobStoreOptions.skipConditionalWriteProof`).
    */
   async resume(options: SignalOptions = {}): Promise<JobStoreConfig> {
-    let bytes: Buffer
+    let bytes: Buffer | string
     try {
       bytes = await this.#bytesOf(await this.getObject(keys.config, io(options.signal)), 'the store config')
     } catch (err) {
@@ -556,12 +556,12 @@ export abstract class AbstractJobStore {
       throw err
     }
     try {
-      bytes = openJson(bytes, `config of ${this.locator}`, false)
+      bytes = openJson(bytes as Buffer, `config of ${this.locator}`, false)
     } catch (err) {
       if (!(err instanceof CorruptRecordError)) throw err
       throw new CorruptRecordError(
         `config of ${this.locator}`,
-        'checksum mismatch: torn or overwritten (edited by hand? delete its "sha256" line to accept the edit)',
+        'checksum mismatch: torn or overwritten (edited by hand? delete its "crc32" line to accept the edit)',
         { cause: err },
       )
     }
@@ -596,7 +596,7 @@ export abstract class AbstractJobStore {
 
   /** Whether this store writes checks into every record and digests of every file, and so requires them on reads. */
   get #strict(): boolean {
-    return this.#config?.[DIGESTS_CONFIG_FIELD] === DIGESTS_SHA256
+    return this.#config?.[DIGESTS_CONFIG_FIELD] === DIGESTS_V1
   }
 
   /**
@@ -1156,12 +1156,10 @@ export abstract class AbstractJobStore {
     if (options.encoding !== undefined) writable.setDefaultEncoding(options.encoding)
     const controller = linkedAbortController(options.signal)
     // The digest is of the bytes stored: of the ciphertext for a protected file.
-    const { source, digest } =
-      options.encryptWith === undefined
-        ? { source: body as Readable, digest: body.digest }
-        : (({ body: encrypted, digest: ciphertextDigest }) => ({ source: encrypted, digest: ciphertextDigest }))(
-            digesting(pipeline(body, createEncryptStream(options.encryptWith), () => {})),
-          )
+    const encrypted =
+      options.encryptWith === undefined ? undefined : digesting(pipeline(body, createEncryptStream(options.encryptWith), () => {}))
+    const source: Readable = encrypted?.body ?? body
+    const digest = encrypted?.digest ?? body.digest
     let putFailure: { error: unknown } | undefined
     const upload = this.#putConditional(key, source, { ...put, digest, signal: controller.signal })
     upload.catch((error: unknown) => {

@@ -480,12 +480,18 @@ export class FileJobStore extends AbstractJobStore {
     return match === null ? {} : { digest: Buffer.from(match[1] as string, 'hex').toString('base64') }
   }
 
-  protected override async getObject(key: string, options: IoOptions = {}): Promise<ObjectRead> {
+  protected override getObject(key: string, options: IoOptions = {}): Promise<ObjectRead> {
+    // Records (no digest asked for): straight through, no extra async step on the hottest read.
+    return options.lookUpDigest === true ? this.#getFile(key, options) : this.#getObject(key, options)
+  }
+
+  /** A file's read, with its digest: read again if the file was replaced while its sidecar was looked up. */
+  async #getFile(key: string, options: IoOptions): Promise<ObjectRead> {
     for (let attempt = 1; ; attempt++) {
       const object = await this.#getObject(key, options)
       // No digest found for the inode opened: if that file was replaced meanwhile (its sidecar goes with it), the
       // read is of a version no longer stored: read the current one instead.
-      if (options.lookUpDigest !== true || object.digest !== undefined || object.unverifiable !== undefined || attempt >= 5) return object
+      if (object.digest !== undefined || object.unverifiable !== undefined || attempt >= 5) return object
       const now = await stat(this.#path(key), { bigint: true }).catch(() => undefined)
       if (now === undefined || tokenOf(now) === object.version) return object
       object.body.destroy()
