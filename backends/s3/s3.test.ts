@@ -484,7 +484,12 @@ describe('s3: on MinIO', () => {
     expect(await nested.pending()).toEqual(['run-1/files/pending'])
     expect((await readAll(nested, 'files/x')).toString()).toBe('nested')
     const left = await s3.send(new ListObjectsV2Command({ Bucket: bucket }))
-    expect((left.Contents ?? []).map((o) => o.Key).sort()).toEqual(['not-ours.txt', 'run-1/config.json', 'run-1/files/x'])
+    expect((left.Contents ?? []).map((o) => o.Key).sort()).toEqual([
+      'not-ours.txt',
+      'run-1/config.json',
+      'run-1/files/x',
+      'run-1/meta/store-marker',
+    ])
   })
 
   it('initialize creates a missing bucket, also with concurrent creators', async () => {
@@ -513,7 +518,8 @@ describe('s3: on MinIO', () => {
     const { prefix } = parseS3Locator(store.locator)
     const listed = await raw().send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${prefix}/` }))
     const rawKeys = (listed.Contents ?? []).map((o) => o.Key as string)
-    expect(rawKeys.length).toBe(names.length + 6 + 1)
+    // The files, the shared files, the config and the store marker.
+    expect(rawKeys.length).toBe(names.length + 6 + 2)
     for (const key of rawKeys) {
       expect(key.startsWith(`${prefix}/`)).toBe(true)
       expect(key).not.toMatch(/\/\/|^\/|\\|(^|\/)\.{1,2}(\/|$)/)
@@ -617,7 +623,7 @@ describe('s3: on MinIO', () => {
     }
     // A corrupted upload never becomes a file that reads back wrong: the write fails (MinIO checks the payload's
     // signed SHA-256 and CRC32), or the read does.
-    const uploadProxy = await faultProxy((req) => (req.method === 'PUT' ? 'corrupt-request' : undefined), { stripResponseHeaders: /^x-amz-checksum-/ })
+    const uploadProxy = await faultProxy((req) => (req.method === 'PUT' && (req.url ?? '').includes('/files/') ? 'corrupt-request' : undefined), { stripResponseHeaders: /^x-amz-checksum-/ })
     const writer = new S3JobStore(store.locator, {
       clientConfig: { endpoint: uploadProxy, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' },
     })
