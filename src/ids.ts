@@ -86,6 +86,16 @@ export function parseFileId(id: unknown): ParsedFileId {
   return { owner, cleanup: groups['mode'] === 'c', rand: groups['rand'] as string, basename }
 }
 
+/** Whether `id` is a file ID this store could have minted (as {@link parseFileId} accepts, without throwing). */
+export function isFileId(id: unknown): boolean {
+  try {
+    parseFileId(id)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** Throws {@link InvalidArgumentError} unless `name` is a valid shared-file name. */
 export function checkSharedFileName(name: unknown): asserts name is string {
   if (

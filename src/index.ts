@@ -45,7 +45,7 @@ export {
   type JsonObject,
   type JsonValue,
 } from './job-description.js'
-export { checkJobId, checkSharedFileName, parseFileId, type ParsedFileId } from './ids.js'
+export { checkJobId, checkSharedFileName, isFileId, parseFileId, type ParsedFileId } from './ids.js'
 export {
   locatorScheme,
   openJobStore,

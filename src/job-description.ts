@@ -4,7 +4,7 @@
  * On the wire it is JSON with a `schemaVersion`, so stores written by one release are read by the next.
  */
 import { CorruptRecordError, InvalidArgumentError } from './errors.js'
-import { checkJobId, parseFileId } from './ids.js'
+import { checkJobId, isFileId } from './ids.js'
 
 function isJobId(id: string): boolean {
   try {
@@ -132,15 +132,6 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
   const proto = Object.getPrototypeOf(value) as unknown
   return proto === Object.prototype || proto === null
-}
-
-function isFileId(id: string): boolean {
-  try {
-    parseFileId(id)
-    return true
-  } catch {
-    return false
-  }
 }
 
 /**

@@ -9,6 +9,7 @@ import {
   NoSuchJobError,
   checkJobId,
   forEachConcurrent,
+  isFileId,
   parseFileId,
   type JobDescription,
 } from '../../index.js'
@@ -215,11 +216,3 @@ function isJobId(id: string): boolean {
   }
 }
 
-function isFileId(id: string): boolean {
-  try {
-    parseFileId(id)
-    return true
-  } catch {
-    return false
-  }
-}
