@@ -192,6 +192,9 @@ export interface PendingUpload {
 }
 
 /** A job store in an S3 bucket, optionally under a prefix. */
+
+/** The headers of an object the store reads: from a HeadObject, or from a GetObject whose body is dropped. */
+type ObjectHeaders = { ContentLength?: number; ETag?: string; Metadata?: Record<string, string> }
 export class S3JobStore extends AbstractJobStore {
   /** The bucket. */
   readonly bucket: string
@@ -742,18 +745,19 @@ export class S3JobStore extends AbstractJobStore {
 
   protected override async headObject(key: string, options: IoOptions = {}): Promise<ObjectInfo | undefined> {
     const fullKey = this.#full(key)
-    let out: { ContentLength?: number; ETag?: string; Metadata?: Record<string, string> }
-    for (let round = 1; ; round++) {
-      try {
-        out = await this.#sendRaw(new HeadObjectCommand({ Bucket: this.bucket, Key: fullKey }), options.signal)
-        break
-      } catch (err) {
-        const missing = headNotFound(err)
-        if (missing === 'absent') return undefined
-        if (missing === undefined || round > 1) throw wrapS3Error(err, `HeadObject ${this.#url(fullKey)}`, options.signal)
-        if (!(await this.#existsByGet(this.bucket, fullKey, options.signal))) return undefined
-        // The key appeared between the HEAD and the GET: ask again.
-      }
+    let out: ObjectHeaders
+    try {
+      out = await this.#sendRaw(new HeadObjectCommand({ Bucket: this.bucket, Key: fullKey }), options.signal)
+    } catch (err) {
+      const missing = headNotFound(err)
+      if (missing === 'absent') return undefined
+      if (missing === undefined) throw wrapS3Error(err, `HeadObject ${this.#url(fullKey)}`, options.signal)
+      // A 404 without a code proves nothing: the GET's answer decides, and if the key is there (made meanwhile, or
+      // a HEAD the server answered wrongly, as MinIO did once while writers were killed mid-upload), its headers
+      // are the metadata.
+      const got = await this.#headersByGet(this.bucket, fullKey, options.signal)
+      if (got === undefined) return undefined
+      out = got
     }
     if (out.ETag === undefined) throw new JobStoreError(`S3 HeadObject ${this.#url(fullKey)}: no ETag in the answer`)
     return { key, size: out.ContentLength ?? 0, version: out.ETag, executable: out.Metadata?.[META_EXECUTABLE] === '1' }
@@ -764,12 +768,17 @@ export class S3JobStore extends AbstractJobStore {
    * error answer has a body with the code. Only asked after such a 404; the body of a key that exists is dropped.
    */
   async #existsByGet(bucket: string, fullKey: string, signal: AbortSignal | undefined): Promise<boolean> {
+    return (await this.#headersByGet(bucket, fullKey, signal)) !== undefined
+  }
+
+  /** The object's headers from a GET (its body dropped), or undefined when the GET's coded answer says it is absent. */
+  async #headersByGet(bucket: string, fullKey: string, signal: AbortSignal | undefined): Promise<ObjectHeaders | undefined> {
     try {
-      const out = await this.#sendRaw<{ Body?: unknown }>(new GetObjectCommand({ Bucket: bucket, Key: fullKey }), signal)
+      const out = await this.#sendRaw<ObjectHeaders & { Body?: unknown }>(new GetObjectCommand({ Bucket: bucket, Key: fullKey }), signal)
       if (out.Body instanceof Readable) out.Body.destroy()
-      return true
+      return out
     } catch (err) {
-      if (isNotFound(err)) return false
+      if (isNotFound(err)) return undefined
       throw wrapS3Error(err, `GetObject s3://${bucket}/${fullKey} (after a HEAD answered 404 without an error code)`, signal)
     }
   }

@@ -609,7 +609,9 @@ describe('s3: on MinIO', () => {
     const store = await probe()
     const small = await store.writeFileStream((w) => void w.end(randomPayload(64 * 1024)))
     const big = await store.writeFileStream((w) => writeChunks(w, randomPayload(PART + 1), 256 * 1024))
-    const proxy = await faultProxy((req) => (req.method === 'GET' && (req.url ?? '').includes('/files/') ? 'corrupt-response' : undefined), {
+    // The file's bytes only: a multipart file's digest sidecar (under digests/) is read intact.
+    const fileRead = (req: IncomingMessage): boolean => req.method === 'GET' && (req.url ?? '').includes('/files/') && !(req.url ?? '').includes('/digests/')
+    const proxy = await faultProxy((req) => (fileRead(req) ? 'corrupt-response' : undefined), {
       stripResponseHeaders: /^x-amz-checksum-/,
     })
     const faulty = new S3JobStore(store.locator, {
