@@ -745,22 +745,26 @@ export class S3JobStore extends AbstractJobStore {
 
   protected override async headObject(key: string, options: IoOptions = {}): Promise<ObjectInfo | undefined> {
     const fullKey = this.#full(key)
-    let out: ObjectHeaders
+    const out = await this.#headers(fullKey, options.signal)
+    if (out === undefined) return undefined
+    if (out.ETag === undefined) throw new JobStoreError(`S3 HeadObject ${this.#url(fullKey)}: no ETag in the answer`)
+    return { key, size: out.ContentLength ?? 0, version: out.ETag, executable: out.Metadata?.[META_EXECUTABLE] === '1' }
+  }
+
+  /**
+   * The headers of the object at `fullKey` (a HEAD), or undefined when the service's coded answer says it is absent.
+   * A 404 without a code proves nothing: a GET's answer decides, and if the key is there (made meanwhile, or a HEAD
+   * the server answered wrongly), the GET's headers are the metadata.
+   */
+  async #headers(fullKey: string, signal: AbortSignal | undefined): Promise<ObjectHeaders | undefined> {
     try {
-      out = await this.#sendRaw(new HeadObjectCommand({ Bucket: this.bucket, Key: fullKey }), options.signal)
+      return await this.#sendRaw<ObjectHeaders>(new HeadObjectCommand({ Bucket: this.bucket, Key: fullKey }), signal)
     } catch (err) {
       const missing = headNotFound(err)
       if (missing === 'absent') return undefined
-      if (missing === undefined) throw wrapS3Error(err, `HeadObject ${this.#url(fullKey)}`, options.signal)
-      // A 404 without a code proves nothing: the GET's answer decides, and if the key is there (made meanwhile, or
-      // a HEAD the server answered wrongly, as MinIO did once while writers were killed mid-upload), its headers
-      // are the metadata.
-      const got = await this.#headersByGet(this.bucket, fullKey, options.signal)
-      if (got === undefined) return undefined
-      out = got
+      if (missing === undefined) throw wrapS3Error(err, `HeadObject ${this.#url(fullKey)}`, signal)
+      return this.#headersByGet(this.bucket, fullKey, signal)
     }
-    if (out.ETag === undefined) throw new JobStoreError(`S3 HeadObject ${this.#url(fullKey)}: no ETag in the answer`)
-    return { key, size: out.ContentLength ?? 0, version: out.ETag, executable: out.Metadata?.[META_EXECUTABLE] === '1' }
   }
 
   /**
@@ -953,15 +957,7 @@ export class S3JobStore extends AbstractJobStore {
         const name = object.Key.slice(prefix.length)
         const at = name.lastIndexOf('~')
         if (at < 0) return
-        let metadata: Record<string, string> | undefined
-        try {
-          metadata = (await this.#sendRaw<{ Metadata?: Record<string, string> }>(
-            new HeadObjectCommand({ Bucket: this.bucket, Key: this.#full(name.slice(0, at)) }),
-            signal,
-          )).Metadata
-        } catch (err) {
-          if (!isNotFound(err)) throw wrapS3Error(err, `HeadObject ${this.#url(this.#full(name.slice(0, at)))}`, signal)
-        }
+        const metadata = (await this.#headers(this.#full(name.slice(0, at)), signal))?.Metadata
         if (metadata?.[META_DIGEST_SIDECAR] !== object.Key) orphans.push(object.Key)
       })
       token = out.IsTruncated ? out.NextContinuationToken : undefined
