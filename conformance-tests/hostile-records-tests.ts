@@ -353,7 +353,7 @@ function structuredCloneSafe(desc: JobDescription): JobDescription {
 }
 
 /** -0 is stored as 0 (JSON has one zero; `-0 === 0`): the one change a round trip makes, documented in guarantees.md. */
-function withoutNegativeZero<T>(value: T): T {
+export function withoutNegativeZero<T>(value: T): T {
   if (typeof value === 'number') return (Object.is(value, -0) ? 0 : value) as T
   if (Array.isArray(value)) return value.map(withoutNegativeZero) as T
   if (typeof value === 'object' && value !== null) {

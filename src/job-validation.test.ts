@@ -15,16 +15,8 @@ import { randomId } from './ids.js'
 import { checkJobDescription, decodeJob, encodeJob, newJobDescription, type JobDescription } from './job-description.js'
 import { openJobStore } from './open.js'
 import './builtin-backends.js'
+import { withoutNegativeZero } from '../conformance-tests/hostile-records-tests.js'
 
-/** -0 is stored as 0 (JSON has one zero, and `-0 === 0`): the one change a round trip makes. */
-function withoutNegativeZero<T>(value: T): T {
-  if (typeof value === 'number') return (Object.is(value, -0) ? 0 : value) as T
-  if (Array.isArray(value)) return value.map(withoutNegativeZero) as T
-  if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withoutNegativeZero(v)])) as T
-  }
-  return value
-}
 
 describe('accepted means readable: checkJobDescription and decodeJob are one schema (10,000 cases)', () => {
   it('a description checkJobDescription accepts is decoded equal; a refused one is an InvalidArgumentError and is left as it was', () => {
