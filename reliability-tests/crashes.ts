@@ -259,7 +259,15 @@ class Lane {
         if (err instanceof NoSuchJobError) throw new Error(`job ${job.jobStoreID} vanished`)
         throw err
       })
-      expect(jobTag(there)).toBe(this.current.get(job.jobStoreID as string))
+      // Equal to what the listing showed, or a write in flight at an earlier kill that the server completed since
+      // (Azurite finished a Put Blob of a killed writer between the listing and this load once, under CI load).
+      const id = job.jobStoreID as string
+      const tag = jobTag(there) as string
+      if (tag !== this.current.get(id)) {
+        expect(this.#mayStillLand.get(id) ?? new Set(), `job ${id} loaded after its listing`).toContain(tag)
+        figures.inFlightLanded++
+        this.current.set(id, tag)
+      }
     }
   }
 }
