@@ -1,36 +1,6 @@
-import { mkdtempSync } from 'node:fs'
-import { open, readdir } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { defineConformanceSuite } from '../../conformance-tests/index.js'
+import { fileHarness } from './file-harness.js'
 
-const base = mkdtempSync(join(tmpdir(), 'jobstore-file-'))
-let counter = 0
-
-defineConformanceSuite({
-  name: 'file',
-  newLocator: () => `file:${join(base, `store-${process.pid}-${++counter}`)}`,
-  partSize: 1024 * 1024,
-  capabilities: {
-    expiringPublicUrls: { unsupported: 'file: URLs name a path; access is governed by the folder mode (0700), not by an expiry' },
-  },
-  corruptObject: async (locator, key, offset) => {
-    // In place, as a disk or another program would: same inode, the digest's sidecar untouched.
-    const handle = await open(join(locator.slice('file:'.length), ...key.split('/')), 'r+')
-    try {
-      const byte = Buffer.alloc(1)
-      await handle.read(byte, 0, 1, offset)
-      byte[0] = (byte[0] as number) ^ 0x20
-      await handle.write(byte, 0, 1, offset)
-    } finally {
-      await handle.close()
-    }
-  },
-  countLeftovers: async (locator) => {
-    try {
-      return (await readdir(join(locator.slice('file:'.length), 'tmp'))).length
-    } catch {
-      return 0
-    }
-  },
-})
+// Direct small calls, as on a local disk (FileJobStoreOptions.directCalls); file-thread-pool.test.ts: the other way.
+process.env['JOBSTORE_FILE_DIRECT_CALLS'] = '1'
+defineConformanceSuite(fileHarness('file'))

@@ -9,6 +9,7 @@
  * it in a `finally`.
  */
 import fs from 'node:fs'
+import { dirname } from 'node:path'
 import { promisify } from 'node:util'
 
 export const open = promisify(fs.open)
@@ -27,6 +28,7 @@ export const write = promisify(fs.write)
 export const readFile = promisify(fs.readFile)
 /** realpath(3): every component of a path resolved in one call to the thread pool (the JS version lstats each). */
 export const realpath = promisify(fs.realpath.native)
+export const statfs = promisify(fs.statfs)
 
 /** Writes all of `data` at the descriptor's position (a write may take less than it is given). */
 export async function writeAll(fd: number, data: Buffer): Promise<void> {
@@ -59,4 +61,56 @@ export async function withFd<T>(path: string, flags: string | number, body: (fd:
   } finally {
     await close(fd)
   }
+}
+
+/**
+ * `statfs` types of local file systems, where a metadata call costs a few microseconds in the kernel: less than a
+ * trip to libuv's thread pool, so the backend may make it synchronously (`FileJobStoreOptions.directCalls`).
+ * Anything else (nfs, lustre, gpfs, cifs, fuse, beegfs, ceph, unknown) may take milliseconds: asynchronous.
+ */
+const LOCAL_FILE_SYSTEMS = new Set([
+  0xef53, // ext2/3/4
+  0x58465342, // xfs
+  0x9123683e, // btrfs
+  0x01021994, // tmpfs
+  0x2fc12fc1, // zfs
+  0x794c7630, // overlayfs
+  0x858458f6, // ramfs
+  0xf2f52010, // f2fs
+])
+
+/** Whether the folder `path` (or its nearest existing parent) is on a local file system (see LOCAL_FILE_SYSTEMS). */
+export async function isLocalFileSystem(path: string): Promise<boolean> {
+  for (let dir = path; ; ) {
+    try {
+      return LOCAL_FILE_SYSTEMS.has((await statfs(dir)).type)
+    } catch (err) {
+      const parent = dirname(dir)
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || parent === dir) return false
+      dir = parent
+    }
+  }
+}
+
+/** The metadata calls of the digest sidecars, made directly (synchronously) or through the thread pool. */
+export interface MetadataCalls {
+  symlink(target: string, path: string): Promise<void>
+  readlink(path: string): Promise<string>
+  unlink(path: string): Promise<void>
+  stat(path: string): Promise<fs.BigIntStats>
+}
+
+export const threadPoolCalls: MetadataCalls = {
+  symlink: promisify(fs.symlink),
+  readlink: promisify(fs.readlink),
+  unlink,
+  stat: (path) => stat(path, { bigint: true }),
+}
+
+/** Synchronous calls behind the same interface: one system call each, no thread-pool round trip. */
+export const directCalls: MetadataCalls = {
+  symlink: async (target, path) => fs.symlinkSync(target, path),
+  readlink: async (path) => fs.readlinkSync(path),
+  unlink: async (path) => fs.unlinkSync(path),
+  stat: async (path) => fs.statSync(path, { bigint: true }),
 }

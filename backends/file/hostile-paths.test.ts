@@ -27,11 +27,13 @@ import {
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AbstractJobStore } from '../../src/abstract-job-store.js'
+import { InvalidArgumentError } from '../../src/errors.js'
 import { keys, randomId } from '../../src/ids.js'
 import { newJobDescription, type JobDescription } from '../../src/job-description.js'
 import { openJobStore } from '../../src/open.js'
+import type { FileJobStoreOptions } from './file-job-store.js'
 import '../../src/builtin-backends.js'
 import { caught, collect } from '../../conformance-tests/harness.js'
 
@@ -86,7 +88,7 @@ async function fixture(): Promise<Fixture> {
   const n = ++counter
   const root = join(base, `store-${n}`)
   const locator = `file:${root}`
-  const store = await openJobStore(locator)
+  const store = await openJobStore(locator, { directCalls } as FileJobStoreOptions)
   await store.initialize()
   const child = jobIn(store, 'child')
   const rootJob = jobIn(store, 'root', child.jobStoreID.slice(0, 2))
@@ -121,7 +123,7 @@ function linkTmp(f: Fixture): void {
 }
 
 async function reopened(f: Fixture): Promise<AbstractJobStore> {
-  const store = await openJobStore(f.locator)
+  const store = await openJobStore(f.locator, { directCalls } as FileJobStoreOptions)
   await store.resume()
   return store
 }
@@ -270,7 +272,13 @@ const cases: PlantCase[] = [
   },
 ]
 
-describe('hostile environment: the file backend stays inside its folder', () => {
+/** Both ways the backend makes its small calls (FileJobStoreOptions.directCalls): a local disk's and a network file system's. */
+let directCalls = true
+
+for (const direct of [true, false]) describe(`hostile environment: the file backend stays inside its folder (${direct ? 'direct' : 'thread-pool'} calls)`, () => {
+  beforeAll(() => {
+    directCalls = direct
+  })
   for (const plantCase of cases) {
     describe(plantCase.name, () => {
       const ops: [string, Op, boolean][] = [
@@ -295,7 +303,7 @@ describe('hostile environment: the file backend stays inside its folder', () => 
     const f = await fixture()
     replaceWithLink(f, keys.config)
     const before = snapshot(f.outside)
-    const store = await openJobStore(f.locator)
+    const store = await openJobStore(f.locator, { directCalls } as FileJobStoreOptions)
     await expectUnsafe(() => store.resume())
     await store.destroy() // the marker proves the store
     expect(existsSync(f.root)).toBe(false)
@@ -352,4 +360,15 @@ describe('hostile environment: the file backend stays inside its folder', () => 
     await expectUnsafe(() => store.deleteFile(f.fileID))
     expect(snapshot(f.outside)).toEqual(before)
   })
+})
+
+it('JOBSTORE_FILE_DIRECT_CALLS other than 1 or 0 is an InvalidArgumentError when a store is opened, not a silent default', async () => {
+  process.env['JOBSTORE_FILE_DIRECT_CALLS'] = 'yes'
+  try {
+    const error = await caught(() => openJobStore(`file:${join(base, 'env-check')}`))
+    expect(error).toBeInstanceOf(InvalidArgumentError)
+    expect((error as Error).message).toMatch(/JOBSTORE_FILE_DIRECT_CALLS must be 1 or 0/)
+  } finally {
+    delete process.env['JOBSTORE_FILE_DIRECT_CALLS']
+  }
 })
