@@ -96,6 +96,34 @@ export function atomicityTests(ctx: SuiteContext): void {
       expect((await caught(() => store.writeFileStream(() => {}, { signal: before.signal }))).code).toBe('ABORTED')
     })
 
+    it('a read in progress keeps seeing the object it opened while the file is replaced, then deleted (readSnapshots)', async (t) => {
+      ctx.requireCapability(t, 'readSnapshots')
+      const { store } = await ctx.freshStore()
+      // Several parts, more than sockets and streams buffer: the service is still sending when the file changes.
+      const size = Math.max(2 * ctx.partSize, 4 * 1024 * 1024) + 1
+      const old = randomPayload(size)
+      const id = await store.writeFileStream(async (w) => writeChunks(w, old, 256 * 1024))
+      const readWhile = async (change: () => Promise<void>): Promise<Buffer> => {
+        const stream = await store.readFileStream(id)
+        const reader = stream[Symbol.asyncIterator]()
+        const first = await reader.next()
+        expect(first.done).toBe(false)
+        const parts: Buffer[] = [first.value as Buffer]
+        await change()
+        for (let next = await reader.next(); next.done !== true; next = await reader.next()) parts.push(next.value as Buffer)
+        return Buffer.concat(parts)
+      }
+      const replacement = randomPayload(size)
+      const whileReplaced = await readWhile(() => store.updateFileStream(id, async (w) => writeChunks(w, replacement, 256 * 1024)).then(() => {}))
+      expect(whileReplaced.length).toBe(size)
+      expect(sha256(whileReplaced)).toBe(sha256(old))
+      expect(sha256(await collect(await store.readFileStream(id)))).toBe(sha256(replacement))
+      const whileDeleted = await readWhile(() => store.deleteFile(id))
+      expect(whileDeleted.length).toBe(size)
+      expect(sha256(whileDeleted)).toBe(sha256(replacement))
+      expect(await store.fileExists(id)).toBe(false)
+    })
+
     it('a writer process killed mid-stream leaves the old content, and clean() removes its leftovers', async (t) => {
       ctx.requireCapability(t, 'multipleProcesses')
       const { store, locator } = await ctx.freshStore()

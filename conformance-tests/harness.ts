@@ -41,6 +41,13 @@ export interface Capabilities {
    * backend): those tests are skipped, and `jobstore verify` runs in this process instead of a child.
    */
   readonly multipleProcesses: Capability
+  /**
+   * A read in progress keeps seeing the object it opened, whole, while the object is replaced or deleted (a file
+   * descriptor on the file system; versions the service keeps serving in S3, Azure and GCS). Unsupported where the
+   * server cuts such a read (MinIO): jobstore then fails the read (`the object was replaced or deleted while it was
+   * read`), never hands out a mix.
+   */
+  readonly readSnapshots: Capability
 }
 
 /** What a backend author passes to {@link defineConformanceSuite}. */
