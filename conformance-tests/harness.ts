@@ -89,9 +89,9 @@ export interface SuiteContext {
    * feature.
    */
   requireCapability(test: TestContext, name: keyof Capabilities): void
-  /** A new, initialized store, destroyed when the test ends. */
+  /** A new, initialized store, destroyed and closed when the test ends. */
   freshStore(config?: JobStoreConfigInit): Promise<{ store: AbstractJobStore; locator: string }>
-  /** A second instance of an existing store, as a worker on another host would open it. */
+  /** A second instance of an existing store, as a worker on another host would open it; closed when the test ends. */
   reopen(locator: string): Promise<AbstractJobStore>
   /** Leftovers under the locator (0 when the harness cannot count them). */
   leftovers(locator: string): Promise<number>
@@ -199,12 +199,17 @@ export function makeContext(harness: ConformanceHarness): SuiteContext {
       const store = await openJobStore(locator)
       await store.initialize(config)
       onTestFinished(async () => {
-        await store.destroy()
+        try {
+          await store.destroy()
+        } finally {
+          await store.close()
+        }
       })
       return { store, locator }
     },
     async reopen(locator) {
       const store = await openJobStore(locator)
+      onTestFinished(() => store.close())
       await store.resume()
       return store
     },
