@@ -126,6 +126,9 @@ function workerCommand(scenario: string, args: Record<string, unknown>, setupMod
   return [...loader, fileURLToPath(workerEntry), JSON.stringify({ scenario, args, setupModule })]
 }
 
+/** A store's destroy after a test (vitest's hook default, 10 s, is short for a store of many objects on a service). */
+export const CLEANUP_TIMEOUT_MS = 120_000
+
 /** Fails a declared gap without a reason; returns the capability. */
 function checkedCapability(harness: ConformanceHarness, name: keyof Capabilities): Capability {
   const capability = harness.capabilities?.[name] ?? true
@@ -204,12 +207,12 @@ export function makeContext(harness: ConformanceHarness): SuiteContext {
         } finally {
           await store.close()
         }
-      })
+      }, CLEANUP_TIMEOUT_MS)
       return { store, locator }
     },
     async reopen(locator) {
       const store = await openJobStore(locator)
-      onTestFinished(() => store.close())
+      onTestFinished(() => store.close(), CLEANUP_TIMEOUT_MS)
       await store.resume()
       return store
     },

@@ -37,9 +37,11 @@ interface VerifyResult {
  * `jobstore verify --json LOCATOR`, run as a real subprocess (as the CLI tests run it); in this process, through the
  * CLI's own `run()`, for a store other processes cannot reach (`multipleProcesses` unsupported: the memory backend).
  */
-async function cliVerify(locator: string, inProcess: boolean): Promise<VerifyResult> {
+async function cliVerify(locator: string, inProcess: boolean, setupModule: string | undefined): Promise<VerifyResult> {
   if (inProcess) return cliVerifyInProcess(locator)
-  const child = spawn(process.execPath, [...(fromSource ? ['--import', 'tsx'] : []), CLI_ENTRY, 'verify', locator, '--json'], {
+  // A backend not built into jobstore is registered in the CLI's process by the harness's setup module.
+  const setup = setupModule === undefined ? [] : ['--import', setupModule]
+  const child = spawn(process.execPath, [...(fromSource ? ['--import', 'tsx'] : []), ...setup, CLI_ENTRY, 'verify', locator, '--json'], {
     env: { ...process.env, NODE_OPTIONS: '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -144,7 +146,7 @@ export function hostileIntegrityTests(ctx: SuiteContext): void {
           expect(sha256(await collect(await other.readFileStream(intact)))).toBe(sha256(data))
           await other.readFile(intact, join(dir, 'intact'))
           expect(existsSync(join(dir, 'intact'))).toBe(true)
-          const verify = await cliVerify(locator, ctx.capability('multipleProcesses') !== true)
+          const verify = await cliVerify(locator, ctx.capability('multipleProcesses') !== true, ctx.harness.setupModule)
           expect(verify.code).toBe(EXIT.INTEGRITY)
           expect(verify.report.problems).toEqual([
             { kind: 'damaged-file', subject: id, message: expect.stringContaining(`file ${id} cannot be read back whole`) },
