@@ -17,7 +17,7 @@
 import { Readable } from 'node:stream'
 import { AbstractJobStore, type JobStoreOptions } from '../../src/abstract-job-store.js'
 import { throwIfAborted } from '../../src/concurrency.js'
-import { InvalidArgumentError, UnsupportedOperationError } from '../../src/errors.js'
+import { AbortedError, InvalidArgumentError, UnsupportedOperationError } from '../../src/errors.js'
 import {
   objectReadOf,
   ObjectNotFoundError,
@@ -106,6 +106,17 @@ function* copiesOf(blocks: readonly Buffer[]): Generator<Buffer> {
 /** Reads `body` into blocks of at most {@link BLOCK_BYTES} (copies: the writer may reuse its buffers). */
 async function blocksOf(body: Buffer | Readable, signal: AbortSignal | undefined): Promise<{ blocks: Buffer[]; size: number }> {
   if (Buffer.isBuffer(body)) return { blocks: body.length === 0 ? [] : [Buffer.from(body)], size: body.length }
+  // An abort while the body waits for its writer ends the wait: the body is destroyed, as an SDK's upload would.
+  const onAbort = (): void => void body.destroy(new AbortedError({ cause: signal?.reason }))
+  signal?.addEventListener('abort', onAbort, { once: true })
+  try {
+    return await readBlocks(body, signal)
+  } finally {
+    signal?.removeEventListener('abort', onAbort)
+  }
+}
+
+async function readBlocks(body: Readable, signal: AbortSignal | undefined): Promise<{ blocks: Buffer[]; size: number }> {
   const blocks: Buffer[] = []
   let block = Buffer.allocUnsafe(BLOCK_BYTES)
   let filled = 0
