@@ -2,7 +2,8 @@ import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
   test: {
-    include: ['**/*.test.ts'],
+    // The outside backend's test is JavaScript, as an outside author's may be (conformance-tests/outside-backend/).
+    include: ['**/*.test.ts', 'conformance-tests/outside-backend/*.test.js'],
     // reliability-tests/ run apart: `npm run test:reliability` (vitest.reliability.config.ts).
     exclude: ['node_modules/**', 'dist/**', 'reliability-tests/**'],
     // Starts MinIO, Azurite and fake-gcs-server on loopback (installing them into a cache on first use).

@@ -41,7 +41,36 @@ export function atomicityTests(ctx: SuiteContext): void {
       const other = await ctx.reopen(locator)
       expect(sha256(await collect(await other.readFileStream(id)))).toBe(sha256(old))
       expect((await collect(await other.readSharedFileStream('config.txt'))).toString()).toBe('old shared')
+    })
+
+    it('a write of several parts whose body throws, or that is aborted, leaves no upload behind (countableLeftovers)', async (t) => {
+      ctx.requireCapability(t, 'countableLeftovers')
+      const { store, locator } = await ctx.freshStore()
+      const big = randomPayload(ctx.partSize + 1024 * 1024)
+      const failed = await caught(() =>
+        store.writeFileStream(async (w) => {
+          await writeChunks(w, big, 256 * 1024)
+          throw new Error('body failed')
+        }),
+      )
+      expect(failed.message).toBe('body failed')
+      const id = await store.writeFileStream((w) => void w.end('old'))
+      const controller = new AbortController()
+      expect(
+        await caught(() =>
+          store.updateFileStream(
+            id,
+            async (w) => {
+              await writeChunks(w, big, 256 * 1024)
+              controller.abort(new Error('stop'))
+              await writeChunks(w, randomPayload(1024 * 1024), 256 * 1024)
+            },
+            { signal: controller.signal },
+          ),
+        ),
+      ).toBeInstanceOf(Error)
       expect(await ctx.leftovers(locator)).toBe(0)
+      expect((await collect(await store.readFileStream(id))).toString()).toBe('old')
     })
 
     it('an aborted write stores nothing and keeps the old content', async () => {
@@ -65,10 +94,38 @@ export function atomicityTests(ctx: SuiteContext): void {
       const before = new AbortController()
       before.abort()
       expect((await caught(() => store.writeFileStream(() => {}, { signal: before.signal }))).code).toBe('ABORTED')
-      expect(await ctx.leftovers(locator)).toBe(0)
     })
 
-    it('a writer process killed mid-stream leaves the old content, and clean() removes its leftovers', async () => {
+    it('a read in progress keeps seeing the object it opened while the file is replaced, then deleted (readSnapshots)', async (t) => {
+      ctx.requireCapability(t, 'readSnapshots')
+      const { store } = await ctx.freshStore()
+      // Several parts, more than sockets and streams buffer: the service is still sending when the file changes.
+      const size = Math.max(2 * ctx.partSize, 4 * 1024 * 1024) + 1
+      const old = randomPayload(size)
+      const id = await store.writeFileStream(async (w) => writeChunks(w, old, 256 * 1024))
+      const readWhile = async (change: () => Promise<void>): Promise<Buffer> => {
+        const stream = await store.readFileStream(id)
+        const reader = stream[Symbol.asyncIterator]()
+        const first = await reader.next()
+        expect(first.done).toBe(false)
+        const parts: Buffer[] = [first.value as Buffer]
+        await change()
+        for (let next = await reader.next(); next.done !== true; next = await reader.next()) parts.push(next.value as Buffer)
+        return Buffer.concat(parts)
+      }
+      const replacement = randomPayload(size)
+      const whileReplaced = await readWhile(() => store.updateFileStream(id, async (w) => writeChunks(w, replacement, 256 * 1024)).then(() => {}))
+      expect(whileReplaced.length).toBe(size)
+      expect(sha256(whileReplaced)).toBe(sha256(old))
+      expect(sha256(await collect(await store.readFileStream(id)))).toBe(sha256(replacement))
+      const whileDeleted = await readWhile(() => store.deleteFile(id))
+      expect(whileDeleted.length).toBe(size)
+      expect(sha256(whileDeleted)).toBe(sha256(replacement))
+      expect(await store.fileExists(id)).toBe(false)
+    })
+
+    it('a writer process killed mid-stream leaves the old content, and clean() removes its leftovers', async (t) => {
+      ctx.requireCapability(t, 'multipleProcesses')
       const { store, locator } = await ctx.freshStore()
       const root = newJobDescription({ jobName: 'root' })
       store.assignID(root)
@@ -85,10 +142,12 @@ export function atomicityTests(ctx: SuiteContext): void {
       expect(sha256(await collect(await store.readFileStream(id)))).toBe(sha256(old))
       expect((await collect(await store.readSharedFileStream('state'))).toString()).toBe('old state')
       await store.clean(undefined, { leftoverAgeMs: 0 })
-      expect(await ctx.leftovers(locator)).toBe(0)
+      // Where the harness cannot count leftovers, the leftovers test shows the declared gap as a skip.
+      if (ctx.capability('countableLeftovers') === true) expect(await ctx.leftovers(locator)).toBe(0)
     })
 
-    it('a job updater killed mid-update leaves a whole job, old or new', async () => {
+    it('a job updater killed mid-update leaves a whole job, old or new', async (t) => {
+      ctx.requireCapability(t, 'multipleProcesses')
       const { store, locator } = await ctx.freshStore()
       const job = newJobDescription({ jobName: 'hot' })
       store.assignID(job)
@@ -105,7 +164,8 @@ export function atomicityTests(ctx: SuiteContext): void {
   })
 
   describe('concurrency between processes', () => {
-    it('16 processes creating the same job: exactly one wins', async () => {
+    it('16 processes creating the same job: exactly one wins', async (t) => {
+      ctx.requireCapability(t, 'multipleProcesses')
       const { store, locator } = await ctx.freshStore()
       const job = newJobDescription({ jobName: 'contested' })
       store.assignID(job)
@@ -121,7 +181,8 @@ export function atomicityTests(ctx: SuiteContext): void {
       expect((await store.load(job.jobStoreID as string)).version).toBe(1)
     })
 
-    it('compare-and-swap increments from 4 processes end exact, on a shared file and on a job', async () => {
+    it('compare-and-swap increments from 4 processes end exact, on a shared file and on a job', async (t) => {
+      ctx.requireCapability(t, 'multipleProcesses')
       const { store, locator } = await ctx.freshStore()
       await store.writeSharedFileStream('counter', (w) => void w.end('0'))
       const job = newJobDescription({ jobName: 'counter', extra: { count: 0 } })

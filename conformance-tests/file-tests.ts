@@ -162,33 +162,48 @@ export function fileTests(ctx: SuiteContext): void {
       expect(await store.exists(id)).toBe(false)
     })
 
-    it('public URLs serve the file without credentials', async () => {
+    it('public URLs: none for a missing file; for a stored one a URL, or UnsupportedOperationError where the backend has none (publicUrls)', async () => {
+      const { store } = await ctx.freshStore()
+      const id = await store.writeFileStream((w) => void w.end('public bytes'))
+      await store.writeSharedFileStream('pub.txt', (w) => void w.end('shared public'), { isProtected: false })
+      if (ctx.capability('publicUrls') === true) {
+        const url = await store.getPublicUrl(id)
+        expect(() => new URL(url)).not.toThrow()
+        expect(await store.getSharedPublicUrl('pub.txt')).toMatch(/^[a-z][a-z0-9+.-]*:/)
+      } else {
+        expect((await caught(() => store.getPublicUrl(id))).code).toBe('UNSUPPORTED')
+        expect((await caught(() => store.getSharedPublicUrl('pub.txt'))).code).toBe('UNSUPPORTED')
+      }
+      await store.deleteFile(id)
+      expect((await caught(() => store.getPublicUrl(id))).code).toBe('NO_SUCH_FILE')
+      expect((await caught(() => store.getSharedPublicUrl('missing'))).code).toBe('NO_SUCH_FILE')
+    })
+
+    it('public URLs serve the file without credentials (fetchablePublicUrls)', async (t) => {
+      ctx.requireCapability(t, 'publicUrls')
+      ctx.requireCapability(t, 'fetchablePublicUrls')
       const { store } = await ctx.freshStore()
       const id = await store.writeFileStream((w) => void w.end('public bytes'))
       await store.writeSharedFileStream('pub.txt', (w) => void w.end('shared public'), { isProtected: false })
       const url = await store.getPublicUrl(id)
       const sharedUrl = await store.getSharedPublicUrl('pub.txt')
-      expect(() => new URL(url)).not.toThrow()
       expect(url).toMatch(/^(https?|file):/)
-      const capability = ctx.capability('fetchablePublicUrls')
-      if (capability === true) {
-        const read = async (u: string): Promise<string> => {
-          if (u.startsWith('file:')) return readFile(fileURLToPath(u), 'utf8')
-          const response = await fetch(u)
-          expect(response.status).toBe(200)
-          return response.text()
-        }
-        expect(await read(url)).toBe('public bytes')
-        expect(await read(sharedUrl)).toBe('shared public')
-      } else {
-        expect(capability.unsupported.length).toBeGreaterThan(10)
+      const read = async (u: string): Promise<string> => {
+        if (u.startsWith('file:')) return readFile(fileURLToPath(u), 'utf8')
+        const response = await fetch(u)
+        expect(response.status).toBe(200)
+        return response.text()
       }
-      const expiring = ctx.capability('expiringPublicUrls')
-      if (expiring === true) expect(url).toMatch(/expir|Expires|se=|X-Amz-Expires|X-Goog-Expires/i)
-      else expect(expiring.unsupported.length).toBeGreaterThan(10)
-      await store.deleteFile(id)
-      expect((await caught(() => store.getPublicUrl(id))).code).toBe('NO_SUCH_FILE')
-      expect((await caught(() => store.getSharedPublicUrl('missing'))).code).toBe('NO_SUCH_FILE')
+      expect(await read(url)).toBe('public bytes')
+      expect(await read(sharedUrl)).toBe('shared public')
+    })
+
+    it('public URLs carry an expiry (expiringPublicUrls)', async (t) => {
+      ctx.requireCapability(t, 'publicUrls')
+      ctx.requireCapability(t, 'expiringPublicUrls')
+      const { store } = await ctx.freshStore()
+      const id = await store.writeFileStream((w) => void w.end('public bytes'))
+      expect(await store.getPublicUrl(id)).toMatch(/expir|Expires|se=|X-Amz-Expires|X-Goog-Expires/i)
     })
 
     it('a missing file or shared file rejects with NoSuchFileError before any byte flows', async () => {

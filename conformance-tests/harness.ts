@@ -4,28 +4,50 @@
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
-import { expect, onTestFinished } from 'vitest'
+import { onTestFinished, type TestContext } from 'vitest'
 import type { AbstractJobStore, JobStoreConfigInit } from '../src/abstract-job-store.js'
 import { openJobStore } from '../src/open.js'
 import '../src/builtin-backends.js'
 
 /**
  * Optional features and known gaps. `true`: supported, tested. `{ unsupported: reason }`: a known gap of the
- * backend or its emulator; the suite then checks the backend reports it honestly instead of testing the feature.
+ * backend or its emulator: the tests of that feature show as skipped in the report, with the capability's name and
+ * the reason (vitest's `ctx.skip(note)`), and the suite checks the backend reports the gap honestly where it can
+ * (a backend without public URLs: `getPublicUrl` is an `UnsupportedOperationError`). A reason is required (more
+ * than 10 characters): a gap without one fails.
  */
 export type Capability = true | { readonly unsupported: string }
 
 /** The capabilities the suite knows, all `true` unless declared otherwise. */
 export interface Capabilities {
+  /**
+   * `getPublicUrl()` and `getSharedPublicUrl()` give URLs at all. Unsupported: they reject with
+   * `UnsupportedOperationError` (code `UNSUPPORTED`) for a file that exists (`NoSuchFileError` for one that does not),
+   * and the tests of fetching and expiry are skipped.
+   */
+  readonly publicUrls: Capability
   /** `getPublicUrl()` URLs can be fetched without credentials (http(s)) or read (file:). */
   readonly fetchablePublicUrls: Capability
   /** Public URLs carry an expiry. */
   readonly expiringPublicUrls: Capability
   /**
    * The harness can count leftovers of interrupted writes (`countLeftovers`). Declare it unsupported, with the
-   * reason, when the service cannot list them (GCS resumable sessions): the atomicity tests then say so.
+   * reason, when the service cannot list them (GCS resumable sessions): the leftovers test is then skipped.
    */
   readonly countableLeftovers: Capability
+  /**
+   * Other processes reach the store by its locator (and the environment): the tests with racing, counting, killed
+   * and reading child processes (`worker.ts`). Unsupported for a store that lives in one process (the memory
+   * backend): those tests are skipped, and `jobstore verify` runs in this process instead of a child.
+   */
+  readonly multipleProcesses: Capability
+  /**
+   * A read in progress keeps seeing the object it opened, whole, while the object is replaced or deleted (a file
+   * descriptor on the file system; versions the service keeps serving in S3, Azure and GCS). Unsupported where the
+   * server cuts such a read (MinIO): jobstore then fails the read (`the object was replaced or deleted while it was
+   * read`), never hands out a mix.
+   */
+  readonly readSnapshots: Capability
 }
 
 /** What a backend author passes to {@link defineConformanceSuite}. */
@@ -61,13 +83,19 @@ export interface SuiteContext {
   readonly harness: ConformanceHarness
   readonly partSize: number
   capability(name: keyof Capabilities): Capability
-  /** A new, initialized store, destroyed when the test ends. */
+  /**
+   * Skips the running test (vitest's `skip(note)`: shown as skipped with `<name> unsupported: <reason>`) when the
+   * harness declares `name` unsupported; checks the declared reason first. Call it first thing in a test of that
+   * feature.
+   */
+  requireCapability(test: TestContext, name: keyof Capabilities): void
+  /** A new, initialized store, destroyed and closed when the test ends. */
   freshStore(config?: JobStoreConfigInit): Promise<{ store: AbstractJobStore; locator: string }>
-  /** A second instance of an existing store, as a worker on another host would open it. */
+  /** A second instance of an existing store, as a worker on another host would open it; closed when the test ends. */
   reopen(locator: string): Promise<AbstractJobStore>
   /** Leftovers under the locator (0 when the harness cannot count them). */
   leftovers(locator: string): Promise<number>
-  /** Runs a scenario of `worker.ts` in a child process. */
+  /** Runs a scenario of `worker.ts` in a child process (only in tests that require `multipleProcesses`). */
   runWorker(scenario: string, args: Record<string, unknown>, options?: WorkerOptions): Promise<WorkerResult>
   /** Starts a scenario in a child process and hands back the process (to kill it). */
   startWorker(scenario: string, args: Record<string, unknown>): WorkerProcess
@@ -98,8 +126,22 @@ function workerCommand(scenario: string, args: Record<string, unknown>, setupMod
   return [...loader, fileURLToPath(workerEntry), JSON.stringify({ scenario, args, setupModule })]
 }
 
+/** A store's destroy after a test (vitest's hook default, 10 s, is short for a store of many objects on a service). */
+export const CLEANUP_TIMEOUT_MS = 120_000
+
+/** Fails a declared gap without a reason; returns the capability. */
+function checkedCapability(harness: ConformanceHarness, name: keyof Capabilities): Capability {
+  const capability = harness.capabilities?.[name] ?? true
+  if (capability !== true && !(typeof capability.unsupported === 'string' && capability.unsupported.trim().length > 10)) {
+    throw new Error(`capability ${name} is declared unsupported without a reason: give { unsupported: '<why>' }`)
+  }
+  return capability
+}
+
 export function makeContext(harness: ConformanceHarness): SuiteContext {
   const startWorker = (scenario: string, args: Record<string, unknown>): WorkerProcess => {
+    const processes = checkedCapability(harness, 'multipleProcesses')
+    if (processes !== true) throw new Error(`worker ${scenario}: the harness declares multipleProcesses unsupported; the test must require it`)
     const child = spawn(process.execPath, workerCommand(scenario, args, harness.setupModule), {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: process.env,
@@ -150,27 +192,35 @@ export function makeContext(harness: ConformanceHarness): SuiteContext {
   return {
     harness,
     partSize: harness.partSize ?? 5 * 1024 * 1024,
-    capability: (name) => harness.capabilities?.[name] ?? true,
+    capability: (name) => checkedCapability(harness, name),
+    requireCapability(test, name) {
+      const capability = checkedCapability(harness, name)
+      if (capability !== true) test.skip(`${name} unsupported: ${capability.unsupported}`)
+    },
     async freshStore(config) {
       const locator = await harness.newLocator()
       const store = await openJobStore(locator)
       await store.initialize(config)
       onTestFinished(async () => {
-        await store.destroy()
-      })
+        try {
+          await store.destroy()
+        } finally {
+          await store.close()
+        }
+      }, CLEANUP_TIMEOUT_MS)
       return { store, locator }
     },
     async reopen(locator) {
       const store = await openJobStore(locator)
+      onTestFinished(() => store.close(), CLEANUP_TIMEOUT_MS)
       await store.resume()
       return store
     },
     leftovers: async (locator) => {
-      const capability = harness.capabilities?.countableLeftovers ?? true
+      const capability = checkedCapability(harness, 'countableLeftovers')
       if (harness.countLeftovers === undefined) {
         // Not silently 0: a harness either counts leftovers or declares why it cannot.
         if (capability === true) throw new Error('the harness has no countLeftovers: supply it or declare countableLeftovers unsupported with a reason')
-        expect(capability.unsupported.length).toBeGreaterThan(10)
         return 0
       }
       return harness.countLeftovers(locator)

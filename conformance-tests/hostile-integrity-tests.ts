@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Readable, Writable } from 'node:stream'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import type { AbstractJobStore } from '../src/abstract-job-store.js'
@@ -27,9 +28,20 @@ async function tempDir(): Promise<string> {
 const fromSource = import.meta.url.endsWith('.ts')
 const CLI_ENTRY = fileURLToPath(new URL(fromSource ? '../src/cli/main.ts' : '../src/cli/main.js', import.meta.url))
 
-/** `jobstore verify --json LOCATOR`, run as a real subprocess (as the CLI tests run it). */
-async function cliVerify(locator: string): Promise<{ code: number | null; report: { ok: boolean; problems: { kind: string; subject: string; message: string }[] } }> {
-  const child = spawn(process.execPath, [...(fromSource ? ['--import', 'tsx'] : []), CLI_ENTRY, 'verify', locator, '--json'], {
+interface VerifyResult {
+  code: number | null
+  report: { ok: boolean; problems: { kind: string; subject: string; message: string }[] }
+}
+
+/**
+ * `jobstore verify --json LOCATOR`, run as a real subprocess (as the CLI tests run it); in this process, through the
+ * CLI's own `run()`, for a store other processes cannot reach (`multipleProcesses` unsupported: the memory backend).
+ */
+async function cliVerify(locator: string, inProcess: boolean, setupModule: string | undefined): Promise<VerifyResult> {
+  if (inProcess) return cliVerifyInProcess(locator)
+  // A backend not built into jobstore is registered in the CLI's process by the harness's setup module.
+  const setup = setupModule === undefined ? [] : ['--import', setupModule]
+  const child = spawn(process.execPath, [...(fromSource ? ['--import', 'tsx'] : []), ...setup, CLI_ENTRY, 'verify', locator, '--json'], {
     env: { ...process.env, NODE_OPTIONS: '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -51,6 +63,29 @@ async function cliVerify(locator: string): Promise<{ code: number | null; report
 interface Primitives {
   getObject(key: string): Promise<{ data?: Buffer; body: AsyncIterable<Buffer> }>
   putObject(key: string, body: Buffer, options: object): Promise<string>
+}
+
+async function cliVerifyInProcess(locator: string): Promise<VerifyResult> {
+  const { run } = await import('../src/cli/program.js')
+  let stdout = ''
+  let stderr = ''
+  const sink = (append: (text: string) => void): Writable =>
+    new Writable({ write: (chunk: Buffer, _encoding, done) => { append(chunk.toString('utf8')); done() } })
+  const code = await run(
+    ['verify', locator, '--json'],
+    {
+      stdout: sink((text) => (stdout += text)),
+      stderr: sink((text) => (stderr += text)),
+      stdin: Readable.from([]),
+      cwd: process.cwd(),
+    },
+    { signal: new AbortController().signal, env: process.env },
+  )
+  try {
+    return { code, report: JSON.parse(stdout) }
+  } catch {
+    throw new Error(`jobstore verify printed no report (exit ${code}):\n${stdout}\n${stderr}`)
+  }
 }
 
 function primitives(store: AbstractJobStore): Primitives {
@@ -111,7 +146,7 @@ export function hostileIntegrityTests(ctx: SuiteContext): void {
           expect(sha256(await collect(await other.readFileStream(intact)))).toBe(sha256(data))
           await other.readFile(intact, join(dir, 'intact'))
           expect(existsSync(join(dir, 'intact'))).toBe(true)
-          const verify = await cliVerify(locator)
+          const verify = await cliVerify(locator, ctx.capability('multipleProcesses') !== true, ctx.harness.setupModule)
           expect(verify.code).toBe(EXIT.INTEGRITY)
           expect(verify.report.problems).toEqual([
             { kind: 'damaged-file', subject: id, message: expect.stringContaining(`file ${id} cannot be read back whole`) },

@@ -122,6 +122,7 @@ export function hostileStoreTests(ctx: SuiteContext): void {
       const stores = await Promise.all(Array.from({ length: 16 }, () => openJobStore(locator)))
       onTestFinished(async () => {
         await (stores[0] as AbstractJobStore).destroy()
+        await Promise.all(stores.map((store) => store.close()))
       })
       const results = await Promise.allSettled(stores.map((store) => store.initialize()))
       const winners = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []))

@@ -26,10 +26,17 @@ import { hostileUrlsTests } from './hostile-urls-tests.js'
 export type { Capabilities, Capability, ConformanceHarness, SuiteContext } from './harness.js'
 export { clientSocketBytes, defineTransferMatrix, type TransferBackend, type TransferCapabilities } from './transfer-matrix.js'
 
+/**
+ * What the suite needs of each test: vitest's default of 5 s is too short for the tests that write several parts,
+ * spawn 16 processes or wait out an import's idle timeout (they take 5–30 s on local test servers, more on a real
+ * service). Set on the suite's `describe`, so that an author's vitest config need not raise it.
+ */
+export const CONFORMANCE_TEST_TIMEOUT_MS = 120_000
+
 /** Registers the whole conformance suite for one backend under `describe('conformance: <name>')`. */
 export function defineConformanceSuite(harness: ConformanceHarness): void {
   const ctx = makeContext(harness)
-  describe(`conformance: ${harness.name}`, () => {
+  describe(`conformance: ${harness.name}`, { timeout: CONFORMANCE_TEST_TIMEOUT_MS }, () => {
     lifecycleTests(ctx)
     fileTests(ctx)
     atomicityTests(ctx)

@@ -221,7 +221,8 @@ export function jobTests(ctx: SuiteContext): void {
       expect(got).toEqual(['precious'])
     })
 
-    it('readers in separate processes never get the same message twice', async () => {
+    it('readers in separate processes never get the same message twice', async (t) => {
+      ctx.requireCapability(t, 'multipleProcesses')
       const { store, locator } = await ctx.freshStore()
       const messages = Array.from({ length: 60 }, (_, i) => `m${i}`)
       await Promise.all(messages.map((m) => store.writeStatsAndLogging(m)))

@@ -1,5 +1,5 @@
 /** Lifecycle, isolation, IDs and names. */
-import { describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { openJobStore } from '../src/open.js'
 import { newJobDescription } from '../src/job-description.js'
 import { parseFileId } from '../src/ids.js'
@@ -55,6 +55,23 @@ export function lifecycleTests(ctx: SuiteContext): void {
       await again.initialize()
       expect(await again.exists(desc.jobStoreID as string)).toBe(false)
       await again.destroy()
+    })
+
+    it('close() is idempotent, and the data stays for other instances and for a store opened again', async () => {
+      const locator = await ctx.harness.newLocator()
+      const store = await openJobStore(locator)
+      await store.initialize()
+      const id = await store.writeFileStream((w) => void w.end('kept'))
+      const other = await ctx.reopen(locator)
+      onTestFinished(async () => {
+        await other.destroy()
+      })
+      await Promise.all([store.close(), store.close()])
+      await store.close()
+      expect((await collect(await other.readFileStream(id))).toString()).toBe('kept')
+      const again = await ctx.reopen(locator)
+      expect((await collect(await again.readFileStream(id))).toString()).toBe('kept')
+      await again.close()
     })
 
     it('two stores side by side are isolated: destroying one leaves the other whole', async () => {

@@ -251,6 +251,8 @@ export abstract class AbstractJobStore {
   /** Version tokens of jobs this instance has read or written: saves a round trip on `update(…, {ifVersion})`. */
   readonly #jobTokens = new Map<string, { version: number; token: string }>()
   readonly #batch = new AsyncLocalStorage<JobDescription[]>()
+  /** Set by the first `close()`; later calls wait for the same release. */
+  #closing: Promise<void> | undefined
 
   protected constructor(locator: string, options: JobStoreOptions = {}) {
     this.locator = locator
@@ -645,6 +647,23 @@ export abstract class AbstractJobStore {
     this.#config = undefined
     this.#jobTokens.clear()
   }
+
+  /**
+   * Releases what this instance holds open: SDK clients and their connections (S3: `S3Client.destroy()`), handles.
+   * Idempotent: a second call waits for the first. The stored data stays (use `destroy()` to delete it); do not use
+   * this instance afterwards (open the store again). A process that opens many stores, or that must exit without
+   * waiting for idle keep-alive sockets, closes each one when done.
+   */
+  async close(): Promise<void> {
+    this.#closing ??= this.closeStorage()
+    return this.#closing
+  }
+
+  /**
+   * What `close()` releases, called once: the backend's clients, connections and handles. Default: nothing (the
+   * file and memory backends hold nothing open between calls; the Azure and GCS SDKs have no way to close a client).
+   */
+  protected async closeStorage(): Promise<void> {}
 
   /** Environment variables a worker on another host needs to reach this store. */
   getEnv(): Record<string, string> {

@@ -9,6 +9,7 @@ const azureBlobUrl = (url: URL): boolean =>
   url.protocol === 'https:' && url.search === '' && /^[a-z0-9]{3,24}\.blob\.core\.windows\.net$/.test(url.hostname)
 
 registerLazyBackend(['file'], () => import('../backends/file/index.js'), 'jobstore')
+registerLazyBackend(['memory'], () => import('../backends/memory/index.js'), 'jobstore')
 registerLazyBackend(
   ['azure'],
   () => import('../backends/azure/index.js'),

@@ -11,6 +11,7 @@ import './builtin-backends.js'
 
 export {
   AbstractJobStore,
+  refuseLocalDestination,
   type BodyCallback,
   type BucketUrlHandler,
   type CleanOptions,
@@ -64,6 +65,7 @@ export {
   type ObjectInfo,
   type ObjectRead,
   type PutOptions,
+  type StoragePrimitives,
 } from './storage.js'
 export type { BodyWritable, StoreReadable } from './streams.js'
 export {
@@ -78,6 +80,9 @@ export {
   type UrlSource,
   type UrlTimeoutOptions,
 } from './url-handlers.js'
-export { chunk, forEachConcurrent, mapConcurrent } from './concurrency.js'
+// For backend authors: bounded bulk work, abort checks, and the read checks the core applies (for a backend that
+// overrides materializeObject, as the file backend does).
+export { chunk, forEachConcurrent, mapConcurrent, sleep, throwIfAborted } from './concurrency.js'
+export { createVerifyStream, verifyBytes, FILE_DIGEST_ALGORITHM } from './streams.js'
 export type { ConditionalWritePath, ConditionalWriteProofTarget } from './conditional-write-proof.js'
 export type { WritePath } from './storage.js'

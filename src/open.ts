@@ -63,7 +63,8 @@ export function locatorScheme(locator: string): string {
  * store or `resume()` for an existing one.
  *
  * Locators: `file:/abs/path`, `file:./rel`, or a bare path; `s3://bucket[/prefix]` or `aws:region:bucket`;
- * `azure://account/container[/prefix]`; `gs://bucket[/prefix]` or `google:project:bucket`.
+ * `azure://account/container[/prefix]`; `gs://bucket[/prefix]` or `google:project:bucket`; `memory:<name>` (this
+ * process's memory, for tests).
  */
 export async function openJobStore(locator: string, options: JobStoreOptions = {}): Promise<AbstractJobStore> {
   if (typeof locator !== 'string' || locator.trim() === '') throw new InvalidArgumentError('empty job store locator')

@@ -356,6 +356,13 @@ export class S3JobStore extends AbstractJobStore {
     return true
   }
 
+  /** Destroys the store's S3 clients (their sockets), made by the store itself, never shared. */
+  protected override async closeStorage(): Promise<void> {
+    const presign = await this.#presignClient?.catch(() => undefined)
+    this.#client.destroy()
+    if (presign !== undefined && presign !== this.#client) presign.destroy()
+  }
+
   /** Environment a worker on another host needs: the endpoint and region variables, never credentials. */
   override getEnv(): Record<string, string> {
     return { ...this.#env }

@@ -1,0 +1,90 @@
+import { randomUUID } from 'node:crypto'
+import { PassThrough, type Readable } from 'node:stream'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { defineConformanceSuite } from '../../conformance-tests/index.js'
+import { caught, collect, randomPayload, sha256, writeChunks } from '../../conformance-tests/harness.js'
+import { openJobStore } from '../../src/open.js'
+import '../../src/builtin-backends.js'
+import { memoryBucketForTests, parseMemoryLocator } from './memory-job-store.js'
+
+defineConformanceSuite({
+  name: 'memory',
+  newLocator: () => `memory:conformance-${randomUUID()}`,
+  // Small parts: sizes around them are still tested, in memory, in milliseconds.
+  partSize: 256 * 1024,
+  capabilities: {
+    multipleProcesses: { unsupported: 'a memory: store lives in the memory of the process that opened it; child processes see none of it' },
+    publicUrls: { unsupported: 'a memory: store has no URLs: its objects live in this process only' },
+  },
+  countLeftovers: async (locator) => memoryBucketForTests(parseMemoryLocator(locator))?.uploadsInProgress ?? 0,
+  corruptObject: async (locator, key, offset) => {
+    // In place, as a bad disk would: the stored bytes change, the digest kept beside them does not.
+    const object = memoryBucketForTests(parseMemoryLocator(locator))?.objects.get(key)
+    if (object === undefined) throw new Error(`no object ${key} in ${locator}`)
+    let at = offset
+    for (const block of object.blocks) {
+      if (at < block.length) {
+        block[at] = (block[at] as number) ^ 0x20
+        return
+      }
+      at -= block.length
+    }
+    throw new Error(`offset ${offset} is past the end of ${key}`)
+  },
+})
+
+describe('memory: locators and names', () => {
+  it('memory:<name> opens; an empty, spaced, control-character or over-long name is an InvalidArgumentError', async () => {
+    expect(parseMemoryLocator('memory:a/b.c-1')).toBe('a/b.c-1')
+    for (const locator of ['memory:', 'memory:has space', 'memory:tab\there', `memory:${'x'.repeat(1025)}`]) {
+      expect((await caught(() => openJobStore(locator))).code, locator).toBe('INVALID_ARGUMENT')
+    }
+  })
+
+  it('one name is one store in the process; another name sees nothing; destroy() forgets the name', async () => {
+    const name = `names-${randomUUID()}`
+    const first = await openJobStore(`memory:${name}`)
+    await first.initialize()
+    const id = await first.writeFileStream((w) => void w.end('shared by name'))
+    const second = await openJobStore(`memory:${name}`)
+    await second.resume()
+    expect((await collect(await second.readFileStream(id))).toString()).toBe('shared by name')
+    expect((await caught(async () => (await openJobStore(`memory:${name}-other`)).resume())).code).toBe('NO_SUCH_JOB_STORE')
+    await second.destroy()
+    expect(memoryBucketForTests(name)).toBeUndefined()
+    expect((await caught(() => first.resume())).code).toBe('NO_SUCH_JOB_STORE')
+  })
+
+  it('bytes a read hands out are copies: changing them changes nothing stored', async () => {
+    const store = await openJobStore(`memory:copies-${randomUUID()}`)
+    await store.initialize()
+    onTestFinished(() => store.destroy())
+    for (const size of [1000, 1024 * 1024]) {
+      const data = randomPayload(size)
+      const id = await store.writeFileStream(async (w) => writeChunks(w, data, 64 * 1024))
+      for await (const chunk of await store.readFileStream(id)) (chunk as Buffer).fill(0)
+      expect(sha256(await collect(await store.readFileStream(id))), `${size} bytes`).toBe(sha256(data))
+    }
+  })
+})
+
+describe('memory: primitives', () => {
+  it('an abort while the body waits for its writer ends the put at once, storing nothing', async () => {
+    const locator = `memory:abort-${randomUUID()}`
+    const store = await openJobStore(locator)
+    await store.initialize()
+    onTestFinished(() => store.destroy())
+    const put = (store as unknown as { putObject(key: string, body: Readable, options: object): Promise<string> }).putObject.bind(store)
+    const body = new PassThrough()
+    body.write('a first chunk, then the writer stalls')
+    const controller = new AbortController()
+    const pending = put('shared/stalled', body, { signal: controller.signal })
+    // The put has taken the first chunk and waits for the next one.
+    while (body.readableLength > 0) await new Promise((resolve) => setImmediate(resolve))
+    await new Promise((resolve) => setImmediate(resolve))
+    controller.abort(new Error('stop'))
+    expect((await caught(() => pending)).code).toBe('ABORTED')
+    expect(memoryBucketForTests(parseMemoryLocator(locator))?.objects.has('shared/stalled')).toBe(false)
+    expect(memoryBucketForTests(parseMemoryLocator(locator))?.uploadsInProgress).toBe(0)
+  })
+})
