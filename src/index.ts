@@ -58,11 +58,13 @@ export {
   objectReadOf,
   ObjectNotFoundError,
   PreconditionFailedError,
+  WriteMayHaveLandedError,
   type ExpectedChecksum,
   type IoOptions,
   type ListedObject,
   type ObjectInfo,
   type ObjectRead,
+  type PreconditionFailure,
   type PutOptions,
 } from './storage.js'
 export type { BodyWritable, StoreReadable } from './streams.js'
