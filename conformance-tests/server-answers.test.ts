@@ -21,28 +21,11 @@ import {
   type ReplacedAnswer,
   type StatusAnswer,
 } from '../test-servers/fault-proxy.js'
-import { openThroughProxy, TARGETS, type NETWORK_BACKENDS } from '../reliability-tests/targets.js'
+import { openThroughProxy, TARGETS, upstreamOf, type NETWORK_BACKENDS } from '../reliability-tests/targets.js'
 import { collect } from './harness.js'
 
 type Network = (typeof NETWORK_BACKENDS)[number]
 const NETWORK: readonly Network[] = ['s3', 'azure', 'gcs']
-
-/** The real server behind a backend's SDK. */
-function upstream(name: Network): string {
-  const need = (key: string): string => {
-    const value = process.env[key]
-    if (value === undefined || value === '') throw new Error(`${key} is not set: the vitest global setup should have started the servers`)
-    return value
-  }
-  switch (name) {
-    case 's3':
-      return process.env['AWS_ENDPOINT_URL_S3'] || need('AWS_ENDPOINT_URL')
-    case 'azure':
-      return new URL(/BlobEndpoint=([^;]*)/.exec(need('AZURE_STORAGE_CONNECTION_STRING'))?.[1] ?? '').origin
-    case 'gcs':
-      return need('STORAGE_EMULATOR_HOST')
-  }
-}
 
 /** A fresh store on the real server (destroyed after the test), and the same store seen through a proxy. */
 async function storeBehindProxy(
@@ -53,7 +36,7 @@ async function storeBehindProxy(
   const direct = await openJobStore(locator)
   await direct.initialize()
   onTestFinished(() => direct.destroy())
-  const proxy = await startFaultProxy({ target: upstream(name), flavor: name, replaceAnswer })
+  const proxy = await startFaultProxy({ target: upstreamOf(name), flavor: name, replaceAnswer })
   onTestFinished(() => proxy.close())
   return { direct, proxied: openThroughProxy(name, locator, proxy.url), locator, replaced: proxy.stats.replaced }
 }

@@ -143,6 +143,18 @@ export const TARGETS: Readonly<Record<BackendName, Target>> = {
   },
 }
 
+/** The real local server behind a network backend's SDK (what a fault proxy forwards to), from the environment. */
+export function upstreamOf(name: Exclude<BackendName, 'file'>): string {
+  switch (name) {
+    case 's3':
+      return process.env['AWS_ENDPOINT_URL_S3'] || need('AWS_ENDPOINT_URL')
+    case 'azure':
+      return new URL(/BlobEndpoint=([^;]*)/.exec(need('AZURE_STORAGE_CONNECTION_STRING'))?.[1] ?? '').origin
+    case 'gcs':
+      return need('STORAGE_EMULATOR_HOST')
+  }
+}
+
 /**
  * Opens (without I/O) a store at `locator` whose requests all go to `proxyUrl` instead of the server. For GCS the
  * proxy must be in front of a fake-gcs-server started with `gcsExternalUrl` = the proxy's URL, so that resumable

@@ -36,6 +36,7 @@ import { DIGESTS_CONFIG_FIELD, DIGESTS_V1, openJson, openText, sealJson, sealTex
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
+  WriteMayHaveLandedError,
   type IoOptions,
   type ListedObject,
   type ObjectInfo,
@@ -431,20 +432,28 @@ export abstract class AbstractJobStore {
   }
 
   /**
-   * `putObject` with a precondition, safe under SDK retries: if the condition fails, but the stored object carries
-   * this call's write token, the first attempt did land (its response was lost) and the write succeeded.
+   * `putObject`, safe under SDK retries (the write-token protocol, see PreconditionFailedError): the backend stores
+   * this call's write token with the object. When it says a failure may hide the write's success (a retried
+   * request whose first attempt may have committed), one lookup settles it: the stored object carries the token,
+   * and the write succeeded. A failed condition keeps what the lookup saw in `current`, for `update()`.
    */
   async #putConditional(key: string, body: Buffer | Readable, put: PutOptions): Promise<string> {
     const writeToken = randomId()
     try {
       return await this.putObject(key, body, { ...put, writeToken })
     } catch (err) {
-      if (err instanceof PreconditionFailedError) {
-        const stored = await this.headObject(key, io(put.signal)).catch(() => undefined)
-        if (stored?.writeToken === writeToken) {
-          log('conditional write of %s landed before a retry failed its condition', key)
-          return stored.version
+      const failedCondition = err instanceof PreconditionFailedError
+      if ((failedCondition && err.mayHaveLanded !== false) || err instanceof WriteMayHaveLandedError) {
+        const stored = await this.headObject(key, io(put.signal)).then(
+          (info) => ({ info }),
+          () => undefined,
+        )
+        if (stored?.info?.writeToken === writeToken) {
+          log('write of %s landed before a retry failed (%s)', key, (err as Error).message)
+          return stored.info.version
         }
+        if (failedCondition && stored !== undefined) err.current = stored.info === undefined ? 'missing' : 'present'
+        if (err instanceof WriteMayHaveLandedError) throw err.cause
       }
       throw err
     }
@@ -860,7 +869,9 @@ export abstract class AbstractJobStore {
     } catch (err) {
       if (err instanceof PreconditionFailedError) {
         this.#jobTokens.delete(id)
-        if ((await this.headObject(keys.job(id), io(options.signal))) === undefined) {
+        // The backend's answer, or the write-token lookup, may have told already: no second lookup.
+        const current = err.current ?? ((await this.headObject(keys.job(id), io(options.signal))) === undefined ? 'missing' : 'present')
+        if (current === 'missing') {
           throw new NoSuchJobError(id, { cause: err })
         }
         throw new ConcurrentFileModificationError(`job ${id}`, {

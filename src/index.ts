@@ -59,11 +59,13 @@ export {
   objectReadOf,
   ObjectNotFoundError,
   PreconditionFailedError,
+  WriteMayHaveLandedError,
   type ExpectedChecksum,
   type IoOptions,
   type ListedObject,
   type ObjectInfo,
   type ObjectRead,
+  type PreconditionFailure,
   type PutOptions,
   type StoragePrimitives,
 } from './storage.js'

@@ -22,7 +22,8 @@ export interface ObjectInfo {
   readonly executable: boolean
   /**
    * The `writeToken` the object was stored with, if the backend keeps it (as object metadata). Lets the core
-   * recognise its own conditional write whose response was lost and whose SDK retry then failed the condition.
+   * recognise its own write whose response was lost and whose SDK retry then failed (see
+   * {@link PreconditionFailedError}).
    */
   readonly writeToken?: string
   /**
@@ -168,9 +169,48 @@ export class ObjectNotFoundError extends NoSuchFileError {
   }
 }
 
-/** Thrown by primitives when `ifNoneMatch` or `ifMatch` does not hold. */
+/** What a backend knows about a failed condition (see {@link PreconditionFailedError}). */
+export interface PreconditionFailure {
+  readonly cause?: unknown
+  /**
+   * Whether this failure may hide the write's own success: a request the SDK retried, whose earlier attempt may
+   * have committed before its answer was lost (the retry then fails its own condition). `false` when the backend
+   * knows the request was sent once; absent when it cannot tell (then the core looks the write token up, once).
+   */
+  readonly mayHaveLanded?: boolean
+  /** Whether the key was there when the condition failed, where the service's answer says (`ifMatch`: 404 vs 412). */
+  readonly current?: 'missing' | 'present'
+}
+
+/**
+ * Thrown by primitives when `ifNoneMatch` or `ifMatch` does not hold. The write-token protocol (one, in the core):
+ * backends store {@link PutOptions.writeToken} with the object and return it from `getObject`/`headObject`; on a
+ * failed condition they only say whether the failure may have landed ({@link PreconditionFailure.mayHaveLanded});
+ * the core then looks the token up once, and `update()` reuses that lookup to tell a vanished job from a change.
+ */
 export class PreconditionFailedError extends ConcurrentFileModificationError {
-  constructor(key: string, options?: { cause?: unknown }) {
-    super(key, { ...options, message: `precondition failed on ${key}` })
+  readonly mayHaveLanded: boolean | undefined
+  /** What is known of the key: from the backend's answer, or from the core's lookup of the write token. */
+  current: 'missing' | 'present' | undefined
+
+  constructor(key: string, options: PreconditionFailure = {}) {
+    super(key, { ...(options.cause !== undefined ? { cause: options.cause } : {}), message: `precondition failed on ${key}` })
+    this.mayHaveLanded = options.mayHaveLanded
+    this.current = options.current
+  }
+}
+
+/**
+ * Thrown by primitives when a write failed in a way that may hide its success (not a failed condition): an S3
+ * multipart upload whose retried `CompleteMultipartUpload` finds the upload gone, because the first attempt
+ * completed it. The core looks the write token up: found, the write succeeded; else `cause` is the error.
+ */
+export class WriteMayHaveLandedError extends Error {
+  constructor(
+    readonly key: string,
+    options: { cause: unknown },
+  ) {
+    super(`the write of ${key} may have landed`, options)
+    this.name = 'WriteMayHaveLandedError'
   }
 }

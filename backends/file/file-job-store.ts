@@ -408,7 +408,7 @@ export class FileJobStore extends AbstractJobStore {
         try {
           await link(temp, final)
         } catch (err) {
-          if (isErrno(err, 'EEXIST')) throw new PreconditionFailedError(key, { cause: err })
+          if (isErrno(err, 'EEXIST')) throw new PreconditionFailedError(key, { cause: err, mayHaveLanded: false, current: 'present' })
           throw err
         }
         await unlink(temp)
@@ -418,10 +418,10 @@ export class FileJobStore extends AbstractJobStore {
         let replaced: BigIntStats | undefined
         if (options.ifMatch !== undefined) {
           const current = await (mayBeStoredLink(key) ? stat : lstat)(final, { bigint: true }).catch((err: unknown) => {
-            if (isErrno(err, 'ENOENT')) throw new PreconditionFailedError(key, { cause: err })
+            if (isErrno(err, 'ENOENT')) throw new PreconditionFailedError(key, { cause: err, mayHaveLanded: false, current: 'missing' })
             throw err
           })
-          if (tokenOf(current) !== options.ifMatch) throw new PreconditionFailedError(key)
+          if (tokenOf(current) !== options.ifMatch) throw new PreconditionFailedError(key, { mayHaveLanded: false, current: 'present' })
           replaced = current
         } else if (sidecars) {
           replaced = await (await this.#metadataCalls()).stat(final).catch(() => undefined)

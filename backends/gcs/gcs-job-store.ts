@@ -69,6 +69,11 @@ const LIST_PAGE_SIZE = 1000
 /** Custom metadata: the executable flag, and the ID of the write that stored this generation. */
 const META_EXECUTABLE = 'jobstore-executable'
 const META_WRITE_ID = 'jobstore-write-id'
+
+/** `ObjectInfo.writeToken` from the object's metadata value (the write-token protocol). */
+function writeTokenOf(value: unknown): { writeToken?: string } {
+  return typeof value === 'string' && value !== '' ? { writeToken: value } : {}
+}
 const GET_ATTEMPTS = 4
 /**
  * Time a JSON API request may take before it is abandoned (and retried). The SDK documents a 60 s default, but its
@@ -442,7 +447,8 @@ export class GcsJobStore extends AbstractJobStore {
     throwIfAborted(options.signal)
     const file = this.#bucket.file(this.#name(key))
     const preconditionOpts = this.#precondition(key, options)
-    const writeId = randomId()
+    // The core's write token (the write-token protocol, see PreconditionFailedError), or one of ours.
+    const writeId = options.writeToken ?? randomId()
     const metadata: FileMetadata = {
       contentType: 'application/octet-stream',
       metadata: { [META_EXECUTABLE]: options.executable ? 'true' : 'false', [META_WRITE_ID]: writeId },
@@ -462,13 +468,9 @@ export class GcsJobStore extends AbstractJobStore {
       return this.#generationOf(stored, key)
     } catch (err) {
       if (!Buffer.isBuffer(body)) body.destroy()
-      const mapped = this.#writeError(err, key, body, options.signal)
-      if (mapped instanceof PreconditionFailedError) {
-        // A retried request may find the object its first attempt stored: that write was ours.
-        const current = await this.#metadata(key).catch(() => undefined)
-        if (current?.metadata?.[META_WRITE_ID] === writeId) return this.#generationOf(current, key)
-      }
-      throw mapped
+      // A 412 may be a retried request's, whose first attempt stored the object (the SDK does not say whether it
+      // retried): the PreconditionFailedError says "may have landed", and the core looks the write token up.
+      throw this.#writeError(err, key, body, options.signal)
     }
   }
 
@@ -703,6 +705,7 @@ export class GcsJobStore extends AbstractJobStore {
       size: Number(metadata.size ?? 0),
       version: this.#generationOf(metadata, key),
       executable: metadata.metadata?.[META_EXECUTABLE] === 'true',
+      ...writeTokenOf(metadata.metadata?.[META_WRITE_ID]),
     }
   }
 
@@ -747,6 +750,7 @@ export class GcsJobStore extends AbstractJobStore {
         fail(new UnsupportedOperationError(`${key} in ${this.#where()} is stored with Content-Encoding ${storedEncoding}; jobstore never writes such objects`))
       }
       let executableHeader = headers.get(`x-goog-meta-${META_EXECUTABLE}`)
+      let writeToken: unknown = headers.get(`x-goog-meta-${META_WRITE_ID}`) ?? undefined
       let digestMeta: Record<string, unknown> | undefined = {
         [META_DIGEST]: headers.get(`x-goog-meta-${META_DIGEST}`) ?? undefined,
         [META_DIGEST_SIDECAR]: headers.get(`x-goog-meta-${META_DIGEST_SIDECAR}`) ?? undefined,
@@ -756,6 +760,7 @@ export class GcsJobStore extends AbstractJobStore {
         try {
           const [metadata] = await this.#bucket.file(this.#name(key), { generation: Number(version) }).getMetadata()
           executableHeader = metadata.metadata?.[META_EXECUTABLE] === 'true' ? 'true' : 'false'
+          writeToken = metadata.metadata?.[META_WRITE_ID]
           digestMeta = metadata.metadata ?? undefined
         } catch (err) {
           controller.abort()
@@ -791,6 +796,7 @@ export class GcsJobStore extends AbstractJobStore {
         size,
         version,
         executable: executableHeader === 'true',
+        ...writeTokenOf(writeToken),
         ...(digest !== undefined ? { digest } : {}),
         body,
         ...(md5 !== undefined ? { checksum: { algorithm: 'md5', digest: md5 } } : {}),

@@ -365,7 +365,8 @@ describe('gcs: sizes and integrity', () => {
         // What fake-gcs-server returns (and GCS does): an MD5 for every upload, handed to the core to verify.
         expect(read.checksum, `${label} ${size}`).toEqual({ algorithm: 'md5', digest: md5 })
         expect(sha256(await collect(read.body)), `${label} ${size}`).toBe(sha256(data))
-        expect(await store.head(key)).toEqual({ key, size, version, executable: label.startsWith('executable') })
+        // The write ID every write stores (the core's write token when it gives one) is the write token read back.
+        expect(await store.head(key)).toEqual({ key, size, version, executable: label.startsWith('executable'), writeToken: expect.any(String) })
       }
     }
   })

@@ -56,6 +56,7 @@ import {
   objectReadOf,
   ObjectNotFoundError,
   PreconditionFailedError,
+  WriteMayHaveLandedError,
   type IoOptions,
   type ListedObject,
   type ObjectInfo,
@@ -97,6 +98,12 @@ const DEFAULT_REGION = 'us-east-1'
 /** User metadata (`x-amz-meta-…`): the executable flag, and a random ID per write to recognise our own writes. */
 const META_EXECUTABLE = 'jobstore-executable'
 const META_WRITE_ID = 'jobstore-write'
+
+/** `ObjectInfo.writeToken` from the object's metadata (the write-token protocol). */
+function writeTokenOf(metadata: Record<string, string> | undefined): { writeToken?: string } {
+  const token = metadata?.[META_WRITE_ID]
+  return token !== undefined ? { writeToken: token } : {}
+}
 /** The core's digest of the object (base64 CRC32, see FILE_DIGEST_ALGORITHM), or, for a multipart upload, the full key of its sidecar. */
 const META_DIGEST = 'jobstore-crc32'
 const META_DIGEST_SIDECAR = 'jobstore-crc32-sidecar'
@@ -377,7 +384,8 @@ export class S3JobStore extends AbstractJobStore {
       key,
       fullKey,
       options,
-      metadata: { [META_WRITE_ID]: randomUUID(), ...(options.executable ? { [META_EXECUTABLE]: '1' } : {}) },
+      // The core's write token (the write-token protocol, see PreconditionFailedError), or one of ours.
+      metadata: { [META_WRITE_ID]: options.writeToken ?? randomUUID(), ...(options.executable ? { [META_EXECUTABLE]: '1' } : {}) },
     }
     // writePath 'multipart' (the conditional-write proof): even a tiny buffer goes as a one-part multipart upload.
     if (Buffer.isBuffer(body) && options.writePath !== 'multipart') return this.#putSingle(write, body, options.signal)
@@ -426,7 +434,7 @@ export class S3JobStore extends AbstractJobStore {
       )
       return this.#etag(out.ETag, write)
     } catch (err) {
-      return this.#failedCommit(err, write, 'PutObject', signal)
+      this.#failedCommit(err, write, 'PutObject', signal)
     }
   }
 
@@ -501,7 +509,11 @@ export class S3JobStore extends AbstractJobStore {
       controller.abort(first)
       await Promise.allSettled(inFlight)
       if (uploadId !== undefined && !committed) await this.#abortUpload(write.fullKey, uploadId, { quiet: true })
-      if (sidecar !== undefined && !committed) await this.#deleteBatch([sidecar], undefined).catch(() => {})
+      // A commit that may have landed (the core settles it by the write token) keeps its sidecar: the object may
+      // name it. If the object is not this write's after all, clean() removes the orphan.
+      const mayHaveLanded =
+        (first instanceof PreconditionFailedError && first.mayHaveLanded !== false) || first instanceof WriteMayHaveLandedError
+      if (sidecar !== undefined && !committed && !mayHaveLanded) await this.#deleteBatch([sidecar], undefined).catch(() => {})
       throw first
     } finally {
       signal?.removeEventListener('abort', onAbort)
@@ -611,27 +623,46 @@ export class S3JobStore extends AbstractJobStore {
       )
       return this.#etag(out.ETag, write)
     } catch (err) {
-      return this.#failedCommit(err, write, 'CompleteMultipartUpload', signal)
+      this.#failedCommit(err, write, 'CompleteMultipartUpload', signal)
     }
   }
 
   /**
-   * Maps the failure of a committing request: a failed condition becomes {@link PreconditionFailedError}. When
-   * the SDK retried, an earlier attempt may have committed and the retry then fails on its own write (412, or
-   * NoSuchUpload): the write ID in the object's metadata tells, and then the write succeeded.
+   * Maps the failure of a committing request. A failed condition becomes {@link PreconditionFailedError}, saying
+   * whether the key is there (If-Match on a missing key is a 404 NoSuchKey; every other failed condition a 412 on
+   * a key that exists) and whether it may hide this write's success: only when the SDK sent the request more than
+   * once (an earlier attempt may have committed, and the retry then fails its own condition or finds the upload
+   * gone, NoSuchUpload). The core settles that by the write token.
    */
-  async #failedCommit(err: unknown, write: Write, operation: string, signal: AbortSignal | undefined): Promise<string> {
+  #failedCommit(err: unknown, write: Write, operation: string, signal: AbortSignal | undefined): never {
     const conditional = write.options.ifNoneMatch === true || write.options.ifMatch !== undefined
     // If-Match on a missing key: 404 NoSuchKey (not a missing bucket, nor an upload that was aborted meanwhile).
     const goneForIfMatch =
       write.options.ifMatch !== undefined && isNotFound(err) && !isNoSuchBucket(err) && !isNoSuchUpload(err)
-    const failedCondition = conditional && (isPreconditionFailed(err) || goneForIfMatch)
-    if (attempts(err) > 1 && (failedCondition || isNoSuchUpload(err))) {
-      const version = await this.#committedBy(write)
-      if (version !== undefined) return version
+    const retried = attempts(err) > 1
+    if (conditional && (isPreconditionFailed(err) || goneForIfMatch)) {
+      throw new PreconditionFailedError(write.key, { cause: err, mayHaveLanded: retried, current: goneForIfMatch ? 'missing' : 'present' })
     }
-    if (failedCondition) throw new PreconditionFailedError(write.key, { cause: err })
-    throw wrapS3Error(err, `${operation} ${this.#url(write.fullKey)}`, signal)
+    const mapped = wrapS3Error(err, `${operation} ${this.#url(write.fullKey)}`, signal)
+    if (retried && isNoSuchUpload(err)) throw new WriteMayHaveLandedError(write.key, { cause: mapped })
+    throw mapped
+  }
+
+  /**
+   * {@link #failedCommit} for server-side copies, which the core's write-token check does not wrap (they are the
+   * backend's own writes): a failure that may hide the copy's success is settled here, by the copy's write ID.
+   */
+  async #failedCopyCommit(err: unknown, write: Write, operation: string, signal: AbortSignal | undefined): Promise<string> {
+    try {
+      this.#failedCommit(err, write, operation, signal)
+    } catch (mapped) {
+      if ((mapped instanceof PreconditionFailedError && mapped.mayHaveLanded === true) || mapped instanceof WriteMayHaveLandedError) {
+        const version = await this.#committedBy(write)
+        if (version !== undefined) return version
+        if (mapped instanceof WriteMayHaveLandedError) throw mapped.cause
+      }
+      throw mapped
+    }
   }
 
   /** The version of the object if it is the one `write` stored. */
@@ -734,6 +765,7 @@ export class S3JobStore extends AbstractJobStore {
       size: out.ContentLength,
       version: etag,
       executable: out.Metadata?.[META_EXECUTABLE] === '1',
+      ...writeTokenOf(out.Metadata),
       ...(digest !== undefined ? { digest } : {}),
     }
     if (out.ContentLength <= SMALL_READ_BYTES) {
@@ -755,7 +787,7 @@ export class S3JobStore extends AbstractJobStore {
     const out = await this.#headers(fullKey, options.signal)
     if (out === undefined) return undefined
     if (out.ETag === undefined) throw new JobStoreError(`S3 HeadObject ${this.#url(fullKey)}: no ETag in the answer`)
-    return { key, size: out.ContentLength ?? 0, version: out.ETag, executable: out.Metadata?.[META_EXECUTABLE] === '1' }
+    return { key, size: out.ContentLength ?? 0, version: out.ETag, executable: out.Metadata?.[META_EXECUTABLE] === '1', ...writeTokenOf(out.Metadata) }
   }
 
   /**
@@ -1132,7 +1164,7 @@ export class S3JobStore extends AbstractJobStore {
             )
             if (now?.ETag !== head.ETag) throw new SourceChanged(err)
           }
-          return await this.#failedCommit(err, write, 'CopyObject', signal)
+          return await this.#failedCopyCommit(err, write, 'CopyObject', signal)
         }
       } catch (err) {
         // The source was replaced (or deleted) between the HEAD and the copy: copy its new version, or say it is gone.
@@ -1202,7 +1234,7 @@ export class S3JobStore extends AbstractJobStore {
         )
         version = this.#etag(out.ETag, write)
       } catch (err) {
-        version = await this.#failedCommit(err, write, 'CompleteMultipartUpload', signal)
+        version = await this.#failedCopyCommit(err, write, 'CompleteMultipartUpload', signal)
       }
       committed = true
       log('copied %s to %s server-side (%d UploadPartCopy parts)', source, this.#url(write.fullKey), parts.length)
