@@ -192,8 +192,13 @@ export class MemoryJobStore extends AbstractJobStore {
     // From here to the swap nothing awaits: the condition holds when the object is stored.
     const digest = options.digest?.()
     const current = bucket.objects.get(key)
-    if (options.ifNoneMatch === true && current !== undefined) throw new PreconditionFailedError(key)
-    if (options.ifMatch !== undefined && current?.version !== options.ifMatch) throw new PreconditionFailedError(key)
+    // Nothing is ever retried here: a failed condition never hides this write's success, and says what is there.
+    if (options.ifNoneMatch === true && current !== undefined) {
+      throw new PreconditionFailedError(key, { mayHaveLanded: false, current: 'present' })
+    }
+    if (options.ifMatch !== undefined && current?.version !== options.ifMatch) {
+      throw new PreconditionFailedError(key, { mayHaveLanded: false, current: current === undefined ? 'missing' : 'present' })
+    }
     const version = `m${(++registry.generation).toString(36)}`
     bucket.objects.set(key, {
       blocks: read.blocks,
