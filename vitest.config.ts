@@ -4,8 +4,9 @@ export default defineConfig({
   test: {
     // The outside backend's test is JavaScript, as an outside author's may be (conformance-tests/outside-backend/).
     include: ['**/*.test.ts', 'conformance-tests/outside-backend/*.test.js'],
-    // reliability-tests/ run apart: `npm run test:reliability` (vitest.reliability.config.ts).
-    exclude: ['node_modules/**', 'dist/**', 'reliability-tests/**'],
+    // reliability-tests/ run apart: `npm run test:reliability` (vitest.reliability.config.ts); so does the packed
+    // package test (`npm run test:package`, vitest.package.config.ts): a build, an npm install, a type check.
+    exclude: ['node_modules/**', 'dist/**', 'reliability-tests/**', 'package-tests/packed-package.test.ts'],
     // Starts MinIO, Azurite and fake-gcs-server on loopback (installing them into a cache on first use).
     globalSetup: ['./test-servers/vitest-global-setup.ts'],
     // Child processes, not threads: the suite spawns racing and killed writers, and env set up by the global

@@ -6,6 +6,12 @@ import { AbortedError } from '../errors.js'
 import { EXIT } from './exit-codes.js'
 import { run } from './program.js'
 
+// The AWS SDK prints an 8-line NodeVersionSupportWarning on stderr when it runs on Node < 22 (its releases after
+// January 2027 need Node 22). That is a notice for the developers of an application, not for the user of a
+// command; this is the SDK's own opt-out (aws/aws-sdk-js-v3#7983), read when an S3 client is made, set for this
+// process only (the library never sets it). A user who set the variable keeps their value.
+process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true'
+
 const controller = new AbortController()
 let interrupts = 0
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
