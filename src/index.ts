@@ -81,3 +81,12 @@ export {
 export { chunk, forEachConcurrent, mapConcurrent } from './concurrency.js'
 export type { ConditionalWritePath, ConditionalWriteProofTarget } from './conditional-write-proof.js'
 export type { WritePath } from './storage.js'
+export {
+  OPERATION_CHANNEL,
+  OPERATIONS,
+  operationChannel,
+  type OperationContext,
+  type OperationKind,
+  type OperationName,
+} from './tracing.js'
+export { redactLocator } from './redact.js'
