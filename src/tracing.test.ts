@@ -192,6 +192,20 @@ describe.each(BACKENDS)('jobstore:operation on $name', ({ scheme, locator }) => 
         for await (const _ of store.jobs({ ...(signal ? { signal } : {}), onCorruptRecord: (err) => { throw err } }));
       })(),
     ).rejects.toMatchObject({ code: listingCode })
+    // A stream whose bytes fail their check at the end: the read operation fails (file backend: the bytes on disk
+    // are at hand to damage, same size, other content).
+    if (scheme === 'file') {
+      const damaged = await store.writeFileStream((w) => void w.end(Buffer.alloc(4096, 7)))
+      await writeFile(join((store as unknown as { root: string }).root, ...keys.file(damaged).split('/')), Buffer.alloc(4096, 8))
+      await expect(
+        (async () => {
+          for await (const _ of await store.readFileStream(damaged));
+        })(),
+      ).rejects.toMatchObject({ code: 'INTEGRITY' })
+      const ctx = seen.of('readFileStream').find((c) => c.fileID === damaged)
+      expect(ctx?.errorCode).toBe('INTEGRITY')
+      expect(seen.sequence(ctx as OperationContext)).toEqual(['start', 'end', 'error', 'asyncStart', 'asyncEnd'])
+    }
     const expected: [OperationName, string][] = [
       ['resume', 'NO_SUCH_JOB_STORE'],
       ['load', 'NO_SUCH_JOB'],
