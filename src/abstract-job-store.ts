@@ -55,6 +55,7 @@ import {
   type BodyWritable,
   type StoreReadable,
 } from './streams.js'
+import { instrumentJobStoreClass, traceBytes } from './tracing.js'
 import {
   localDestinationProblem,
   requireWritable,
@@ -256,6 +257,8 @@ export abstract class AbstractJobStore {
   #closing: Promise<void> | undefined
 
   protected constructor(locator: string, options: JobStoreOptions = {}) {
+    // The jobstore:operation tracing channel (tracing.ts): the public methods of this class, wrapped once.
+    instrumentJobStoreClass(new.target.prototype)
     this.locator = locator
     this.concurrency = options.concurrency ?? DEFAULT_CONCURRENCY
     this.#skipConditionalWriteProof = options.skipConditionalWriteProof === true || process.env[SKIP_PROOF_ENV] === '1'
@@ -1134,13 +1137,15 @@ export abstract class AbstractJobStore {
     try {
       const info = await handle.stat()
       const { body, digest } = digesting(handle.createReadStream({ highWaterMark: 256 * 1024, autoClose: false }))
-      return await this.#putConditional(key, body, {
+      const version = await this.#putConditional(key, body, {
         ...put,
         digest,
         executable: (info.mode & fsConstants.S_IXUSR) !== 0,
         contentLength: info.size,
         ...io(signal),
       })
+      traceBytes(info.size)
+      return version
     } finally {
       await handle.close()
     }

@@ -88,3 +88,12 @@ export { chunk, forEachConcurrent, mapConcurrent, sleep, throwIfAborted } from '
 export { createVerifyStream, verifyBytes, FILE_DIGEST_ALGORITHM } from './streams.js'
 export type { ConditionalWritePath, ConditionalWriteProofTarget } from './conditional-write-proof.js'
 export type { WritePath } from './storage.js'
+export {
+  OPERATION_CHANNEL,
+  OPERATIONS,
+  operationChannel,
+  type OperationContext,
+  type OperationKind,
+  type OperationName,
+} from './tracing.js'
+export { redactLocator } from './redact.js'

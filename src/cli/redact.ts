@@ -4,9 +4,8 @@
  * from Node may quote them, or paths derived from them. Every line the CLI prints (but the raw bytes of `cat`)
  * goes through {@link Redactor.redact}.
  */
-import { redactUrl } from '../errors.js'
+import { MASK, maskUrlSecrets, redactLocator } from '../redact.js'
 
-const MASK = '***'
 /** Query values shorter than this are not searched for in text: they would mask ordinary words. */
 const MIN_SECRET_LENGTH = 6
 /** The same for user names and passwords, which are credentials whatever their length. */
@@ -15,20 +14,6 @@ const MIN_USERINFO_LENGTH = 3
 const SECRET_ENV_NAME = /(SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|CONNECTION_STRING|ACCOUNT_KEY|ACCESS_KEY|_SAS|PRIVATE_KEY|API_KEY|STORAGE_KEY)/i
 /** Environment variable values shorter than this are not treated as secrets (flags such as `1` or `true`). */
 const MIN_ENV_SECRET_LENGTH = 8
-
-const URL_WITH_USERINFO = /\b([a-zA-Z][a-zA-Z0-9+.-]*:\/\/)[^\s/@'"]+@/g
-const URL_WITH_QUERY = /\b([a-zA-Z][a-zA-Z0-9+.-]*:[^\s?'"]*)\?[^\s'"]*/g
-const CONNECTION_STRING_SECRET = /\b(AccountKey|SharedAccessSignature|SharedAccessKey|sig|password)=[^;\s'"&]+/gi
-
-/** Does the text look like it carries credentials in user info or a query string? */
-function hasUrlSecrets(text: string): boolean {
-  try {
-    const url = new URL(text)
-    return url.username !== '' || url.password !== '' || url.search !== ''
-  } catch {
-    return false
-  }
-}
 
 export class Redactor {
   readonly #secrets = new Set<string>()
@@ -84,14 +69,9 @@ export class Redactor {
     }
   }
 
-  /** A locator or URL fit for display: user info and query string masked (through `redactUrl`). */
+  /** A locator or URL fit for display: user info and query string masked (see `redactLocator`), known secrets too. */
   locator(locator: string): string {
-    if (!hasUrlSecrets(locator)) return this.redact(locator)
-    // `scheme://…` locators and URLs through redactUrl; `file:./rel?…` keeps its form (a URL parser would make it
-    // `file:///rel`), with the same masking.
-    if (/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(locator)) return this.redact(redactUrl(locator))
-    const q = locator.indexOf('?')
-    return this.redact(q >= 0 ? `${locator.slice(0, q)}?…` : locator)
+    return this.redact(redactLocator(locator))
   }
 
   /** Masks known secrets, user info and query strings of URLs, and keys of connection strings in `text`. */
@@ -99,10 +79,7 @@ export class Redactor {
     let out = text
     // Longest first, so that a secret containing another is masked whole.
     for (const secret of [...this.#secrets].sort((a, b) => b.length - a.length)) out = out.split(secret).join(MASK)
-    return out
-      .replace(URL_WITH_USERINFO, `$1${MASK}@`)
-      .replace(URL_WITH_QUERY, '$1?…')
-      .replace(CONNECTION_STRING_SECRET, `$1=${MASK}`)
+    return maskUrlSecrets(out)
   }
 
   /** Redacts every string in a JSON-like value (keys included). */
