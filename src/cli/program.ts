@@ -13,7 +13,7 @@ import { Redactor } from './redact.js'
 import { escapeKeepingNewlines, escapeUserStrings } from './terminal-safe.js'
 import { cleanCommand, destroyCommand, initCommand, statusCommand } from './commands/store.js'
 import { jobsCommand, showCommand } from './commands/jobs.js'
-import { catCommand, exportCommand, importCommand, type TransferTimeouts } from './commands/files.js'
+import { catCommand, exportCommand, filesCommand, importCommand, type TransferTimeouts } from './commands/files.js'
 import { logsCommand } from './commands/logs.js'
 import { copyCommand } from './commands/copy.js'
 import { verifyCommand } from './commands/verify.js'
@@ -246,6 +246,13 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
   )
     .argument('<locator>', LOCATOR_HELP)
     .option('-y, --yes', 'do not ask for confirmation')
+
+  command(
+    'files',
+    'list the files (ID, size, owner job, cleanup flag) and the shared files: the IDs cat and export take',
+    'jobstore files file:./example-store\njobstore files file:./example-store --json',
+    (ctx, args) => filesCommand(ctx, arg(args, 0)),
+  ).argument('<locator>', LOCATOR_HELP)
 
   const importCmd = command(
     'import',

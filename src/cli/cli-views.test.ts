@@ -1,0 +1,149 @@
+/**
+ * Tests of the CLI's views of a store, as a new user asks for them: `files`, `logs` in time order with `--job`,
+ * `--since` and a `--follow` that ends when the store is destroyed, `status` with failed and unreachable jobs,
+ * `jobs --tree` and `graph` (DOT and SVG). Run as real subprocesses on the file backend, against stores made by the
+ * library in this process. The spawn helper is the one of cli.test.ts (copied, not imported: importing a test
+ * file would run its tests).
+ */
+import { spawn } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, utimesSync, readdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { afterAll, describe, expect, it, vi } from 'vitest'
+import { newJobDescription, openJobStore, type AbstractJobStore, type JobDescription } from '../index.js'
+import { EXIT } from './exit-codes.js'
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const CLI = join(REPO, 'src', 'cli', 'main.ts')
+const TSX = (() => {
+  const pkgPath = createRequire(import.meta.url).resolve('tsx/package.json')
+  const pkg = JSON.parse(readFileSync(pkgPath, 'utf8')) as { exports: Record<string, string> }
+  return pathToFileURL(join(dirname(pkgPath), pkg.exports['.'] as string)).href
+})()
+const TMP = mkdtempSync(join(tmpdir(), 'jobstore-cli-views-test-'))
+afterAll(() => rmSync(TMP, { recursive: true, force: true }))
+vi.setConfig({ testTimeout: 300_000 })
+
+interface CliResult {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+function startCli(args: readonly string[]) {
+  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
+    cwd: REPO,
+    env: { ...process.env, NODE_OPTIONS: '' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  child.stdin.end()
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+  const done = new Promise<CliResult>((resolvePromise, reject) => {
+    child.on('error', reject)
+    child.on('close', (code) => resolvePromise({ code, stdout, stderr }))
+  })
+  return { child, done, output: () => stdout }
+}
+
+async function cli(args: readonly string[]): Promise<CliResult> {
+  return startCli(args).done
+}
+
+async function cliJson<T = Record<string, unknown>>(args: readonly string[]): Promise<T> {
+  const result = await cli([...args, '--json'])
+  if (result.code !== 0) throw new Error(`jobstore ${args.join(' ')} exited ${result.code}: ${result.stderr}`)
+  return JSON.parse(result.stdout) as T
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+function job(store: AbstractJobStore, init: Parameters<typeof newJobDescription>[0]): JobDescription & { jobStoreID: string } {
+  const desc = newJobDescription(init)
+  store.assignID(desc)
+  return desc as JobDescription & { jobStoreID: string }
+}
+
+const newLocator = (): string => `file:${join(TMP, `store-${randomUUID()}`)}`
+
+/** No raw control, bidi or invisible character in text meant for a terminal (the CLI's own newlines aside). */
+function expectTerminalSafe(text: string): void {
+  expect(text).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\p{Cf}\u2028\u2029]/u)
+}
+
+/**
+ * A store with a graph worth drawing: root → children a and b, follow-on t; a and b share the child s; s has a
+ * cycle back to a (as a service); lost is unreachable; b has no tries left. Files: a kept one of no job, a cleanup
+ * one of a, one of b kept; two shared files.
+ */
+async function makeGraphFixture(locator: string, names: { lost?: string; a?: string } = {}) {
+  const store = await openJobStore(locator)
+  await store.initialize({ retryCount: 1 })
+  const root = job(store, { jobName: 'root' })
+  const a = job(store, { jobName: names.a ?? 'a' })
+  const b = job(store, { jobName: 'b', remainingTryCount: 0 })
+  const s = job(store, { jobName: 'shared-child' })
+  const t = job(store, { jobName: 'total' })
+  const lost = job(store, { jobName: names.lost ?? 'lost' })
+  root.children = [a.jobStoreID, b.jobStoreID]
+  root.followOns = [t.jobStoreID]
+  a.children = [s.jobStoreID]
+  b.children = [s.jobStoreID]
+  s.services = [a.jobStoreID]
+  for (const d of [a, b, s, t, lost]) await store.create(d)
+  await store.createRootJob(root)
+  const kept = await store.writeFileStream((w) => void w.end('hello world\n'), { basename: 'hello.txt' })
+  const cleanup = await store.writeFileStream((w) => void w.end('chunk'), { jobStoreID: a.jobStoreID, cleanup: true, basename: 'chunk.txt' })
+  const ofB = await store.writeFileStream((w) => void w.end('bb'), { jobStoreID: b.jobStoreID })
+  await store.writeSharedFileStream('rootJobReturnValue', (w) => void w.end('{}'))
+  await store.writeSharedFileStream('settings.json', (w) => void w.end('{"x":1}'))
+  return { store, root, a, b, s, t, lost, kept, cleanup, ofB }
+}
+
+describe('jobstore files', () => {
+  it('lists files with size, owner job and cleanup flag, and the shared files; --json exact', async () => {
+    const locator = newLocator()
+    const f = await makeGraphFixture(locator)
+    const json = await cliJson<{ files: unknown[]; sharedFiles: unknown[] }>(['files', locator])
+    const expected = [
+      { fileID: f.kept, size: 12, owner: null, cleanup: false, basename: 'hello.txt' },
+      { fileID: f.cleanup, size: 5, owner: f.a.jobStoreID, cleanup: true, basename: 'chunk.txt' },
+      { fileID: f.ofB, size: 2, owner: f.b.jobStoreID, cleanup: false, basename: null },
+    ].sort((x, y) => (x.fileID < y.fileID ? -1 : 1))
+    expect(json).toEqual({ files: expected, sharedFiles: [{ name: 'rootJobReturnValue' }, { name: 'settings.json' }] })
+
+    const human = await cli(['files', locator])
+    expect(human.code, human.stderr).toBe(0)
+    const lines = human.stdout.split('\n')
+    expect(lines[0]).toMatch(/^FILE ID +SIZE +OWNER JOB +CLEANUP$/)
+    expect(lines.find((l) => l.startsWith(f.cleanup))).toMatch(new RegExp(`^${f.cleanup.replace(/[.]/g, '\\.')} +5 B +${f.a.jobStoreID} +yes$`))
+    expect(lines.find((l) => l.startsWith(f.kept))).toMatch(/ +12 B +- +no$/)
+    expect(lines.slice(lines.indexOf('SHARED FILE'))).toEqual(['SHARED FILE', 'rootJobReturnValue', 'settings.json', ''])
+    expect(human.stderr).toBe('3 files (19 B), 2 shared files\n')
+
+    // What it lists is what cat takes.
+    const cat = await cli(['cat', locator, f.kept])
+    expect(cat.stdout).toBe('hello world\n')
+  })
+
+  it('an empty store lists nothing (exit 0); a missing store exits 3', async () => {
+    const locator = newLocator()
+    const store = await openJobStore(locator)
+    await store.initialize()
+    expect(await cliJson(['files', locator])).toEqual({ files: [], sharedFiles: [] })
+    const human = await cli(['files', locator])
+    expect(human).toEqual({ code: 0, stdout: '', stderr: '0 files (0 B), 0 shared files\n' })
+    expect((await cli(['files', newLocator()])).code).toBe(EXIT.NOT_FOUND)
+  })
+})
