@@ -15,6 +15,7 @@ export {
   type BucketUrlHandler,
   type CleanOptions,
   type CleanReport,
+  type ReachabilityReport,
   type CopyOptions,
   type CopyProgress,
   type CopyReport,

@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, utimesSync, readdirSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -145,5 +145,67 @@ describe('jobstore files', () => {
     const human = await cli(['files', locator])
     expect(human).toEqual({ code: 0, stdout: '', stderr: '0 files (0 B), 0 shared files\n' })
     expect((await cli(['files', newLocator()])).code).toBe(EXIT.NOT_FOUND)
+  })
+})
+
+describe('jobstore status: failed and unreachable jobs', () => {
+  it('lists jobs with no tries left and jobs the root does not reach, as clean() would find them', async () => {
+    const locator = newLocator()
+    const f = await makeGraphFixture(locator, { lost: 'lost\x1b[2J\u202e' })
+    // A job whose engine state says failed, with tries left, counts too.
+    const stateFailed = job(f.store, { jobName: 'crashed', extra: { state: 'failed' } })
+    await f.store.create(stateFailed)
+    const json = await cliJson<Record<string, unknown>>(['status', locator])
+    expect(json['failedJobs']).toEqual([
+      { jobStoreID: f.b.jobStoreID, jobName: 'b', state: 'failed', remainingTryCount: 0 },
+      { jobStoreID: stateFailed.jobStoreID, jobName: 'crashed', state: 'failed', remainingTryCount: 2 },
+    ])
+    expect(json['unreachableJobs']).toEqual(
+      [
+        { jobStoreID: f.lost.jobStoreID, jobName: 'lost\x1b[2J\u202e' },
+        { jobStoreID: stateFailed.jobStoreID, jobName: 'crashed' },
+      ].sort((x, y) => x.jobName.localeCompare(y.jobName)),
+    )
+    expect(json['reachableCorruptJobs']).toEqual([])
+
+    const human = await cli(['status', locator])
+    expect(human.code, human.stderr).toBe(0)
+    expectTerminalSafe(human.stdout)
+    expect(human.stdout).toContain('failed       2 (no tries left, or state failed)\n')
+    expect(human.stdout).toMatch(new RegExp(`\\n  ${f.b.jobStoreID}  b\\n`))
+    expect(human.stdout).toContain('unreachable  2 (clean deletes them)\n')
+    expect(human.stdout).toContain(`  ${f.lost.jobStoreID}  lost\\x1b[2J\\u202e\n`)
+
+    // clean deletes exactly what status called unreachable.
+    const cleaned = await cliJson<{ deletedJobs: string[] }>(['clean', locator])
+    expect(cleaned.deletedJobs.sort()).toEqual([f.lost.jobStoreID, stateFailed.jobStoreID].sort())
+    const after = await cliJson<Record<string, unknown>>(['status', locator])
+    expect(after['unreachableJobs']).toEqual([])
+    // clean reset the tries of the reachable jobs: none failed now.
+    expect(after['failedJobs']).toEqual([])
+  })
+
+  it('a reachable corrupt record: the jobs not reached are only maybe unreachable, as clean keeps them', async () => {
+    const locator = newLocator()
+    const f = await makeGraphFixture(locator)
+    const path = join(locator.slice('file:'.length), 'jobs', f.b.jobStoreID.slice(0, 2), f.b.jobStoreID)
+    truncateSync(path, Math.floor(statSync(path).size / 2))
+    const json = await cliJson<Record<string, unknown>>(['status', locator])
+    expect(json['reachableCorruptJobs']).toEqual([f.b.jobStoreID])
+    expect(json['unreachableJobs']).toEqual([{ jobStoreID: f.lost.jobStoreID, jobName: 'lost' }])
+    const human = await cli(['status', locator])
+    expect(human.stdout).toContain(`unreachable  1 (maybe: they may be below the corrupt record(s) ${f.b.jobStoreID}; clean keeps them)\n`)
+    const cleaned = await cliJson<{ keptUnreachableJobs: string[] }>(['clean', locator])
+    expect(cleaned.keptUnreachableJobs).toEqual([f.lost.jobStoreID])
+  })
+
+  it('without a root job there is nothing to walk from: unreachable is null', async () => {
+    const locator = newLocator()
+    const store = await openJobStore(locator)
+    await store.initialize()
+    await store.create(job(store, { jobName: 'orphan' }))
+    const json = await cliJson<Record<string, unknown>>(['status', locator])
+    expect(json['unreachableJobs']).toBeNull()
+    expect((await cli(['status', locator])).stdout).toContain('unreachable  - (no root job to walk from)\n')
   })
 })
