@@ -14,6 +14,8 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import { newJobDescription, openJobStore, type AbstractJobStore, type JobDescription } from '../index.js'
+import { timeOfTimeOrderedId, timeOrderedId } from '../ids.js'
+import { parseSince } from './commands/logs.js'
 import { EXIT } from './exit-codes.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -207,5 +209,132 @@ describe('jobstore status: failed and unreachable jobs', () => {
     const json = await cliJson<Record<string, unknown>>(['status', locator])
     expect(json['unreachableJobs']).toBeNull()
     expect((await cli(['status', locator])).stdout).toContain('unreachable  - (no root job to walk from)\n')
+  })
+})
+
+/** Writes each message as if at its time (message IDs carry the writer's clock), in the order given. */
+async function writeMessagesAt(store: AbstractJobStore, messages: readonly { text: string; at: number }[]): Promise<void> {
+  vi.useFakeTimers({ toFake: ['Date'] })
+  try {
+    for (const m of messages) {
+      vi.setSystemTime(m.at)
+      await store.writeStatsAndLogging(m.text)
+    }
+  } finally {
+    vi.useRealTimers()
+  }
+}
+
+describe('jobstore logs: time order, --job, --since, --follow on a destroyed store', () => {
+  const T0 = Date.parse('2026-01-01T00:00:00Z')
+  const MINUTE = 60_000
+
+  it('prints messages in the order they were written, not the listing order; --json carries the time', async () => {
+    const locator = newLocator()
+    const store = await openJobStore(locator)
+    await store.initialize()
+    // Written in a shuffled order, each at its own minute: the folder's order is not the time order.
+    const minutes = [7, 2, 11, 0, 5, 9, 1, 10, 3, 8, 4, 6]
+    await writeMessagesAt(store, minutes.map((m) => ({ text: `minute ${m}`, at: T0 + m * MINUTE })))
+    const inOrder = [...minutes].sort((a, b) => a - b).map((m) => `minute ${m}`)
+    const human = await cli(['logs', locator])
+    expect(human.code, human.stderr).toBe(0)
+    expect(human.stdout.split('\n').filter(Boolean)).toEqual(inOrder)
+    const json = await cli(['logs', locator, '--json'])
+    const lines = json.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { text: string; time: string })
+    expect(lines.map((l) => l.text)).toEqual(inOrder)
+    expect(lines[3]).toMatchObject({ text: 'minute 3', time: new Date(T0 + 3 * MINUTE).toISOString() })
+    // Read ones and unread ones together, still by time.
+    await cli(['logs', locator, '--consume'])
+    await writeMessagesAt(store, [{ text: 'minute 4.5', at: T0 + 4.5 * MINUTE }])
+    const all = await cli(['logs', locator, '--all'])
+    expect(all.stdout.split('\n').filter(Boolean)).toEqual([...inOrder.slice(0, 5), 'minute 4.5', ...inOrder.slice(5)])
+  })
+
+  it('--job keeps the messages that name the job; --since those written since a time or a duration back', async () => {
+    const locator = newLocator()
+    const store = await openJobStore(locator)
+    await store.initialize()
+    const a = job(store, { jobName: 'a' })
+    const b = job(store, { jobName: 'b' })
+    const now = Date.now()
+    await writeMessagesAt(store, [
+      { text: JSON.stringify({ job: a.jobStoreID, result: 'success', n: 1 }), at: now - 3 * 60 * MINUTE },
+      { text: JSON.stringify({ job: b.jobStoreID, result: 'failure' }), at: now - 90 * MINUTE },
+      { text: JSON.stringify({ job: a.jobStoreID, result: 'success', n: 2 }), at: now - 30 * MINUTE },
+      { text: 'a plain message', at: now - MINUTE },
+    ])
+    const texts = (r: { stdout: string }): string[] => r.stdout.split('\n').filter(Boolean)
+    expect(texts(await cli(['logs', locator, '--job', a.jobStoreID]))).toEqual([
+      JSON.stringify({ job: a.jobStoreID, result: 'success', n: 1 }),
+      JSON.stringify({ job: a.jobStoreID, result: 'success', n: 2 }),
+    ])
+    expect(texts(await cli(['logs', locator, '--since', '2h']))).toEqual([
+      JSON.stringify({ job: b.jobStoreID, result: 'failure' }),
+      JSON.stringify({ job: a.jobStoreID, result: 'success', n: 2 }),
+      'a plain message',
+    ])
+    expect(texts(await cli(['logs', locator, '--since', '45m', '--job', a.jobStoreID]))).toEqual([
+      JSON.stringify({ job: a.jobStoreID, result: 'success', n: 2 }),
+    ])
+    const iso = new Date(now - 10 * MINUTE).toISOString()
+    expect(texts(await cli(['logs', locator, '--since', iso]))).toEqual(['a plain message'])
+    // Unknown times and malformed job IDs are usage errors, before any I/O.
+    for (const bad of [
+      ['--since', 'yesterday'],
+      ['--since', '2026-13-45'],
+      ['--since', '10 minutes'],
+      ['--job', 'not-a-job-id'],
+    ]) {
+      const result = await cli(['logs', locator, ...bad])
+      expect(result.code, `${bad.join(' ')}: ${result.stderr}`).toBe(EXIT.USAGE)
+      expect(result.stdout).toBe('')
+    }
+  })
+
+  it('--follow stops with exit 3 and says so when the store is destroyed while it follows (human and --json)', async () => {
+    for (const json of [false, true]) {
+      const locator = newLocator()
+      const store = await openJobStore(locator)
+      await store.initialize()
+      await store.writeStatsAndLogging('before the end')
+      const run = startCli(['logs', locator, '--follow', '--interval', '0.1', ...(json ? ['--json'] : [])])
+      await waitFor(() => run.output().includes('before the end'), 'the first message')
+      await store.destroy()
+      let stopped = false
+      void run.done.then(() => (stopped = true))
+      try {
+        await waitFor(() => stopped, 'logs --follow to stop once its store is destroyed')
+      } finally {
+        if (!stopped) run.child.kill('SIGKILL')
+      }
+      const result = await run.done
+      expect(result.code, result.stderr).toBe(EXIT.NOT_FOUND)
+      if (json) {
+        const error = JSON.parse(result.stderr.trim().split('\n').pop() as string) as { error: Record<string, unknown> }
+        expect(error.error).toMatchObject({ code: 'NO_SUCH_JOB_STORE', exitCode: 3 })
+        expect(error.error['message']).toMatch(/was destroyed while following its logs \(1 message\(s\) printed\)/)
+      } else {
+        expect(result.stderr).toMatch(/^jobstore: error: the job store at file:\S+ was destroyed while following its logs \(1 message\(s\) printed\)\n$/)
+      }
+    }
+  })
+})
+
+describe('jobstore logs building blocks', () => {
+  it('a message ID gives back the time it was minted at; other strings give none', () => {
+    for (const at of [0, 1, Date.parse('2026-12-02T01:02:03.456Z'), 2 ** 50]) expect(timeOfTimeOrderedId(timeOrderedId(at))).toBe(at)
+    for (const other of ['', 'x', timeOrderedId().slice(1), `${timeOrderedId().slice(0, 26)}i`]) expect(timeOfTimeOrderedId(other)).toBeUndefined()
+  })
+
+  it('--since reads ISO 8601 times and durations back from now, and refuses anything else', () => {
+    const now = Date.parse('2026-12-02T12:00:00Z')
+    expect(parseSince('90s', now)).toBe(now - 90_000)
+    expect(parseSince('10m', now)).toBe(now - 600_000)
+    expect(parseSince('1.5h', now)).toBe(now - 5_400_000)
+    expect(parseSince('2d', now)).toBe(now - 2 * 86_400_000)
+    expect(parseSince('2026-12-02T09:30:00Z', now)).toBe(Date.parse('2026-12-02T09:30:00Z'))
+    expect(parseSince('2026-12-02T09:30:00+01:00', now)).toBe(Date.parse('2026-12-02T08:30:00Z'))
+    for (const bad of ['', 'now', '10', '-5m', '5 m', 'yesterday', '2026-02-30x', '12/02/2026']) expect(() => parseSince(bad, now), bad).toThrow(/ISO 8601/)
   })
 })

@@ -14,7 +14,7 @@ import { escapeKeepingNewlines, escapeUserStrings } from './terminal-safe.js'
 import { cleanCommand, destroyCommand, initCommand, statusCommand } from './commands/store.js'
 import { jobsCommand, showCommand } from './commands/jobs.js'
 import { catCommand, exportCommand, filesCommand, importCommand, type TransferTimeouts } from './commands/files.js'
-import { logsCommand } from './commands/logs.js'
+import { logsCommand, parseSince } from './commands/logs.js'
 import { copyCommand } from './commands/copy.js'
 import { verifyCommand } from './commands/verify.js'
 
@@ -300,14 +300,16 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
 
   command(
     'logs',
-    'print the unread stats and log messages without taking them from the engine (--consume marks them read, as their one reader); --all also shows read ones',
-    'jobstore logs file:./example-store --all\njobstore logs file:./example-store --follow --json',
+    'print the unread stats and log messages in the order they were written, without taking them from the engine (--consume marks them read, as their one reader); --all also shows read ones; --follow ends with exit 3 if the store is destroyed',
+    'jobstore logs file:./example-store --all --since 2h\njobstore logs file:./example-store --follow --json --job 2p0c1x4zq8m6yb3h5n7r9t1v3w',
     (ctx, args, o) =>
       logsCommand(ctx, arg(args, 0), {
         all: o['all'] === true,
         follow: o['follow'] === true,
         consume: o['consume'] === true,
         ...(o['interval'] !== undefined ? { interval: o['interval'] as number } : {}),
+        ...(o['job'] !== undefined ? { job: o['job'] as string } : {}),
+        ...(o['since'] !== undefined ? { since: o['since'] as number } : {}),
       }),
   )
     .argument('<locator>', LOCATOR_HELP)
@@ -315,6 +317,18 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
     .option('-f, --follow', 'keep printing new messages until interrupted (Ctrl-C)')
     .option('--consume', 'mark the messages read, so that the engine does not get them (each message goes to one reader)')
     .addOption(new Option('--interval <seconds>', 'seconds between polls with --follow').argParser(positiveNumber).default(1))
+    .option('--job <jobID>', 'only messages that name this job ID (as the example engine writes them: {"job": ID, …})')
+    .addOption(
+      new Option('--since <time>', 'only messages written since: an ISO 8601 time (2026-12-02T09:30:00Z) or a duration back (90s, 10m, 2h, 1d)').argParser(
+        (value) => {
+          try {
+            return parseSince(value)
+          } catch (err) {
+            throw new CommanderInvalidArgument((err as Error).message)
+          }
+        },
+      ),
+    )
 
   command(
     'copy',
