@@ -338,3 +338,131 @@ describe('jobstore logs building blocks', () => {
     for (const bad of ['', 'now', '10', '-5m', '5 m', 'yesterday', '2026-02-30x', '12/02/2026']) expect(() => parseSince(bad, now), bad).toThrow(/ISO 8601/)
   })
 })
+
+/** A hostile job name: markup, an entity, quotes, an escape sequence, a bidi override, a C1 CSI, a NUL, a newline. */
+const HOSTILE = 'a <b>&amp;"q\'\x1b[2J\u202eevil\x9b\x00\nforged'
+const HOSTILE_SHOWN = String.raw`a <b>&amp;"q'\x1b[2J\u202eevil\x9b\x00\nforged`
+
+describe('jobstore jobs --tree', () => {
+  it('draws the graph from the root: children, services, follow-ons; a shared child and a cycle shown once, then referred to', async () => {
+    const locator = newLocator()
+    const f = await makeGraphFixture(locator, { a: HOSTILE })
+    const human = await cli(['jobs', locator, '--tree'])
+    expect(human.code, human.stderr).toBe(0)
+    expectTerminalSafe(human.stdout)
+    const id = (d: { jobStoreID: string }): string => d.jobStoreID
+    expect(human.stdout).toBe(
+      [
+        `root  ${id(f.root)}  unknown`,
+        `├── ${HOSTILE_SHOWN}  ${id(f.a)}  unknown`,
+        `│   └── shared-child  ${id(f.s)}  unknown`,
+        `│       └── service: ${HOSTILE_SHOWN}  ${id(f.a)}  (shown above)`,
+        `├── b  ${id(f.b)}  failed`,
+        `│   └── shared-child  ${id(f.s)}  (shown above)`,
+        `└── follow-on: total  ${id(f.t)}  unknown`,
+        '',
+        'not reachable from the root job:',
+        `lost  ${id(f.lost)}  unknown`,
+        '',
+      ].join('\n'),
+    )
+    const json = await cliJson<{ root: Record<string, unknown>; unreachable: unknown[] }>(['jobs', locator, '--tree'])
+    const leaf = (d: { jobStoreID: string; jobName: string }, edge: string, state: string, seen = false) => ({
+      jobStoreID: d.jobStoreID,
+      jobName: d.jobName,
+      state,
+      edge,
+      seen,
+      successors: [],
+    })
+    expect(json).toEqual({
+      root: {
+        ...leaf(f.root, 'root', 'unknown'),
+        successors: [
+          {
+            ...leaf(f.a, 'child', 'unknown'),
+            successors: [{ ...leaf(f.s, 'child', 'unknown'), successors: [leaf(f.a, 'service', 'unknown', true)] }],
+          },
+          { ...leaf(f.b, 'child', 'failed'), successors: [leaf(f.s, 'child', 'unknown', true)] },
+          leaf(f.t, 'followOn', 'unknown'),
+        ],
+      },
+      unreachable: [leaf(f.lost, 'root', 'unknown')],
+    })
+    expect((json.root['successors'] as { jobName: string }[])[0]?.jobName).toBe(HOSTILE)
+  })
+
+  it('missing successors and corrupt records show as such; --tree with --name is a usage error', async () => {
+    const locator = newLocator()
+    const f = await makeGraphFixture(locator)
+    await f.store.delete(f.t.jobStoreID)
+    const path = join(locator.slice('file:'.length), 'jobs', f.b.jobStoreID.slice(0, 2), f.b.jobStoreID)
+    truncateSync(path, Math.floor(statSync(path).size / 2))
+    const human = await cli(['jobs', locator, '--tree'])
+    expect(human.code, human.stderr).toBe(0)
+    expect(human.stdout).toContain(`├── (corrupt record)  ${f.b.jobStoreID}\n`)
+    expect(human.stdout).toContain(`└── follow-on: (missing record)  ${f.t.jobStoreID}\n`)
+    const usage = await cli(['jobs', locator, '--tree', '--name', 'a'])
+    expect(usage.code).toBe(EXIT.USAGE)
+    expect(usage.stderr).toContain('--tree shows the whole job graph')
+  })
+})
+
+describe('jobstore graph', () => {
+  it('--format dot (the default): a node per job, an edge per successor, names quoted and escaped', async () => {
+    const locator = newLocator()
+    const f = await makeGraphFixture(locator, { a: HOSTILE })
+    const result = await cli(['graph', locator])
+    expect(result.code, result.stderr).toBe(0)
+    expectTerminalSafe(result.stdout)
+    const dot = result.stdout
+    expect(dot.startsWith('digraph jobs {\n')).toBe(true)
+    expect(dot.endsWith('}\n')).toBe(true)
+    // Every quoted string is closed on its line: no name breaks out of its label.
+    for (const line of dot.split('\n').slice(2, -2)) expect(line, line).toMatch(/^  ("(?:[^"\\]|\\.)*")( -> "(?:[^"\\]|\\.)*")? \[.*\];$|^  "[0-9a-z]{26}" -> "[0-9a-z]{26}";$/)
+    const label = String.raw`a <b>&amp;\"q'\\x1b[2J\\u202eevil\\x9b\\x00\\nforged`
+    expect(dot).toContain(`  "${f.a.jobStoreID}" [label="${label}\\n${f.a.jobStoreID}\\nunknown"];\n`)
+    expect(dot).toContain(`  "${f.root.jobStoreID}" -> "${f.a.jobStoreID}";\n`)
+    expect(dot).toContain(`  "${f.root.jobStoreID}" -> "${f.t.jobStoreID}" [style=dashed, label="follow-on"];\n`)
+    expect(dot).toContain(`  "${f.s.jobStoreID}" -> "${f.a.jobStoreID}" [style=dotted, label="service"];\n`)
+    expect(dot).toMatch(new RegExp(`"${f.lost.jobStoreID}" \\[label="lost\\\\n[^"]*", fontcolor=gray40, color=gray60\\];`))
+    expect(dot.match(/ -> /g)).toHaveLength(6)
+  })
+
+  it('--format svg: valid XML, one box per job and one edge per successor, hostile names escaped', async () => {
+    const { XMLParser, XMLValidator } = await import('fast-xml-parser')
+    const locator = newLocator()
+    const f = await makeGraphFixture(locator, { a: HOSTILE, lost: 'lost\u2066\u{e0041}\u2028x' })
+    const result = await cli(['graph', locator, '--format', 'svg'])
+    expect(result.code, result.stderr).toBe(0)
+    const svg = result.stdout
+    expectTerminalSafe(svg)
+    expect(XMLValidator.validate(svg)).toBe(true)
+    const doc = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', processEntities: true, isArray: (name) => ['g', 'line', 'path', 'text'].includes(name) }).parse(svg) as {
+      svg: { '@xmlns': string; g: { '@class': string; g?: { '@data-id': string; text: (string | { '#text': string })[] }[]; line?: unknown[]; path?: unknown[] }[] }
+    }
+    expect(doc.svg['@xmlns']).toBe('http://www.w3.org/2000/svg')
+    const jobs = doc.svg.g.find((g) => g['@class'] === 'jobs')?.g ?? []
+    const edges = doc.svg.g.find((g) => g['@class'] === 'edges')
+    expect(jobs.map((g) => g['@data-id']).sort()).toEqual([f.root, f.a, f.b, f.s, f.t, f.lost].map((d) => d.jobStoreID).sort())
+    expect((edges?.line?.length ?? 0) + (edges?.path?.length ?? 0)).toBe(6)
+    const textOf = (id: string): string => {
+      const first = jobs.find((g) => g['@data-id'] === id)?.text[0]
+      return typeof first === 'string' ? first : (first?.['#text'] ?? '')
+    }
+    // The name as the terminal shows it (escapes visible), cut to 40 characters, markup as text.
+    expect(textOf(f.a.jobStoreID)).toBe(`${[...HOSTILE_SHOWN].slice(0, 39).join('')}…`)
+    expect(textOf(f.lost.jobStoreID)).toBe(String.raw`lost\u2066\u{e0041}\u2028x`)
+    expect(svg).not.toContain('<b>')
+  })
+
+  it('an unknown --format is a usage error; an empty store gives an empty graph', async () => {
+    const locator = newLocator()
+    const store = await openJobStore(locator)
+    await store.initialize()
+    expect((await cli(['graph', locator, '--format', 'png'])).code).toBe(EXIT.USAGE)
+    expect((await cli(['graph', locator])).stdout).toBe('digraph jobs {\n  node [shape=box, style=rounded, fontname="Helvetica"];\n}\n')
+    const { XMLValidator } = await import('fast-xml-parser')
+    expect(XMLValidator.validate((await cli(['graph', locator, '--format', 'svg'])).stdout)).toBe(true)
+  })
+})

@@ -13,6 +13,7 @@ import { Redactor } from './redact.js'
 import { escapeKeepingNewlines, escapeUserStrings } from './terminal-safe.js'
 import { cleanCommand, destroyCommand, initCommand, statusCommand } from './commands/store.js'
 import { jobsCommand, showCommand } from './commands/jobs.js'
+import { GRAPH_FORMATS, graphCommand } from './commands/graph.js'
 import { catCommand, exportCommand, filesCommand, importCommand, type TransferTimeouts } from './commands/files.js'
 import { logsCommand, parseSince } from './commands/logs.js'
 import { copyCommand } from './commands/copy.js'
@@ -203,16 +204,28 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
   command(
     'jobs',
     'list jobs (state: extra.state when the engine sets it, else failed when no tries are left, else unknown)',
-    'jobstore jobs file:./example-store --state failed,running\njobstore jobs file:./example-store --name count --json',
+    'jobstore jobs file:./example-store --state failed,running\njobstore jobs file:./example-store --name count --json\njobstore jobs file:./example-store --tree',
     (ctx, args, o) =>
       jobsCommand(ctx, arg(args, 0), {
         ...(o['name'] !== undefined ? { name: o['name'] as string } : {}),
         ...(o['state'] !== undefined ? { state: o['state'] as string[] } : {}),
+        ...(o['tree'] === true ? { tree: true } : {}),
       }),
   )
     .argument('<locator>', LOCATOR_HELP)
     .option('--name <text>', 'only jobs whose name (job name, unit name or display name) contains text')
     .option('--state <state>', 'only jobs in this state (repeat, or separate by commas)', collect)
+    .option('--tree', 'the job graph as an indented tree from the root job (children, services, follow-ons); a job reached twice is shown once, then referred to')
+
+  command(
+    'graph',
+    'the job graph (children, follow-ons, services) as Graphviz DOT or as an SVG picture, on stdout',
+    'jobstore graph file:./example-store | dot -Tpng > jobs.png\njobstore graph file:./example-store --format svg > jobs.svg',
+    (ctx, args, o) => graphCommand(ctx, arg(args, 0), { format: o['format'] as string }),
+    false,
+  )
+    .argument('<locator>', LOCATOR_HELP)
+    .addOption(new Option('--format <format>', 'dot (Graphviz) or svg (a picture, laid out by jobstore)').choices(GRAPH_FORMATS).default('dot'))
 
   command('show', 'show one job description', 'jobstore show file:./example-store 2p0c1x4zq8m6yb3h5n7r9t1v3w', (ctx, args) =>
     showCommand(ctx, arg(args, 0), arg(args, 1)),
