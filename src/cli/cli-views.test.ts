@@ -343,6 +343,11 @@ describe('jobstore logs building blocks', () => {
 const HOSTILE = 'a <b>&amp;"q\'\x1b[2J\u202eevil\x9b\x00\nforged'
 const HOSTILE_SHOWN = String.raw`a <b>&amp;"q'\x1b[2J\u202eevil\x9b\x00\nforged`
 
+/** The job ID on the line of `step-<i>` in a tree. */
+function tailIdOf(lines: readonly string[], i: number): string {
+  return /step-\d+  ([0-9a-z]{26})/.exec(lines.find((l) => l.includes(`step-${i} `)) ?? '')?.[1] ?? '(none)'
+}
+
 describe('jobstore jobs --tree', () => {
   it('draws the graph from the root: children, services, follow-ons; a shared child and a cycle shown once, then referred to', async () => {
     const locator = newLocator()
@@ -366,30 +371,28 @@ describe('jobstore jobs --tree', () => {
         '',
       ].join('\n'),
     )
-    const json = await cliJson<{ root: Record<string, unknown>; unreachable: unknown[] }>(['jobs', locator, '--tree'])
-    const leaf = (d: { jobStoreID: string; jobName: string }, edge: string, state: string, seen = false) => ({
+    const json = await cliJson<{ root: unknown[]; unreachable: unknown[] }>(['jobs', locator, '--tree'])
+    const entry = (d: { jobStoreID: string; jobName: string }, edge: string, depth: number, state = 'unknown', seen = false) => ({
       jobStoreID: d.jobStoreID,
       jobName: d.jobName,
       state,
       edge,
+      depth,
       seen,
-      successors: [],
     })
     expect(json).toEqual({
-      root: {
-        ...leaf(f.root, 'root', 'unknown'),
-        successors: [
-          {
-            ...leaf(f.a, 'child', 'unknown'),
-            successors: [{ ...leaf(f.s, 'child', 'unknown'), successors: [leaf(f.a, 'service', 'unknown', true)] }],
-          },
-          { ...leaf(f.b, 'child', 'failed'), successors: [leaf(f.s, 'child', 'unknown', true)] },
-          leaf(f.t, 'followOn', 'unknown'),
-        ],
-      },
-      unreachable: [leaf(f.lost, 'root', 'unknown')],
+      root: [
+        entry(f.root, 'root', 0),
+        entry(f.a, 'child', 1),
+        entry(f.s, 'child', 2),
+        entry(f.a, 'service', 3, 'unknown', true),
+        entry(f.b, 'child', 1, 'failed'),
+        entry(f.s, 'child', 2, 'unknown', true),
+        entry(f.t, 'followOn', 1),
+      ],
+      unreachable: [entry(f.lost, 'root', 0)],
     })
-    expect((json.root['successors'] as { jobName: string }[])[0]?.jobName).toBe(HOSTILE)
+    expect((json.root[1] as { jobName: string }).jobName).toBe(HOSTILE)
   })
 
   it('missing successors and corrupt records show as such; --tree with --name is a usage error', async () => {
@@ -402,6 +405,19 @@ describe('jobstore jobs --tree', () => {
     expect(human.code, human.stderr).toBe(0)
     expect(human.stdout).toContain(`├── (corrupt record)  ${f.b.jobStoreID}\n`)
     expect(human.stdout).toContain(`└── follow-on: (missing record)  ${f.t.jobStoreID}\n`)
+    // A long chain of follow-ons is indented up to 32 levels, then shown with its depth.
+    let tail = f.lost
+    for (let i = 1; i <= 40; i++) {
+      const next = job(f.store, { jobName: `step-${i}` })
+      await f.store.create(next)
+      tail.followOns = [next.jobStoreID]
+      await f.store.update(tail)
+      tail = next
+    }
+    const chain = (await cli(['jobs', locator, '--tree'])).stdout.split('\n')
+    const step = (i: number): string => chain.find((l) => l.includes(`step-${i} `)) as string
+    expect(step(31)).toBe(`${'    '.repeat(30)}└── follow-on: step-31  ${tailIdOf(chain, 31)}  unknown`)
+    expect(step(40)).toBe(`${'    '.repeat(31)}└── (depth 40) follow-on: step-40  ${tailIdOf(chain, 40)}  unknown`)
     const usage = await cli(['jobs', locator, '--tree', '--name', 'a'])
     expect(usage.code).toBe(EXIT.USAGE)
     expect(usage.stderr).toContain('--tree shows the whole job graph')

@@ -109,24 +109,28 @@ export async function loadJobGraph(ctx: CommandContext, store: AbstractJobStore)
   return { rootJobStoreID: rootID, nodes, edges }
 }
 
-/** One job in `jobs --tree --json`. */
-export interface TreeNode {
+/**
+ * One line of the tree (the elements of `jobs --tree --json`'s lists), in the order shown: a job, then the jobs it
+ * names, one `depth` further. Flat rather than nested, so that a chain of thousands of follow-ons is no deeper in
+ * JSON than one job.
+ */
+export interface TreeEntry {
   readonly jobStoreID: string
   readonly jobName: string | null
   readonly state: string
-  /** How its parent in the tree names it (`root` at the top). */
+  /** How the job above it names it (`root` at depth 0). */
   readonly edge: EdgeKind | 'root'
-  /** Shown once already (a shared successor, or a cycle): its successors are under its first place. */
+  readonly depth: number
+  /** Shown once already (a shared successor, or a cycle): the jobs it names are under its first place. */
   readonly seen: boolean
-  readonly successors: TreeNode[]
 }
 
 /**
  * The graph as trees: the root's, then one for each job the root does not reach and that no other such job names
- * (and, for cycles among them, one from each job still not shown). A job reached twice is shown once, in full;
- * later places refer to it (`seen`).
+ * (and, for cycles among them, one from each job still not shown). A job reached twice is shown once, with what
+ * it names; later places refer to it (`seen`).
  */
-export function jobTrees(graph: JobGraph): { root: TreeNode | null; unreachable: TreeNode[] } {
+export function jobTrees(graph: JobGraph): { root: TreeEntry[]; unreachable: TreeEntry[] } {
   const out = new Map<string, GraphEdge[]>()
   for (const edge of graph.edges) {
     const list = out.get(edge.from)
@@ -134,40 +138,77 @@ export function jobTrees(graph: JobGraph): { root: TreeNode | null; unreachable:
     else list.push(edge)
   }
   const shown = new Set<string>()
-  const build = (id: string, edge: EdgeKind | 'root'): TreeNode => {
-    const node = graph.nodes.get(id) as GraphNode
-    const base = { jobStoreID: id, jobName: node.jobName, state: node.state, edge }
-    if (shown.has(id)) return { ...base, seen: true, successors: [] }
-    shown.add(id)
-    // Recursive: a chain of some thousands of jobs stays well within Node's stack.
-    return { ...base, seen: false, successors: (out.get(id) ?? []).map((e) => build(e.to, e.kind)) }
+  // Depth first with a stack of our own, not recursion: a chain of follow-ons may be thousands of jobs long.
+  const tree = (start: string, into: TreeEntry[]): void => {
+    const stack: { id: string; edge: EdgeKind | 'root'; depth: number }[] = [{ id: start, edge: 'root', depth: 0 }]
+    while (stack.length > 0) {
+      const { id, edge, depth } = stack.pop() as (typeof stack)[number]
+      const node = graph.nodes.get(id) as GraphNode
+      const seen = shown.has(id)
+      shown.add(id)
+      into.push({ jobStoreID: id, jobName: node.jobName, state: node.state, edge, depth, seen })
+      if (seen) continue
+      const named = out.get(id) ?? []
+      for (let i = named.length - 1; i >= 0; i--) {
+        const e = named[i] as GraphEdge
+        stack.push({ id: e.to, edge: e.kind, depth: depth + 1 })
+      }
+    }
   }
-  const root = graph.rootJobStoreID !== null && graph.nodes.has(graph.rootJobStoreID) ? build(graph.rootJobStoreID, 'root') : null
+  const root: TreeEntry[] = []
+  if (graph.rootJobStoreID !== null && graph.nodes.has(graph.rootJobStoreID)) tree(graph.rootJobStoreID, root)
   const named = new Set(graph.edges.filter((e) => !shown.has(e.from)).map((e) => e.to))
   const rest = [...graph.nodes.keys()].filter((id) => !shown.has(id))
-  const unreachable: TreeNode[] = []
-  for (const id of rest.filter((id) => !named.has(id))) if (!shown.has(id)) unreachable.push(build(id, 'root'))
-  for (const id of rest) if (!shown.has(id)) unreachable.push(build(id, 'root'))
+  const unreachable: TreeEntry[] = []
+  for (const id of rest.filter((id) => !named.has(id))) if (!shown.has(id)) tree(id, unreachable)
+  for (const id of rest) if (!shown.has(id)) tree(id, unreachable)
   return { root, unreachable }
 }
 
 const EDGE_LABEL: Readonly<Record<EdgeKind | 'root', string>> = { root: '', child: '', followOn: 'follow-on: ', service: 'service: ' }
 
-/** The trees as indented lines (escaped when printed, by Output.line). */
-export function treeLines(trees: { root: TreeNode | null; unreachable: readonly TreeNode[] }): string[] {
-  const lines: string[] = []
-  const describe = (n: TreeNode): string =>
-    `${EDGE_LABEL[n.edge]}${n.jobName ?? `(${n.state} record)`}  ${n.jobStoreID}${n.seen ? '  (shown above)' : n.jobName !== null ? `  ${n.state}` : ''}`
-  const walk = (n: TreeNode, prefix: string, last: boolean, top: boolean): void => {
-    lines.push(top ? describe(n) : `${prefix}${last ? '└── ' : '├── '}${describe(n)}`)
-    const childPrefix = top ? '' : `${prefix}${last ? '    ' : '│   '}`
-    n.successors.forEach((s, i) => walk(s, childPrefix, i === n.successors.length - 1, false))
+/** Levels of indentation drawn by `jobs --tree`; deeper jobs are shown at this one, with their depth. */
+export const MAX_DRAWN_DEPTH = 32
+
+/** Tree entries as indented lines, with the branches drawn (escaped when printed, by Output.line). */
+function drawTree(entries: readonly TreeEntry[]): string[] {
+  // Whether each entry is the last of its siblings: backwards, a sibling below is one at the same depth before
+  // any shallower entry.
+  const last: boolean[] = new Array<boolean>(entries.length)
+  const siblingBelow: boolean[] = []
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const depth = (entries[i] as TreeEntry).depth
+    last[i] = siblingBelow[depth] !== true
+    siblingBelow.length = depth + 1
+    siblingBelow[depth] = true
   }
-  if (trees.root !== null) walk(trees.root, '', true, true)
+  const lines: string[] = []
+  const ancestorsLast: boolean[] = []
+  entries.forEach((e, i) => {
+    const describe = `${EDGE_LABEL[e.edge]}${e.jobName ?? `(${e.state} record)`}  ${e.jobStoreID}${e.seen ? '  (shown above)' : e.jobName !== null ? `  ${e.state}` : ''}`
+    ancestorsLast.length = e.depth
+    ancestorsLast[e.depth] = last[i] as boolean
+    if (e.depth === 0) {
+      lines.push(describe)
+      return
+    }
+    // Indented up to MAX_DRAWN_DEPTH levels; deeper jobs (a long chain of follow-ons) at that indentation, with
+    // their depth, so that the text grows with the jobs, not with their square.
+    const drawn = Math.min(e.depth, MAX_DRAWN_DEPTH)
+    let prefix = ''
+    for (let d = 1; d < drawn; d++) prefix += ancestorsLast[d] ? '    ' : '│   '
+    lines.push(`${prefix}${last[i] ? '└── ' : '├── '}${e.depth > drawn ? `(depth ${e.depth}) ` : ''}${describe}`)
+  })
+  return lines
+}
+
+/** The trees as lines: the root's, then those of the jobs it does not reach. */
+export function treeLines(trees: { root: readonly TreeEntry[]; unreachable: readonly TreeEntry[] }): string[] {
+  const lines = drawTree(trees.root)
   if (trees.unreachable.length > 0) {
     if (lines.length > 0) lines.push('')
-    lines.push(trees.root === null ? 'no root job; the jobs:' : 'not reachable from the root job:')
-    for (const tree of trees.unreachable) walk(tree, '', true, true)
+    lines.push(trees.root.length === 0 ? 'no root job; the jobs:' : 'not reachable from the root job:')
+    lines.push(...drawTree(trees.unreachable))
   }
   return lines
 }

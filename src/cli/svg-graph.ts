@@ -40,10 +40,20 @@ interface Placed {
   readonly y: number
 }
 
+function pushTo(map: Map<string, string[]>, key: string, value: string): void {
+  const list = map.get(key)
+  if (list === undefined) map.set(key, [value])
+  else list.push(value)
+}
+
 /** Layers by breadth-first depth: from the root, then from each job not placed yet (the graph's node order). */
 function layers(graph: JobGraph): string[][] {
   const successors = new Map<string, string[]>()
-  for (const e of graph.edges) successors.set(e.from, [...(successors.get(e.from) ?? []), e.to])
+  const predecessors = new Map<string, string[]>()
+  for (const e of graph.edges) {
+    pushTo(successors, e.from, e.to)
+    pushTo(predecessors, e.to, e.from)
+  }
   const layerOf = new Map<string, number>()
   const result: string[][] = []
   const place = (start: string, base: number): void => {
@@ -69,8 +79,6 @@ function layers(graph: JobGraph): string[][] {
   // One ordering pass: each layer by the mean index of its predecessors in the layer above (stable otherwise).
   const indexOf = new Map<string, number>()
   for (const layer of result) layer.forEach((id, i) => indexOf.set(id, i))
-  const predecessors = new Map<string, string[]>()
-  for (const e of graph.edges) predecessors.set(e.to, [...(predecessors.get(e.to) ?? []), e.from])
   for (let depth = 1; depth < result.length; depth++) {
     const layer = result[depth] as string[]
     const weight = (id: string): number => {
