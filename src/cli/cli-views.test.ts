@@ -482,3 +482,21 @@ describe('jobstore graph', () => {
     expect(XMLValidator.validate((await cli(['graph', locator, '--format', 'svg'])).stdout)).toBe(true)
   })
 })
+
+describe('jobstore files, graph, jobs --tree, logs --job/--since: help and docs', () => {
+  it('each new command and option has help with an example, and a section or mention in docs/cli.md', async () => {
+    const docs = readFileSync(join(REPO, 'docs', 'cli.md'), 'utf8')
+    for (const name of ['files', 'graph']) {
+      const help = await cli([name, '--help'])
+      expect(help.code, name).toBe(0)
+      expect(help.stdout).toContain(`$ jobstore ${name}`)
+      expect(docs).toMatch(new RegExp(`^### \`${name} <locator>\`$`, 'm'))
+      expect(docs).toContain(`$ jobstore ${name} file:`)
+    }
+    const options: [string, string][] = [['jobs', '--tree'], ['logs', '--job'], ['logs', '--since'], ['graph', '--format']]
+    for (const [command, option] of options) {
+      expect((await cli([command, '--help'])).stdout, `${command} ${option}`).toContain(option)
+      expect(docs, `${command} ${option}`).toMatch(new RegExp(`jobstore ${command} file:\\S+ [^\\n]*${option}`))
+    }
+  })
+})
