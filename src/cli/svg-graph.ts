@@ -4,7 +4,8 @@
  * dozen lines do here). Layers are the breadth-first depth from the root job (jobs the root does not reach get
  * layers of their own below); within a layer, jobs keep the order of the walk, then one pass orders each layer by
  * the mean position of the jobs that name it, which untangles most edges of a workflow's fan-out and fan-in.
- * Edges down the layers are straight; an edge to the same or an earlier layer (a cycle) is a curve on the side.
+ * Edges down the layers are straight; an edge to the same or an earlier layer (a cycle) is a curve between the
+ * sides that face each other.
  *
  * Valid XML whatever the names: every name is escaped for the terminal first (see `visibleName`: control, bidi and
  * invisible characters become visible `\x1b`, `\u202e`), then for XML (`& < > " '`), so no character XML 1.0
@@ -138,12 +139,15 @@ export function toSvg(graph: JobGraph): string {
     if (to.layer > from.layer) {
       out.push(`<line ${kind} x1="${from.x + width / 2}" y1="${from.y + NODE_HEIGHT}" x2="${to.x + width / 2}" y2="${to.y}" ${EDGE_STYLE[edge.kind]} marker-end="url(#arrow)"/>`)
     } else {
-      // Back to the same or an earlier layer (a cycle, or a job placed by a shorter path): around the right side.
-      const x1 = from.x + width
+      // Back to the same or an earlier layer (a cycle, or a job placed by a shorter path): from the side facing
+      // the target, so that the curve does not cross the source's own box; one in the same column bulges right.
       const y1 = from.y + NODE_HEIGHT / 2
-      const x2 = to.x + width
       const y2 = to.y + NODE_HEIGHT / 2
-      const bulge = Math.max(x1, x2) + 40
+      const leftward = to.x + width <= from.x
+      const rightward = to.x >= from.x + width
+      const x1 = leftward ? from.x : from.x + width
+      const x2 = leftward ? to.x + width : rightward ? to.x : to.x + width
+      const bulge = leftward || rightward ? (x1 + x2) / 2 : Math.max(x1, x2) + 40
       out.push(`<path ${kind} d="M ${x1} ${y1} C ${bulge} ${y1}, ${bulge} ${y2}, ${x2} ${y2}" ${EDGE_STYLE[edge.kind]} marker-end="url(#arrow)"/>`)
     }
   }
