@@ -163,6 +163,19 @@ export interface CleanReport {
   readonly keptUnreachableJobs: string[]
 }
 
+/** What `reachability()` finds; every list sorted. */
+export interface ReachabilityReport {
+  readonly rootJobStoreID: string
+  /** Jobs the root reaches over children, follow-ons and services (the root included). */
+  readonly reachable: string[]
+  /** Jobs the walk did not reach: `clean()` deletes them, unless `reachedCorrupt` is not empty. */
+  readonly unreachable: string[]
+  /** Reachable job records that cannot be decoded: their successors are unknown. */
+  readonly reachedCorrupt: string[]
+  /** Successors named by a reachable job that do not exist (`clean()` drops them). */
+  readonly missing: string[]
+}
+
 /** A file as listed by `files()`. */
 export interface ListedFile {
   readonly fileID: string
@@ -969,52 +982,10 @@ export abstract class AbstractJobStore {
       corrupt.add(id)
       options.onCorruptRecord?.(err)
     }
-    if (jobCache !== undefined) {
-      const entries = jobCache instanceof Map ? jobCache.values() : Object.values(jobCache as Record<string, JobDescription>)
-      for (const desc of entries) if (desc.jobStoreID !== undefined) all.set(desc.jobStoreID, desc)
-    } else {
-      for await (const desc of this.#listJobs(options, onCorrupt)) all.set(desc.jobStoreID as string, desc)
-    }
+    await this.#collectJobs(all, jobCache, options, onCorrupt)
     all.set(root.jobStoreID as string, root)
 
-    // Breadth first, so that successors missing from `all` are looked up together, in parallel.
-    const reachable = new Set<string>()
-    const reachedCorrupt = new Set<string>()
-    const absent = new Set<string>()
-    let frontier = [root.jobStoreID as string]
-    while (frontier.length > 0) {
-      const next: string[] = []
-      const unknown = new Set<string>()
-      for (const id of frontier) {
-        if (reachable.has(id) || reachedCorrupt.has(id) || absent.has(id)) continue
-        if (corrupt.has(id)) {
-          reachedCorrupt.add(id)
-          continue
-        }
-        const desc = all.get(id)
-        if (desc === undefined) {
-          unknown.add(id)
-          continue
-        }
-        reachable.add(id)
-        next.push(...desc.children, ...desc.followOns, ...desc.services)
-      }
-      await forEachConcurrent(unknown, this.concurrency, async (id) => {
-        try {
-          all.set(id, await this.load(id, options))
-        } catch (err) {
-          if (err instanceof NoSuchJobError || err instanceof InvalidArgumentError) {
-            absent.add(id)
-            return
-          }
-          if (!(err instanceof CorruptRecordError)) throw err
-          log('clean: keeping %s', err.message)
-          onCorrupt(id, err)
-        }
-        next.push(id)
-      })
-      frontier = next
-    }
+    const { reachable, reachedCorrupt } = await this.#walkFromRoot(root.jobStoreID as string, all, corrupt, onCorrupt, options)
 
     const unreachable = [...all.values()].filter((desc) => !reachable.has(desc.jobStoreID as string))
     const keptUnreachable = reachedCorrupt.size > 0 ? unreachable.map((desc) => desc.jobStoreID as string) : []
@@ -1095,6 +1066,102 @@ export abstract class AbstractJobStore {
       keptUnreachableJobs: keptUnreachable.sort(),
     })
     return root
+  }
+
+  /** The jobs of `jobCache`, or else of a listing (reporting undecodable records to `onCorrupt`), into `all`. */
+  async #collectJobs(
+    all: Map<string, JobDescription>,
+    jobCache: JobCache | undefined,
+    options: SignalOptions,
+    onCorrupt: (id: string, err: CorruptRecordError) => void,
+  ): Promise<void> {
+    if (jobCache !== undefined) {
+      const entries = jobCache instanceof Map ? jobCache.values() : Object.values(jobCache as Record<string, JobDescription>)
+      for (const desc of entries) if (desc.jobStoreID !== undefined) all.set(desc.jobStoreID, desc)
+    } else {
+      for await (const desc of this.#listJobs(options, onCorrupt)) all.set(desc.jobStoreID as string, desc)
+    }
+  }
+
+  /**
+   * The walk of the job graph from the root over children, follow-ons and services, shared by `clean()` and
+   * `reachability()`. Breadth first, so that successors missing from `all` are looked up together, in parallel;
+   * those found are added to `all`, those whose record cannot be decoded to `corrupt` (through `onCorrupt`).
+   */
+  async #walkFromRoot(
+    rootID: string,
+    all: Map<string, JobDescription>,
+    corrupt: ReadonlySet<string>,
+    onCorrupt: (id: string, err: CorruptRecordError) => void,
+    options: SignalOptions,
+  ): Promise<{ reachable: Set<string>; reachedCorrupt: Set<string>; absent: Set<string> }> {
+    const reachable = new Set<string>()
+    const reachedCorrupt = new Set<string>()
+    const absent = new Set<string>()
+    let frontier = [rootID]
+    while (frontier.length > 0) {
+      const next: string[] = []
+      const unknown = new Set<string>()
+      for (const id of frontier) {
+        if (reachable.has(id) || reachedCorrupt.has(id) || absent.has(id)) continue
+        if (corrupt.has(id)) {
+          reachedCorrupt.add(id)
+          continue
+        }
+        const desc = all.get(id)
+        if (desc === undefined) {
+          unknown.add(id)
+          continue
+        }
+        reachable.add(id)
+        next.push(...desc.children, ...desc.followOns, ...desc.services)
+      }
+      await forEachConcurrent(unknown, this.concurrency, async (id) => {
+        try {
+          all.set(id, await this.load(id, options))
+        } catch (err) {
+          if (err instanceof NoSuchJobError || err instanceof InvalidArgumentError) {
+            absent.add(id)
+            return
+          }
+          if (!(err instanceof CorruptRecordError)) throw err
+          log('clean: keeping %s', err.message)
+          onCorrupt(id, err)
+        }
+        next.push(id)
+      })
+      frontier = next
+    }
+    return { reachable, reachedCorrupt, absent }
+  }
+
+  /**
+   * Which jobs the root job reaches over children, follow-ons and services, and which it does not: what `clean()`
+   * would delete as unreachable, found by the same walk, changing nothing. Jobs come from `jobCache` when given
+   * (successors missing from it are loaded by ID), else from a listing. While a reachable record cannot be
+   * decoded (`reachedCorrupt`), any job may be below it: `unreachable` then lists jobs the walk did not reach but
+   * that `clean()` keeps (its `keptUnreachableJobs`).
+   * @throws NoSuchJobError when no root job is set; CorruptRecordError when the root job's record cannot be decoded.
+   */
+  async reachability(jobCache?: JobCache, options: JobsOptions = {}): Promise<ReachabilityReport> {
+    const root = await this.loadRootJob(options)
+    const all = new Map<string, JobDescription>()
+    const corrupt = new Set<string>()
+    const onCorrupt = (id: string, err: CorruptRecordError): void => {
+      corrupt.add(id)
+      options.onCorruptRecord?.(err)
+    }
+    await this.#collectJobs(all, jobCache, options, onCorrupt)
+    const rootID = root.jobStoreID as string
+    all.set(rootID, root)
+    const { reachable, reachedCorrupt, absent } = await this.#walkFromRoot(rootID, all, corrupt, onCorrupt, options)
+    return {
+      rootJobStoreID: rootID,
+      reachable: [...reachable].sort(),
+      unreachable: [...all.keys()].filter((id) => !reachable.has(id)).sort(),
+      reachedCorrupt: [...reachedCorrupt].sort(),
+      missing: [...absent].sort(),
+    }
   }
 
   /** Deletes the valid file IDs among `fileIDs` (invalid ones are logged and left); returns the deleted IDs. */

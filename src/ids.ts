@@ -38,6 +38,17 @@ export function timeOrderedId(now = Date.now()): string {
   return `${time}${randomId().slice(0, 16)}`
 }
 
+/**
+ * The creation time (milliseconds since the epoch) a {@link timeOrderedId} carries, or undefined for a string that
+ * is not one (stats message IDs are such IDs: this is when the message was written, by the writer's clock).
+ */
+export function timeOfTimeOrderedId(id: string): number | undefined {
+  if (!/^[0-9a-hjkmnp-tv-z]{27}$/.test(id)) return undefined
+  let time = 0
+  for (const ch of id.slice(0, 11)) time = time * 32 + ALPHABET.indexOf(ch)
+  return time
+}
+
 const JOB_ID = /^[0-9a-hjkmnp-tv-z]{26}$/
 const FILE_ID = /^(?<owner>[0-9a-hjkmnp-tv-z]{26}|_)\/(?<mode>[ck])\/(?<rand>[0-9a-hjkmnp-tv-z]{26})(?:-(?<base>[A-Za-z0-9_.%-]{1,200}))?$/
 const SHARED_NAME = /^[a-zA-Z0-9._-]+$/

@@ -16,6 +16,7 @@ export {
   type BucketUrlHandler,
   type CleanOptions,
   type CleanReport,
+  type ReachabilityReport,
   type CopyOptions,
   type CopyProgress,
   type CopyReport,

@@ -284,6 +284,9 @@ describe.concurrent.each(LOCATORS)('jobstore CLI on the $name backend', (factory
       files: { count: 2, bytes: 'hello world\n'.length + 'chunk of a'.length },
       sharedFiles: { count: 1 },
       logs: { unread: 2, read: 0 },
+      failedJobs: [{ jobStoreID: f.failed.jobStoreID, jobName: 'count-b', state: 'failed', remainingTryCount: 0 }],
+      unreachableJobs: [],
+      reachableCorruptJobs: [],
     })
     const human = await cli(['status', locator])
     expect(human.code).toBe(0)

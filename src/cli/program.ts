@@ -13,8 +13,9 @@ import { Redactor } from './redact.js'
 import { escapeKeepingNewlines, escapeUserStrings } from './terminal-safe.js'
 import { cleanCommand, destroyCommand, initCommand, statusCommand } from './commands/store.js'
 import { jobsCommand, showCommand } from './commands/jobs.js'
-import { catCommand, exportCommand, importCommand, type TransferTimeouts } from './commands/files.js'
-import { logsCommand } from './commands/logs.js'
+import { GRAPH_FORMATS, graphCommand } from './commands/graph.js'
+import { catCommand, exportCommand, filesCommand, importCommand, type TransferTimeouts } from './commands/files.js'
+import { logsCommand, parseSince } from './commands/logs.js'
 import { copyCommand } from './commands/copy.js'
 import { verifyCommand } from './commands/verify.js'
 
@@ -203,16 +204,28 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
   command(
     'jobs',
     'list jobs (state: extra.state when the engine sets it, else failed when no tries are left, else unknown)',
-    'jobstore jobs file:./example-store --state failed,running\njobstore jobs file:./example-store --name count --json',
+    'jobstore jobs file:./example-store --state failed,running\njobstore jobs file:./example-store --name count --json\njobstore jobs file:./example-store --tree',
     (ctx, args, o) =>
       jobsCommand(ctx, arg(args, 0), {
         ...(o['name'] !== undefined ? { name: o['name'] as string } : {}),
         ...(o['state'] !== undefined ? { state: o['state'] as string[] } : {}),
+        ...(o['tree'] === true ? { tree: true } : {}),
       }),
   )
     .argument('<locator>', LOCATOR_HELP)
     .option('--name <text>', 'only jobs whose name (job name, unit name or display name) contains text')
     .option('--state <state>', 'only jobs in this state (repeat, or separate by commas)', collect)
+    .option('--tree', 'the job graph as an indented tree from the root job (children, services, follow-ons); a job reached twice is shown once, then referred to')
+
+  command(
+    'graph',
+    'the job graph (children, follow-ons, services) as Graphviz DOT or as an SVG picture, on stdout',
+    'jobstore graph file:./example-store | dot -Tpng > jobs.png\njobstore graph file:./example-store --format svg > jobs.svg',
+    (ctx, args, o) => graphCommand(ctx, arg(args, 0), { format: o['format'] as string }),
+    false,
+  )
+    .argument('<locator>', LOCATOR_HELP)
+    .addOption(new Option('--format <format>', 'dot (Graphviz) or svg (a picture, laid out by jobstore)').choices(GRAPH_FORMATS).default('dot'))
 
   command('show', 'show one job description', 'jobstore show file:./example-store 2p0c1x4zq8m6yb3h5n7r9t1v3w', (ctx, args) =>
     showCommand(ctx, arg(args, 0), arg(args, 1)),
@@ -246,6 +259,13 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
   )
     .argument('<locator>', LOCATOR_HELP)
     .option('-y, --yes', 'do not ask for confirmation')
+
+  command(
+    'files',
+    'list the files (ID, size, owner job, cleanup flag) and the shared files: the IDs cat and export take',
+    'jobstore files file:./example-store\njobstore files file:./example-store --json',
+    (ctx, args) => filesCommand(ctx, arg(args, 0)),
+  ).argument('<locator>', LOCATOR_HELP)
 
   const importCmd = command(
     'import',
@@ -293,14 +313,16 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
 
   command(
     'logs',
-    'print the unread stats and log messages without taking them from the engine (--consume marks them read, as their one reader); --all also shows read ones',
-    'jobstore logs file:./example-store --all\njobstore logs file:./example-store --follow --json',
+    'print the unread stats and log messages in the order they were written, without taking them from the engine (--consume marks them read, as their one reader); --all also shows read ones; --follow ends with exit 3 if the store is destroyed',
+    'jobstore logs file:./example-store --all --since 2h\njobstore logs file:./example-store --follow --json --job 2p0c1x4zq8m6yb3h5n7r9t1v3w',
     (ctx, args, o) =>
       logsCommand(ctx, arg(args, 0), {
         all: o['all'] === true,
         follow: o['follow'] === true,
         consume: o['consume'] === true,
         ...(o['interval'] !== undefined ? { interval: o['interval'] as number } : {}),
+        ...(o['job'] !== undefined ? { job: o['job'] as string } : {}),
+        ...(o['since'] !== undefined ? { since: o['since'] as number } : {}),
       }),
   )
     .argument('<locator>', LOCATOR_HELP)
@@ -308,6 +330,18 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
     .option('-f, --follow', 'keep printing new messages until interrupted (Ctrl-C)')
     .option('--consume', 'mark the messages read, so that the engine does not get them (each message goes to one reader)')
     .addOption(new Option('--interval <seconds>', 'seconds between polls with --follow').argParser(positiveNumber).default(1))
+    .option('--job <jobID>', 'only messages that name this job ID (as the example engine writes them: {"job": ID, …})')
+    .addOption(
+      new Option('--since <time>', 'only messages written since: an ISO 8601 time (2026-12-02T09:30:00Z) or a duration back (90s, 10m, 2h, 1d)').argParser(
+        (value) => {
+          try {
+            return parseSince(value)
+          } catch (err) {
+            throw new CommanderInvalidArgument((err as Error).message)
+          }
+        },
+      ),
+    )
 
   command(
     'copy',

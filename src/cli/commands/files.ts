@@ -1,9 +1,9 @@
-/** `import`, `export`, `cat`: files in and out of the store. */
+/** `files`, `import`, `export`, `cat`: files in and out of the store. */
 import { pipeline as pipelineAsync } from 'node:stream/promises'
-import { AbstractJobStore, checkJobId, checkSharedFileName, parseFileId } from '../../index.js'
+import { AbstractJobStore, NoSuchFileError, checkJobId, checkSharedFileName, mapConcurrent, parseFileId } from '../../index.js'
 import type { CommandContext } from '../context.js'
 import { usageError } from '../exit-codes.js'
-import { formatBytes } from '../output.js'
+import { formatBytes, plural, table } from '../output.js'
 import { BIG_TRANSFER_BYTES, createProgress, wantsProgress, type ProgressReporter } from '../progress.js'
 
 /** `onProgress` for the store's transfer methods, feeding a progress bar. */
@@ -110,4 +110,64 @@ export async function catCommand(ctx: CommandContext, locator: string, fileID: s
   // Raw bytes, not redacted: this is the file's content. The size and checksum are verified as it streams; a
   // mismatch fails the command (exit 6) after the bytes read so far.
   await pipelineAsync(stream, ctx.io.stdout, { end: false, signal: ctx.signal })
+}
+
+/** One file in the listing (the elements of `files --json`'s `files`). */
+export interface FileSummary {
+  readonly fileID: string
+  readonly size: number
+  /** The job the file belongs to, from its ID; null for a file of no job. */
+  readonly owner: string | null
+  /** Deleted with its owner job (`cleanup` when it was written). */
+  readonly cleanup: boolean
+  /** The name kept in the file ID, if any (a hint, not a path). */
+  readonly basename: string | null
+}
+
+/**
+ * Lists the files (with size, owner job and cleanup flag, all but the size read from the file ID) and the shared
+ * files' names: how a user finds the IDs `cat` and `export` take. A file deleted between the listing and its size
+ * is left out, as `files()` itself is best effort.
+ */
+export async function filesCommand(ctx: CommandContext, locator: string): Promise<void> {
+  const store = await ctx.resume(locator)
+  const signal = ctx.signalOptions
+  const listFiles = (async () => {
+    const files: FileSummary[] = []
+    const summaries = mapConcurrent(store.files(signal), ctx.concurrency, async ({ fileID, size }) => {
+      let bytes = size
+      if (bytes === undefined) {
+        try {
+          bytes = await store.getFileSize(fileID, signal)
+        } catch (err) {
+          if (err instanceof NoSuchFileError) return undefined // deleted meanwhile
+          throw err
+        }
+      }
+      const parsed = parseFileId(fileID)
+      return { fileID, size: bytes, owner: parsed.owner ?? null, cleanup: parsed.cleanup, basename: parsed.basename ?? null }
+    })
+    for await (const summary of summaries) if (summary !== undefined) files.push(summary)
+    return files.sort((a, b) => (a.fileID < b.fileID ? -1 : a.fileID > b.fileID ? 1 : 0))
+  })()
+  const listShared = (async () => {
+    const names: string[] = []
+    for await (const name of store.sharedFileNames(signal)) names.push(name)
+    return names.sort().map((name) => ({ name }))
+  })()
+  const settled = await Promise.allSettled([listFiles, listShared])
+  for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason
+  const files = await listFiles
+  const sharedFiles = await listShared
+  const bytes = files.reduce((sum, f) => sum + f.size, 0)
+  ctx.out.result({ files, sharedFiles }, () => [
+    ...(files.length === 0
+      ? []
+      : table(
+          ['FILE ID', 'SIZE', 'OWNER JOB', 'CLEANUP'],
+          files.map((f) => [f.fileID, formatBytes(f.size), f.owner ?? '-', f.cleanup ? 'yes' : 'no']),
+        )),
+    ...(sharedFiles.length === 0 ? [] : [...(files.length === 0 ? [] : ['']), 'SHARED FILE', ...sharedFiles.map((s) => s.name)]),
+  ])
+  ctx.out.info(`${plural(files.length, 'file')} (${formatBytes(bytes)}), ${plural(sharedFiles.length, 'shared file')}`)
 }

@@ -1,6 +1,8 @@
 /** `jobs` and `show`: the job descriptions. */
 import { checkJobId, type JobDescription } from '../../index.js'
 import type { CommandContext } from '../context.js'
+import { usageError } from '../exit-codes.js'
+import { jobTrees, loadJobGraph, treeLines } from '../job-graph.js'
 import { jobState } from '../job-state.js'
 import { JsonLine, formatBytes, table } from '../output.js'
 import { corruptJobId } from './store.js'
@@ -10,6 +12,8 @@ export interface JobsOptions {
   readonly name?: string
   /** Keep jobs in one of these states. */
   readonly state?: readonly string[]
+  /** The job graph as a tree from the root job instead of a table. */
+  readonly tree?: boolean
 }
 
 /** One job in the listing (the elements of `jobs --json`'s `jobs`). */
@@ -30,7 +34,17 @@ function matchesName(desc: JobDescription, text: string): boolean {
 }
 
 export async function jobsCommand(ctx: CommandContext, locator: string, options: JobsOptions): Promise<void> {
+  if (options.tree && (options.name !== undefined || options.state !== undefined)) {
+    throw usageError('--tree shows the whole job graph: it does not take --name or --state')
+  }
   const store = await ctx.resume(locator)
+  if (options.tree) {
+    const graph = await loadJobGraph(ctx, store)
+    const trees = jobTrees(graph)
+    ctx.out.result(trees, () => treeLines(trees))
+    ctx.out.info(`${graph.nodes.size} job(s)`)
+    return
+  }
   const states = options.state === undefined ? undefined : new Set(options.state)
   const jobs: JobSummary[] = []
   const corrupt: string[] = []

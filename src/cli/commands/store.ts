@@ -8,13 +8,14 @@ import {
   mapConcurrent,
   parseFileId,
   type CleanReport,
+  type JobDescription,
   type JobStoreConfigInit,
   type JobStoreErrorCode,
 } from '../../index.js'
 import type { CommandContext } from '../context.js'
 import { CliError, EXIT, usageError } from '../exit-codes.js'
 import { jobState } from '../job-state.js'
-import { formatBytes, plural } from '../output.js'
+import { formatBytes, plural, table } from '../output.js'
 
 /** The job ID a CorruptRecordError names (`job <id>`), if it names one. */
 export function corruptJobId(err: CorruptRecordError): string | undefined {
@@ -50,6 +51,34 @@ export interface StatusReport {
   readonly files: { count: number; bytes: number }
   readonly sharedFiles: { count: number }
   readonly logs: { unread: number; read: number }
+  /** Jobs with no tries left, or in state `failed`, sorted by name. */
+  readonly failedJobs: readonly FailedJob[]
+  /**
+   * Jobs the root job does not reach over children, follow-ons and services (what `clean` deletes), sorted by
+   * name; null when there is no root job to walk from (none set, or its record is corrupt).
+   */
+  readonly unreachableJobs: readonly JobRef[] | null
+  /**
+   * Reachable job records that cannot be decoded: any job may be below them, so the unreachable ones are only
+   * possibly so, and `clean` keeps them.
+   */
+  readonly reachableCorruptJobs: readonly string[]
+}
+
+/** A job named in `status`. */
+export interface JobRef {
+  readonly jobStoreID: string
+  readonly jobName: string
+}
+
+/** A failed job in `status`. */
+export interface FailedJob extends JobRef {
+  readonly state: string
+  readonly remainingTryCount: number | null
+}
+
+function byNameThenId(a: JobRef, b: JobRef): number {
+  return a.jobName.localeCompare(b.jobName) || (a.jobStoreID < b.jobStoreID ? -1 : a.jobStoreID > b.jobStoreID ? 1 : 0)
 }
 
 export async function statusCommand(ctx: CommandContext, locator: string): Promise<void> {
@@ -59,11 +88,18 @@ export async function statusCommand(ctx: CommandContext, locator: string): Promi
   const byState: Record<string, number> = {}
   let total = 0
   let corrupt = 0
+  const listed = new Map<string, JobDescription>()
+  const failedJobs: FailedJob[] = []
   const jobs = (async () => {
     for await (const desc of store.jobs({ ...signal, onCorruptRecord: () => void corrupt++ })) {
       const state = jobState(desc)
       byState[state] = (byState[state] ?? 0) + 1
       total++
+      listed.set(desc.jobStoreID as string, desc)
+      // As Toil: a job with no tries left failed, whatever state the engine last wrote.
+      if (state === 'failed' || desc.remainingTryCount === 0) {
+        failedJobs.push({ jobStoreID: desc.jobStoreID as string, jobName: desc.jobName, state, remainingTryCount: desc.remainingTryCount ?? null })
+      }
     }
   })()
   const root = (async () => {
@@ -100,14 +136,34 @@ export async function statusCommand(ctx: CommandContext, locator: string): Promi
   const settled = await Promise.allSettled([jobs, root, files, shared, logs])
   for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason
 
+  // Reachability as clean() sees it, from the jobs just listed (the same walk, changing nothing).
+  const rootJob = await root
+  let unreachableJobs: JobRef[] | null = null
+  let reachableCorruptJobs: string[] = []
+  if (rootJob !== null && rootJob.jobName !== null) {
+    try {
+      const reach = await store.reachability(listed, signal)
+      unreachableJobs = reach.unreachable
+        .map((id) => ({ jobStoreID: id, jobName: listed.get(id)?.jobName ?? '' }))
+        .sort(byNameThenId)
+      reachableCorruptJobs = reach.reachedCorrupt
+    } catch (err) {
+      // The root job went away, or its record was damaged, since it was loaded: nothing to walk from.
+      if (!(err instanceof NoSuchJobError || err instanceof CorruptRecordError)) throw err
+    }
+  }
+
   const report: StatusReport = {
     locator: ctx.show(locator),
     workflowID: store.config.workflowID,
-    rootJob: await root,
+    rootJob,
     jobs: { total, byState: sortedRecord(byState), corrupt },
     files: await files,
     sharedFiles: await shared,
     logs: await logs,
+    failedJobs: failedJobs.sort(byNameThenId),
+    unreachableJobs,
+    reachableCorruptJobs,
   }
   ctx.out.result(report, () => {
     const states = Object.entries(report.jobs.byState).map(([state, n]) => `${state} ${n}`)
@@ -119,8 +175,24 @@ export async function statusCommand(ctx: CommandContext, locator: string): Promi
       `files        ${report.files.count} (${formatBytes(report.files.bytes)})`,
       `shared files ${report.sharedFiles.count}`,
       `logs         ${report.logs.unread} unread, ${report.logs.read} read`,
+      `failed       ${report.failedJobs.length}${report.failedJobs.length > 0 ? ' (no tries left, or state failed)' : ''}`,
+      ...indented(table(['', ''], report.failedJobs.map((j) => [j.jobStoreID, j.jobName])).slice(1)),
+      report.unreachableJobs === null
+        ? 'unreachable  - (no root job to walk from)'
+        : `unreachable  ${report.unreachableJobs.length}${
+            report.unreachableJobs.length === 0
+              ? ''
+              : report.reachableCorruptJobs.length > 0
+                ? ` (maybe: they may be below the corrupt record(s) ${report.reachableCorruptJobs.join(', ')}; clean keeps them)`
+                : ' (clean deletes them)'
+          }`,
+      ...indented(table(['', ''], (report.unreachableJobs ?? []).map((j) => [j.jobStoreID, j.jobName])).slice(1)),
     ]
   })
+}
+
+function indented(lines: readonly string[]): string[] {
+  return lines.map((line) => `  ${line}`)
 }
 
 function sortedRecord(record: Record<string, number>): Record<string, number> {
