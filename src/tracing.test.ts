@@ -92,9 +92,11 @@ async function exercise(store: AbstractJobStore, destination: AbstractJobStore, 
   const imported = await store.importFile(pathToFileURL(local).href)
   await store.exportFile(written, pathToFileURL(join(dir, `exported-${randomId()}`)).href)
   await store.deleteFile(empty)
+  await store.reachability()
   await store.clean()
   const report = await store.copyTo(destination)
   await destination.destroy()
+  await destination.close()
   await store.delete(child.jobStoreID as string)
   await store.destroy()
   return { root: root.jobStoreID, child: child.jobStoreID, written, streamed, empty, imported, read, listed, report }
@@ -277,6 +279,7 @@ describe('jobstore:operation with nobody subscribed', () => {
       'materializeObject',
       'conditionalWriteProofTarget',
       'fileChecksum',
+      'closeStorage',
     ])
     expect(methods.filter((name) => !protectedDefaults.has(name)).sort()).toEqual(Object.keys(OPERATIONS).sort())
   })

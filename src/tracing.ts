@@ -101,6 +101,7 @@ export const OPERATIONS = {
   resume: { kind: 'promise' },
   writeConfig: { kind: 'promise' },
   destroy: { kind: 'promise' },
+  close: { kind: 'promise' },
   setRootJob: { kind: 'promise', prepare: jobArg },
   loadRootJob: { kind: 'promise', done: descResult },
   createRootJob: { kind: 'promise', prepare: descArg },
@@ -113,6 +114,7 @@ export const OPERATIONS = {
   delete: { kind: 'promise', prepare: jobArg },
   jobs: { kind: 'generator' },
   clean: { kind: 'promise', done: descResult },
+  reachability: { kind: 'promise' },
   writeFile: {
     kind: 'promise',
     bytes: 'write',
