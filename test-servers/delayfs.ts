@@ -98,8 +98,12 @@ export async function mountDelayfs(options: DelayfsOptions): Promise<DelayfsMoun
       stopped ??= (async () => {
         child.stdin.end()
         child.kill('SIGTERM')
-        const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 10_000).unref())
-        if ((await Promise.race([exited, timeout])) === 'timeout') {
+        // A timer that keeps the event loop alive: the child is unref'd, and nothing else may be left to wait on.
+        let timer: NodeJS.Timeout | undefined
+        const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), 10_000)))
+        const outcome = await Promise.race([exited, timeout])
+        clearTimeout(timer)
+        if (outcome === 'timeout') {
           child.kill('SIGKILL')
           // A killed FUSE daemon leaves its mount behind ("Transport endpoint is not connected"): detach it.
           spawnSync(binary, ['-unmount', options.mountPoint])
