@@ -4,7 +4,7 @@
  * the large-file workload, one side only, so that its peak RSS is its own). Prints one line of JSON on stdout;
  * progress goes to stderr. `bench/run.ts` drives it.
  *
- *   node dist/bench/bench/cell.js <churn|files|clean|large> --backend <name> --count <n> --work-dir <dir>
+ *   node dist/bench/bench/cell.js <churn|files|clean|status|large> --backend <name> --count <n> --work-dir <dir>
  *        [--rounds 1] [--round-offset 0] [--concurrency 32] [--record-bytes 2048] [--file-bytes 65536] [--side jobstore|raw] [--bytes n]
  */
 import { parseArgs } from 'node:util'
@@ -14,9 +14,10 @@ import { churn } from './workloads/churn.js'
 import { clean } from './workloads/clean.js'
 import { files } from './workloads/files.js'
 import { largeJobstore, largeRaw } from './workloads/large.js'
+import { status } from './workloads/status.js'
 import type { CellContext, Side, SideResult, Workload } from './workloads/types.js'
 
-const WORKLOADS: Record<string, Workload> = { churn, files, clean }
+const WORKLOADS: Record<string, Workload> = { churn, files, clean, status }
 /** Operations of the untimed warm-up of each side. */
 const WARM_UP_COUNT = 200
 

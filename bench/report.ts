@@ -13,6 +13,8 @@ export const TARGETS = {
   streaming: 0.9,
   /** jobstore (file) / Toil FileJobStore, ops/s on churn and files, and clean() speed. */
   toil: 5,
+  /** The same on delayfs at 2 ms per request (the FUSE stand-in for a shared file system), and on status. */
+  toilFuse2ms: 10,
   /** Peak RSS streaming the large file, MiB, every backend. */
   rssMiB: 150,
   /** Scaling: per-op cost at the largest size / at the smallest, at most (linear growth = 1). */
@@ -20,7 +22,12 @@ export const TARGETS = {
 } as const
 
 const OBJECT_BACKENDS = new Set(['s3', 'azure', 'gcs'])
-const FILE_BACKENDS = new Set(['file', 'file-nosync'])
+/** The jobstore/Toil target of a backend, if it has one. */
+function toilTargetOf(backend: string): number | undefined {
+  if (backend === 'file' || backend === 'file-nosync') return TARGETS.toil
+  if (backend === 'file-fuse-2ms') return TARGETS.toilFuse2ms
+  return undefined
+}
 
 export interface Verdict {
   readonly what: string
@@ -61,6 +68,8 @@ const BACKEND_LABEL: Record<string, string> = {
   s3: 's3 (MinIO)',
   azure: 'azure (Azurite)',
   gcs: 'gcs (fake-gcs-server)',
+  'file-fuse-0.5ms': 'file on delayfs, 0.5 ms/request',
+  'file-fuse-2ms': 'file on delayfs, 2 ms/request',
 }
 const label = (backend: string): string => BACKEND_LABEL[backend] ?? backend
 
@@ -89,12 +98,7 @@ function opsSection(results: RunResults, workload: 'churn' | 'files', verdicts: 
         rawTarget = `≥ ${TARGETS.smallOps}: ${mark(met)}`
         verdicts.push({ what: `${workload} ${phase} on ${cell.backend}: jobstore/raw`, value: vsRaw, target: `≥ ${TARGETS.smallOps}`, met })
       }
-      let toilTarget = ''
-      if (FILE_BACKENDS.has(cell.backend) && vsToil !== undefined) {
-        const met = vsToil >= TARGETS.toil
-        toilTarget = `≥ ${TARGETS.toil}: ${mark(met)}`
-        verdicts.push({ what: `${workload} ${phase} on ${cell.backend}: jobstore/Toil`, value: vsToil, target: `≥ ${TARGETS.toil}`, met })
-      }
+      const toilTarget = toilVerdict(`${workload} ${phase} on ${cell.backend}`, cell.backend, vsToil, verdicts)
       rows.push([
         label(cell.backend),
         count(cell.count),
@@ -160,30 +164,36 @@ function largeSection(results: RunResults, verdicts: Verdict[]): string {
   )
 }
 
-function cleanSection(results: RunResults, verdicts: Verdict[]): string {
+/** The jobstore/Toil target column of a row, and its verdict. */
+function toilVerdict(what: string, backend: string, vsToil: number | undefined, verdicts: Verdict[]): string {
+  const target = toilTargetOf(backend)
+  if (vsToil === undefined) return ''
+  if (target === undefined) return '(info)'
+  const met = vsToil >= target
+  verdicts.push({ what: `${what}: jobstore/Toil`, value: vsToil, target: `≥ ${target}`, met })
+  return `≥ ${target}: ${mark(met)}`
+}
+
+/** Workload 4 (phase clean) and the status workload (phase status): one time per cell. */
+function cleanSection(results: RunResults, verdicts: Verdict[], workload: 'clean' | 'status' = 'clean'): string {
   const rows: string[][] = []
-  for (const cell of results.cells.filter((c) => c.workload === 'clean')) {
+  for (const cell of results.cells.filter((c) => c.workload === workload)) {
     if (cell.error !== undefined) {
       rows.push([label(cell.backend), count(cell.count), `error: ${cell.error.split('\n')[0] ?? ''}`, '', '', '', '', '', ''])
       continue
     }
-    const js = phaseMedian(cell.jobstore, 'clean')
-    const raw = phaseMedian(cell.raw, 'clean')
-    const toil = cell.toil === undefined ? undefined : phaseMedian(cell.toil, 'clean')
+    const js = phaseMedian(cell.jobstore, workload)
+    const raw = phaseMedian(cell.raw, workload)
+    const toil = cell.toil === undefined ? undefined : phaseMedian(cell.toil, workload)
     const vsRaw = js !== undefined && raw !== undefined ? raw / js : undefined
     const vsToil = js !== undefined && toil !== undefined ? toil / js : undefined
     let rawTarget = '(info)'
     if (OBJECT_BACKENDS.has(cell.backend) && vsRaw !== undefined) {
       const met = vsRaw >= TARGETS.smallOps
       rawTarget = `≥ ${TARGETS.smallOps}: ${mark(met)}`
-      verdicts.push({ what: `clean ${cell.count} on ${cell.backend}: jobstore/raw`, value: vsRaw, target: `≥ ${TARGETS.smallOps}`, met })
+      verdicts.push({ what: `${workload} ${cell.count} on ${cell.backend}: jobstore/raw`, value: vsRaw, target: `≥ ${TARGETS.smallOps}`, met })
     }
-    let toilTarget = ''
-    if (FILE_BACKENDS.has(cell.backend) && vsToil !== undefined) {
-      const met = vsToil >= TARGETS.toil
-      toilTarget = `≥ ${TARGETS.toil}: ${mark(met)}`
-      verdicts.push({ what: `clean ${cell.count} on ${cell.backend}: jobstore/Toil`, value: vsToil, target: `≥ ${TARGETS.toil}`, met })
-    }
+    const toilTarget = toilVerdict(`${cell.workload} ${cell.count} on ${cell.backend}`, cell.backend, vsToil, verdicts)
     rows.push([label(cell.backend), count(cell.count), fmt(js, 2), fmt(raw, 2), ratio(vsRaw), rawTarget, fmt(toil, 2), ratio(vsToil), toilTarget])
   }
   return table(['backend', 'jobs', 'jobstore s', 'raw s', 'jobstore/raw', 'target', 'Toil s', 'jobstore/Toil', 'target'], rows)
@@ -234,6 +244,10 @@ export function renderReport(results: RunResults): { markdown: string; verdicts:
   if (has('files')) parts.push(`### Workload 2: many small files (${count(s.fileBytes / 1024)} KiB each)\n\n${opsSection(results, 'files', verdicts)}`)
   if (has('large')) parts.push(`### Workload 3: one large file streamed in and out\n\n${largeSection(results, verdicts)}`)
   if (has('clean')) parts.push(`### Workload 4: clean() (10% unreachable, 5% of reachable repaired)\n\n${cleanSection(results, verdicts)}`)
+  if (has('status'))
+    parts.push(
+      `### Status: \`jobstore status\` against \`toil status\` (whole commands, start-up included; raw: list and load every job)\n\n${cleanSection(results, verdicts, 'status')}`,
+    )
   if (has('scaling')) parts.push(`### Workload 5: scaling of workload 1 on the file backend\n\n${scalingSection(results, verdicts)}`)
   const toilRecord = results.cells.flatMap((c) => c.toil ?? []).find((t) => t.recordBytes !== undefined)?.recordBytes
   const baselines = Object.entries(results.baselines)

@@ -1,8 +1,8 @@
 /** The shape of a benchmark run's results (what `--json` writes and `--from-json` reads back). */
 import type { SideResult } from './workloads/types.js'
 
-export type WorkloadName = 'churn' | 'files' | 'large' | 'clean' | 'scaling'
-export const WORKLOAD_NAMES: readonly WorkloadName[] = ['churn', 'files', 'large', 'clean', 'scaling']
+export type WorkloadName = 'churn' | 'files' | 'large' | 'clean' | 'status' | 'scaling'
+export const WORKLOAD_NAMES: readonly WorkloadName[] = ['churn', 'files', 'large', 'clean', 'status', 'scaling']
 
 export interface ToilRun {
   readonly phases: Record<string, number>

@@ -21,13 +21,13 @@ import { cpus, freemem, loadavg, release, tmpdir, totalmem } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { startTestServers, type ServerName, type TestServers } from '../test-servers/index.js'
+import { FuseUnavailableError, mountDelayfs, startTestServers, type DelayfsMount, type ServerName, type TestServers } from '../test-servers/index.js'
 import { exec } from './exec.js'
 import { renderReport } from './report.js'
 import type { CellResult, RunResults, ToilRun, WorkloadName } from './results.js'
 import { WORKLOAD_NAMES } from './results.js'
 import { renderPlots } from './svg.js'
-import { BACKEND_NAMES, isBackendName, type BackendName } from './targets.js'
+import { BACKEND_NAMES, FUSE_DELAY_MS, fusePaths, isBackendName, isFuseBackend, type BackendName } from './targets.js'
 import { ensureToil, runToil, type ToilEnv } from './toil.js'
 import { GiB, MiB } from './util.js'
 import type { SideResult } from './workloads/types.js'
@@ -41,10 +41,31 @@ const SERVER_OF: Partial<Record<BackendName, ServerName>> = { s3: 'minio', azure
 const BASELINES: Record<string, string> = {
   file: 'node:fs: write a temp file, fsync, link() (new) or rename() (replace), fsync the folder; unlink + fsync the folder',
   'file-nosync': 'node:fs: write a temp file, link() (new) or rename() (replace); unlink; no fsync (the durability of Toil’s FileJobStore)',
+  'file-fuse-0.5ms': 'as raw file, on delayfs (the FUSE stand-in for a shared file system) at 0.5 ms per request',
+  'file-fuse-2ms': 'as raw file, on delayfs (the FUSE stand-in for a shared file system) at 2 ms per request',
   s3: '@aws-sdk/client-s3: PutObject (If-None-Match: * for new objects), GetObject, DeleteObject, ListObjectsV2; streams as a multipart upload (UploadPart: 8 MiB parts, 4 in flight)',
   azure: '@azure/storage-blob: BlockBlobClient.upload (If-None-Match: * for new blobs), download, deleteIfExists, listBlobsFlat; streams with uploadStream (8 MiB blocks, 4 in flight)',
   gcs: '@google-cloud/storage: File.save (one request; ifGenerationMatch: 0 for new objects), File.download, File.delete, Bucket.getFiles; streams with File.createWriteStream (resumable, 8 MiB chunks) and File.createReadStream',
 }
+
+/**
+ * Default sizes per workload and backend. The emulators are slower than the services they stand for (Azurite and
+ * fake-gcs-server keep everything in memory; fake-gcs-server rehashes a resumable upload whole at every chunk), and
+ * on delayfs every request waits (Toil makes them one at a time): smaller sizes there.
+ */
+const DEFAULT_SIZES = {
+  jobs: '10000,s3=3000,azure=3000,gcs=3000,file-fuse-0.5ms=1000,file-fuse-2ms=500',
+  files: '5000,s3=2000,azure=2000,gcs=2000,file-fuse-0.5ms=1000,file-fuse-2ms=500',
+  clean: '20000,s3=3000,azure=3000,gcs=3000,file-fuse-0.5ms=5000,file-fuse-2ms=2000',
+  // 20,000 on delayfs at 2 ms: toil status alone takes about 6 minutes (18 ms a job here); `--status 20000` runs it.
+  status: '20000,file-fuse-0.5ms=5000,file-fuse-2ms=2000',
+} as const
+const QUICK_SIZES = {
+  jobs: '500,file-fuse-0.5ms=200,file-fuse-2ms=100',
+  files: '300,file-fuse-0.5ms=200,file-fuse-2ms=100',
+  clean: '2000,file-fuse-0.5ms=500,file-fuse-2ms=300',
+  status: '2000,file-fuse-0.5ms=500,file-fuse-2ms=300',
+} as const
 
 const HELP = `npm run bench -- [options]
   --quick                 small sizes and one round (a smoke run)
@@ -52,15 +73,18 @@ const HELP = `npm run bench -- [options]
   --backends a,b          of ${BACKEND_NAMES.join(', ')} (default: all)
   --rounds n              rounds of each cell, median reported (default 1); scaling and the big clean: always 1
   --concurrency n         calls in flight, for the store (its bulk work) and the bench's client pool alike (default 32)
-  --jobs n[,backend=n]    workload 1 size (default 10000,s3=3000,azure=3000,gcs=3000; --quick 500)
-  --files n[,backend=n]   workload 2 size (default 5000,s3=2000,azure=2000,gcs=2000; --quick 300)
+  --jobs n[,backend=n]    workload 1 size (default ${DEFAULT_SIZES.jobs}; --quick ${QUICK_SIZES.jobs})
+  --files n[,backend=n]   workload 2 size (default ${DEFAULT_SIZES.files}; --quick ${QUICK_SIZES.files})
   --large-mib n[,b=n]     workload 3 size in MiB (default 2048,azure=1024,gcs=256; --quick 128)
-  --clean n[,backend=n]   workload 4 size (default 20000,s3=3000,azure=3000,gcs=3000; --quick 2000)
+  --clean n[,backend=n]   workload 4 size (default ${DEFAULT_SIZES.clean}; --quick ${QUICK_SIZES.clean})
+  --status n[,backend=n]  jobs of the status workload, file backends only (default ${DEFAULT_SIZES.status}; --quick ${QUICK_SIZES.status})
   --clean-big n           workload 4 on the file backends and Toil only (default 100000; --quick 5000; 0: skip)
   --scaling a,b,c         workload 5 sizes on the file backend (default 1000,10000,100000; --quick 200,1000,5000)
   --record-bytes n        stored size of a job (default 2048)
   --file-bytes n          size of a workload 2 file (default 65536)
   --no-toil               skip Toil's FileJobStore
+                          file-fuse-*: the file backend and Toil on delayfs, a FUSE loopback with that delay per
+                          request (needs root and /dev/fuse; skipped with the reason where it cannot mount)
   --no-build              use the cells already built in dist/bench/
   --work-dir dir          where file stores and Toil's stores go (default: a new folder in ${tmpdir()})
   --json file             write the results (default: a file in ${tmpdir()}, named at the end)
@@ -106,6 +130,7 @@ async function main(): Promise<void> {
       files: { type: 'string' },
       'large-mib': { type: 'string' },
       clean: { type: 'string' },
+      status: { type: 'string' },
       'clean-big': { type: 'string' },
       scaling: { type: 'string' },
       'record-bytes': { type: 'string', default: '2048' },
@@ -144,12 +169,13 @@ async function main(): Promise<void> {
   const concurrency = Number(values.concurrency)
   const recordBytes = Number(values['record-bytes'])
   const fileBytes = Number(values['file-bytes'])
-  // The emulators are slower than the services they stand for (Azurite and fake-gcs-server keep everything in
-  // memory; fake-gcs-server rehashes a resumable upload whole at every chunk): smaller sizes there by default.
-  const jobs = parseSizes('jobs', values.jobs ?? (quick ? '500' : '10000,s3=3000,azure=3000,gcs=3000'), quick ? 500 : 10_000)
-  const fileCount = parseSizes('files', values.files ?? (quick ? '300' : '5000,s3=2000,azure=2000,gcs=2000'), quick ? 300 : 5_000)
+  const sizes = quick ? QUICK_SIZES : DEFAULT_SIZES
+  const sized = (flag: keyof typeof DEFAULT_SIZES, given: string | undefined): Sizes => parseSizes(flag, given ?? sizes[flag], 0)
+  const jobs = sized('jobs', values.jobs)
+  const fileCount = sized('files', values.files)
   const largeMiB = parseSizes('large-mib', values['large-mib'] ?? (quick ? '128' : '2048,azure=1024,gcs=256'), quick ? 128 : 2048)
-  const cleanSize = parseSizes('clean', values.clean ?? (quick ? '2000' : '20000,s3=3000,azure=3000,gcs=3000'), quick ? 2_000 : 20_000)
+  const cleanSize = sized('clean', values.clean)
+  const statusSize = sized('status', values.status)
   const cleanBig = Number(values['clean-big'] ?? (quick ? 5_000 : 100_000))
   const scaling = (values.scaling ?? (quick ? '200,1000,5000' : '1000,10000,100000')).split(',').map(Number)
 
@@ -206,15 +232,36 @@ async function main(): Promise<void> {
   const cleanup = (): void => {
     if (!values.keep) rmSync(workDir, { recursive: true, force: true })
   }
+  // delayfs mounts (file-fuse-*) go before the work folder, which holds them: Ctrl-C unmounts, then removes it.
+  const mounts: DelayfsMount[] = []
+  const unmountAll = async (): Promise<void> => {
+    for (const mount of mounts.splice(0)) log(`unmounted ${mount.mountPoint}: ${await mount.stop()}`)
+  }
   process.once('SIGINT', () => {
-    cleanup()
-    process.exit(130)
+    void unmountAll().finally(() => {
+      cleanup()
+      process.exit(130)
+    })
   })
+  for (const b of backends.filter(isFuseBackend)) {
+    const { backing, mountPoint } = fusePaths(b, workDir)
+    const delayMs = FUSE_DELAY_MS[b] as number
+    try {
+      log(`mounting delayfs at ${mountPoint} (${delayMs} ms per request; built into the test-server cache on first use)`)
+      mounts.push(await mountDelayfs({ backing, mountPoint, delayMs }))
+    } catch (err) {
+      const why = err instanceof FuseUnavailableError ? err.message : `delayfs did not mount: ${(err as Error).message.split('\n')[0] ?? ''}`
+      log(`skipping ${b} (and Toil on it): ${why}`)
+      unavailable[b] = why
+      backends.splice(backends.indexOf(b), 1)
+    }
+  }
 
   // 3. Toil, for the file backend's workloads 1, 2 and 4.
   let toil: ToilEnv | undefined
   const fileBackends = backends.filter((b) => b === 'file' || b === 'file-nosync')
-  if (!values['no-toil'] && fileBackends.length > 0 && workloads.some((w) => w === 'churn' || w === 'files' || w === 'clean')) {
+  const toilBackends = backends.filter((b) => b.startsWith('file'))
+  if (!values['no-toil'] && toilBackends.length > 0 && workloads.some((w) => w === 'churn' || w === 'files' || w === 'clean' || w === 'status')) {
     try {
       toil = await ensureToil(log)
     } catch (err) {
@@ -296,13 +343,24 @@ async function main(): Promise<void> {
     return parsed.results
   }
 
-  /** Runs an operations workload (churn, files, clean): per round, every backend's cell and Toil, in rotating order. */
-  const opsWorkload = async (workload: 'churn' | 'files' | 'clean', on: readonly BackendName[], size: (b: BackendName) => number, roundCount: number, withToil: boolean, as: WorkloadName = workload): Promise<void> => {
+  /**
+   * Runs an operations workload (churn, files, clean, status): per round, every backend's cell and Toil, in
+   * rotating order. Toil runs once per place: on the local disk (next to file and file-nosync) and on each delayfs
+   * mount (next to its file-fuse-* backend).
+   */
+  const opsWorkload = async (workload: 'churn' | 'files' | 'clean' | 'status', on: readonly BackendName[], size: (b: BackendName) => number, roundCount: number, withToil: boolean, as: WorkloadName = workload): Promise<void> => {
     const results = new Map<BackendName, CellResult & { jobstore: SideResult[]; raw: SideResult[]; toil: ToilRun[] }>()
     for (const b of on) results.set(b, { workload: as, backend: b, count: size(b), jobstore: [], raw: [], toil: [] })
-    const toilCount = on.some((b) => b.startsWith('file')) ? size(on.find((b) => b.startsWith('file')) as BackendName) : 0
-    const toilRuns: ToilRun[] = []
-    let toilError: string | undefined
+    interface ToilPlace { key: string; count: number; dir: string; setupDir?: string; backends: BackendName[]; runs: ToilRun[]; error?: string }
+    const places: ToilPlace[] = []
+    const local = on.filter((b) => b === 'file' || b === 'file-nosync')
+    if (local.length > 0) places.push({ key: 'toil', count: size(local[0] as BackendName), dir: workDir, backends: local, runs: [] })
+    for (const b of on.filter(isFuseBackend)) {
+      const { backing, mountPoint } = fusePaths(b, workDir)
+      // The untimed set-up of clean and status writes to the backing folder: no delay where nothing is measured.
+      const setupDir = workload === 'clean' || workload === 'status' ? backing : undefined
+      places.push({ key: `toil on ${b}`, count: size(b), dir: mountPoint, ...(setupDir !== undefined ? { setupDir } : {}), backends: [b], runs: [] })
+    }
     type Runner = () => Promise<void>
     for (let round = 0; round < roundCount; round++) {
       const runners: Runner[] = on.map((b) => async () => {
@@ -318,17 +376,26 @@ async function main(): Promise<void> {
           log(`${as} on ${b} failed: ${(err as Error).message}`)
         }
       })
-      if (withToil && toil !== undefined && toilCount > 0 && toilError === undefined) {
+      for (const place of places) {
+        if (!withToil || toil === undefined || place.count <= 0 || place.error !== undefined) continue
         const env = toil
         runners.push(async () => {
-          log(`${as} on Toil's FileJobStore (n=${toilCount.toLocaleString('en-US')}) round ${round + 1}/${roundCount}`)
+          const where = place.key === 'toil' ? "Toil's FileJobStore" : `Toil's FileJobStore on ${place.backends.join(', ')}`
+          log(`${as} on ${where} (n=${place.count.toLocaleString('en-US')}) round ${round + 1}/${roundCount}`)
           try {
-            const r = await runToil(env, workload, { dir: join(workDir, `toil-${workload}-${toilCount}-${round}`), count: toilCount, recordBytes, fileBytes })
-            log(`  [${as}/toil] ${Object.entries(r.phases).map(([k, v]) => `${k} ${v.toFixed(2)}s`).join(', ')}`)
-            toilRuns.push(r)
+            const name = `toil-${workload}-${place.count}-${round}`
+            const r = await runToil(env, workload, {
+              dir: join(place.dir, name),
+              ...(place.setupDir !== undefined ? { setupDir: join(place.setupDir, name) } : {}),
+              count: place.count,
+              recordBytes,
+              fileBytes,
+            })
+            log(`  [${as}/${place.key}] ${Object.entries(r.phases).map(([k, v]) => `${k} ${v.toFixed(2)}s`).join(', ')}`)
+            place.runs.push(r)
           } catch (err) {
-            toilError = (err as Error).message
-            log(`Toil failed: ${toilError}`)
+            place.error = (err as Error).message
+            log(`Toil failed (${place.key}): ${place.error}`)
           }
         })
       }
@@ -336,11 +403,12 @@ async function main(): Promise<void> {
       for (let i = 0; i < runners.length; i++) await (runners[(i + round) % runners.length] as Runner)()
     }
     for (const cell of results.values()) {
-      const withToilRuns = cell.backend.startsWith('file') && toilRuns.length > 0 && cell.count === toilCount
+      const place = places.find((p) => p.backends.includes(cell.backend as BackendName))
+      const withToilRuns = place !== undefined && place.runs.length > 0 && cell.count === place.count
       const { toil: _unused, ...rest } = cell
-      cells.push(withToilRuns ? { ...rest, toil: toilRuns } : rest)
+      cells.push(withToilRuns ? { ...rest, toil: place.runs } : rest)
     }
-    if (toilError !== undefined) unavailable['toil'] = toilError
+    for (const place of places) if (place.error !== undefined) unavailable[place.key] = place.error
     load.push(loadavg()[0] ?? 0)
     await save()
   }
@@ -353,11 +421,12 @@ async function main(): Promise<void> {
         await opsWorkload('clean', backends, (b) => sizeFor(cleanSize, b), rounds, true)
         if (cleanBig > 0 && fileBackends.length > 0) await opsWorkload('clean', fileBackends, () => cleanBig, 1, true)
       }
+      if (workload === 'status' && toilBackends.length > 0) await opsWorkload('status', toilBackends, (b) => sizeFor(statusSize, b), rounds, true)
       if (workload === 'scaling' && backends.includes('file')) {
         for (const n of scaling) await opsWorkload('churn', ['file'], () => n, 1, false, 'scaling')
       }
       if (workload === 'large') {
-        for (const b of backends.filter((x) => x !== 'file-nosync')) {
+        for (const b of backends.filter((x) => x !== 'file-nosync' && !isFuseBackend(x))) {
           const bytes = Math.round(sizeFor(largeMiB, b) * MiB)
           const cell: CellResult & { jobstore: SideResult[]; raw: SideResult[] } = { workload: 'large', backend: b, count: bytes, jobstore: [], raw: [] }
           try {
@@ -394,6 +463,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await servers?.stop()
+    await unmountAll()
     cleanup()
   }
 

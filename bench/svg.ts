@@ -122,8 +122,8 @@ export function renderPlots(results: RunResults): Record<string, string> {
     for (const phase of Object.keys(cell.jobstore[0]?.phases ?? {})) {
       const js = phaseMedian(cell.jobstore, phase)
       const raw = phaseMedian(cell.raw, phase)
-      const name = cell.workload === 'churn' ? `jobs: ${phase}` : cell.workload === 'files' ? `files: ${phase}` : cell.workload === 'large' ? `large: ${phase}` : 'clean()'
-      const suffix = cell.workload === 'clean' ? ` (${cell.count.toLocaleString('en-US')})` : ''
+      const name = cell.workload === 'churn' ? `jobs: ${phase}` : cell.workload === 'files' ? `files: ${phase}` : cell.workload === 'large' ? `large: ${phase}` : cell.workload === 'status' ? 'status' : 'clean()'
+      const suffix = cell.workload === 'clean' || cell.workload === 'status' ? ` (${cell.count.toLocaleString('en-US')})` : ''
       if (js !== undefined && raw !== undefined) vsRaw.push({ label: `${name}${suffix}`, value: raw / js, series: cell.backend })
       const toil = cell.toil === undefined ? undefined : phaseMedian(cell.toil, phase)
       if (js !== undefined && toil !== undefined) vsToil.push({ label: `${name}${suffix}`, value: toil / js, series: cell.backend })

@@ -90,8 +90,8 @@ export interface ToilResult {
 /** Runs one Toil workload in `dir` (which must not exist) and returns its timings. */
 export async function runToil(
   env: ToilEnv,
-  workload: 'churn' | 'files' | 'clean',
-  options: { dir: string; count: number; recordBytes: number; fileBytes: number },
+  workload: 'churn' | 'files' | 'clean' | 'status',
+  options: { dir: string; setupDir?: string; count: number; recordBytes: number; fileBytes: number },
 ): Promise<ToilResult> {
   const args = [
     SCRIPT,
@@ -104,6 +104,7 @@ export async function runToil(
     String(options.recordBytes),
     '--file-bytes',
     String(options.fileBytes),
+    ...(options.setupDir !== undefined ? ['--setup-dir', options.setupDir] : []),
   ]
   const out = await exec(env.python, args, { env: { ...process.env, HOME: env.home, PYTHONDONTWRITEBYTECODE: '1' }, echo: true })
   const line = out.stdout.trim().split('\n').at(-1) ?? ''

@@ -1,6 +1,6 @@
 // Local test servers for the S3, Azure and GCS backends: MinIO, Azurite and fake-gcs-server,
 // installed into a cache folder and started on free loopback ports. See README.md.
-export { cacheRoot, ensureInstalled, MissingToolError, type InstalledServer, type InstalledServers } from './install.js'
+export { cacheRoot, ensureDelayfs, ensureInstalled, MissingToolError, type InstalledServer, type InstalledServers } from './install.js'
 export {
   AWS_TEST_REGION,
   AZURITE_ACCOUNT,
@@ -13,6 +13,7 @@ export {
   type StartOptions,
   type TestServers,
 } from './servers.js'
+export { FuseUnavailableError, mountDelayfs, type DelayfsMount, type DelayfsOptions } from './delayfs.js'
 export { SERVER_NAMES, isServerName, serverSpecs, type ServerName, type ServerSpec } from './versions.js'
 export {
   FAULT_KINDS,

@@ -4,12 +4,14 @@
 //
 // Each server gets `<cache>/<name>-<version>/`. It is built in a temp folder next to it and renamed into place,
 // so an interrupted build never looks finished; a lock folder keeps two concurrent installs from building twice.
+import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { homedir, hostname } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { errnoCode, log, runCommand, sleep } from './util.js'
-import { SERVER_NAMES, serverSpecs, type GoServerSpec, type NpmServerSpec, type ServerName } from './versions.js'
+import { SERVER_NAMES, delayfsSpec, serverSpecs, type GoLocalToolSpec, type GoServerSpec, type NpmServerSpec, type ServerName } from './versions.js'
 
 /** How to launch an installed server: `command ...baseArgs ...serverArgs`. */
 export interface InstalledServer {
@@ -141,7 +143,7 @@ function goInstallHint(minGo: string): string {
 }
 
 /** Checks that `go` runs and returns its version string; warns (but goes on) when it looks too old. */
-async function findGo(name: ServerName, spec: GoServerSpec): Promise<string> {
+async function findGo(name: string, spec: { readonly version: string; readonly minGo: string }): Promise<string> {
   let result
   try {
     result = await runCommand('go', ['version'], { cwd: cacheRoot(), env: process.env })
@@ -168,6 +170,65 @@ async function findGo(name: ServerName, spec: GoServerSpec): Promise<string> {
     log(`warning: ${name} ${spec.version} needs Go >= ${spec.minGo}, found ${match[0]}; trying anyway (GOTOOLCHAIN)`)
   }
   return match[0]
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Go programs kept in this repository (delayfs)
+
+/** The path of the delayfs binary, built from test-servers/delayfs/ into the cache on first use. */
+export async function ensureDelayfs(): Promise<string> {
+  return installGoLocal(cacheRoot(), 'delayfs', delayfsSpec())
+}
+
+async function installGoLocal(root: string, name: string, spec: GoLocalToolSpec): Promise<string> {
+  const source = join(dirname(fileURLToPath(import.meta.url)), spec.dir)
+  const goMod = readFileSync(join(source, 'go.mod'), 'utf8')
+  // versions.json names the library and its version; go.mod (with go.sum) is what the build really uses.
+  const required = new RegExp(`^\\s*(?:require\\s+)?${spec.module.replaceAll('.', '\\.')}\\s+(\\S+)`, 'm').exec(goMod)?.[1]
+  if (required !== spec.version) {
+    throw new Error(
+      `${join(source, 'go.mod')} requires ${spec.module} ${required ?? '(nothing)'}, but test-servers/versions.json pins ` +
+        `${spec.version}: change both together (\`go get ${spec.module}@<version>\` in ${source}, then versions.json)`,
+    )
+  }
+  // Named after the source, so that any change to it builds a new binary instead of reusing a stale one.
+  const hash = createHash('sha256')
+  for (const file of (await readdir(source)).filter((f) => f === 'go.mod' || f === 'go.sum' || f.endsWith('.go')).sort()) {
+    hash.update(`${file}\0`).update(await readFile(join(source, file))).update('\0')
+  }
+  const id = `${spec.binary}-${spec.version}-${hash.digest('hex').slice(0, 12)}`
+  const dir = join(root, id)
+  const binary = join(dir, spec.binary)
+  await mkdir(root, { recursive: true })
+  if (existsSync(binary)) return binary
+
+  await withLock(dir, name, async () => {
+    if (existsSync(binary)) return
+    await removeAbandonedTemps(root, `.tmp-${id}-`)
+    const goVersion = await findGo(name, spec)
+    const tmp = await mkdtemp(join(root, `.tmp-${id}-`))
+    try {
+      const started = Date.now()
+      log(`building ${name} (${spec.module} ${spec.version}) with ${goVersion} into ${dir} (first time only, under a minute) ...`)
+      const args = ['build', '-trimpath', '-buildvcs=false', '-o', join(tmp, spec.binary), '.']
+      const result = await runCommand('go', args, {
+        cwd: source,
+        env: { ...process.env, CGO_ENABLED: process.env['CGO_ENABLED'] ?? '0', GOFLAGS: '-mod=readonly' },
+      })
+      if (result.code !== 0 || !existsSync(join(tmp, spec.binary))) {
+        throw new Error(
+          `building ${name} failed: \`go ${args.join(' ')}\` in ${source} exited with ${result.code ?? result.signal}.\n` +
+            `Output (tail):\n${result.output.lines()}`,
+        )
+      }
+      await moveIntoPlace(tmp, dir, () => existsSync(binary))
+      log(`built ${name} in ${elapsed(started)}`)
+    } finally {
+      await rm(tmp, { recursive: true, force: true })
+    }
+  })
+  if (!existsSync(binary)) throw new Error(`installing ${name}: ${binary} is missing after the build`)
+  return binary
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -291,7 +352,7 @@ const LOCK_WAIT_MS = 60 * 60_000
  * a lock whose holder died (same host, pid gone) or stopped touching it for 2 minutes is taken over.
  * Even if two builds did run at once, moveIntoPlace keeps the result consistent; the lock only saves the work.
  */
-async function withLock(dir: string, name: ServerName, fn: () => Promise<void>): Promise<void> {
+async function withLock(dir: string, name: string, fn: () => Promise<void>): Promise<void> {
   const lockDir = `${dir}.lock`
   const deadline = Date.now() + LOCK_WAIT_MS
   let announced = false

@@ -65,3 +65,38 @@ function parseSpec(name: ServerName, value: unknown): ServerSpec {
   }
   throw new Error(`${where}.kind must be "go" or "npm", got ${JSON.stringify(kind)}`)
 }
+
+/**
+ * A Go program kept in this repository (test-servers/<dir>/), built with `go build`: the FUSE stand-in `delayfs`.
+ * Not a server: `startTestServers` never starts it; `npm run bench` mounts it (test-servers/delayfs.ts).
+ */
+export interface GoLocalToolSpec {
+  readonly kind: 'go-local'
+  /** Folder of its go.mod, relative to test-servers/. */
+  readonly dir: string
+  readonly binary: string
+  /** The library it is built on and the version its go.mod must require (checked before each build). */
+  readonly module: string
+  readonly version: string
+  readonly minGo: string
+}
+
+let cachedDelayfs: GoLocalToolSpec | undefined
+
+/** The "delayfs" entry of versions.json. */
+export function delayfsSpec(): GoLocalToolSpec {
+  if (cachedDelayfs !== undefined) return cachedDelayfs
+  const raw: unknown = JSON.parse(readFileSync(VERSIONS_URL, 'utf8'))
+  const where = `${VERSIONS_URL.pathname}: "delayfs"`
+  const value = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>)['delayfs'] : undefined
+  if (typeof value !== 'object' || value === null) throw new Error(`${where} is missing`)
+  const v = value as Record<string, unknown>
+  const str = (key: string): string => {
+    const s = v[key]
+    if (typeof s !== 'string' || s === '') throw new Error(`${where}.${key} must be a non-empty string`)
+    return s
+  }
+  if (str('kind') !== 'go-local') throw new Error(`${where}.kind must be "go-local"`)
+  cachedDelayfs = { kind: 'go-local', dir: str('dir'), binary: str('binary'), module: str('module'), version: str('version'), minGo: str('minGo') }
+  return cachedDelayfs
+}

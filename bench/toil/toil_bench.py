@@ -11,6 +11,11 @@ Workloads (same counts, payload sizes and job graph as the Node side):
   clean  a store of N jobs (10% unreachable from the root, 5% of the reachable ones with a used-up try), then what
          Toil's leader does on restart (toil/common.py, Toil._restart): cache every job with jobs(), then
          clean(jobCache)
+  status a store of N jobs (a tree of fan-out 10 from the root, all reachable), then the real `toil status` on it
+         (a process of its own, as a user runs it: it loads the root job and walks the graph, one load_job at a time)
+
+--setup-dir (clean, status): make the store there and run the timed part on --dir, the same folder seen another way
+(the FUSE stand-in's backing folder and its mount), so that the untimed set-up does not pay the delay.
 
 Toil's API is synchronous: every phase runs one operation at a time, as Toil's leader does.
 """
@@ -29,8 +34,9 @@ def log(message):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("workload", choices=["churn", "files", "clean"])
+    parser.add_argument("workload", choices=["churn", "files", "clean", "status"])
     parser.add_argument("--dir", required=True, help="job store folder to create (must not exist)")
+    parser.add_argument("--setup-dir", help="clean, status: create the store here; --dir is the same folder seen elsewhere")
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--record-bytes", type=int, default=2048, help="target size of a stored job")
     parser.add_argument("--file-bytes", type=int, default=64 * 1024)
@@ -52,7 +58,7 @@ def main():
     logging.getLogger("toil").setLevel(logging.ERROR + 100)
 
     config = Config()
-    store = FileJobStore(args.dir)
+    store = FileJobStore(args.setup_dir or args.dir)
     store.initialize(config)
     requirements = {"memory": 2 * 1024**3, "cores": 1, "disk": 2 * 1024**3, "preemptible": True}
 
@@ -150,6 +156,32 @@ def main():
                     store.delete_file(file_id)
 
             timed("delete", delete)
+        elif args.workload == "status":
+            import subprocess
+
+            setup_start = time.perf_counter()
+            jobs = [make_job(i) for i in range(args.count)]
+            for desc in jobs:
+                store.assign_job_id(desc)
+            for index in range(1, args.count):
+                jobs[(index - 1) // 10].addChild(jobs[index].jobStoreID)
+            with store.batch():
+                for desc in jobs:
+                    store.create_job(desc)
+            store.set_root_job(jobs[0].jobStoreID)
+            phases["setup"] = time.perf_counter() - setup_start
+            command = [
+                sys.executable,
+                "-c",
+                "import sys; sys.argv[0] = 'toil status'; from toil.utils.toilStatus import main; main()",
+                "--logCritical",
+                f"file:{args.dir}",
+            ]
+            start = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True)
+            phases["status"] = time.perf_counter() - start
+            if done.returncode != 0 or f"Of the {args.count} jobs considered" not in done.stdout:
+                raise RuntimeError(f"toil status exited with {done.returncode}: {done.stdout[-1000:]} {done.stderr[-2000:]}")
         else:
             setup_start = time.perf_counter()
             graph = build_graph(args.count)

@@ -28,7 +28,8 @@ function buildJobs(count: number, recordBytes: number, id: () => string): { desc
 async function jobstore(ctx: CellContext): Promise<SideResult> {
   const { count, concurrency } = ctx
   const locator = ctx.target.locator(ctx.id)
-  const store = await openJobStore(locator, ctx.target.options(concurrency))
+  // On a FUSE backend the set-up writes to the backing folder (no delay: it is not timed); clean() goes through the mount.
+  const store = await openJobStore(ctx.target.setupLocator?.(ctx.id) ?? locator, ctx.target.options(concurrency))
   await store.initialize({ retryCount: RETRY_COUNT })
   try {
     const { descs, graph } = buildJobs(count, ctx.recordBytes, () => store.assignID({} as JobDescription))
@@ -63,16 +64,18 @@ async function jobstore(ctx: CellContext): Promise<SideResult> {
 async function raw(ctx: CellContext): Promise<SideResult> {
   const { count, concurrency } = ctx
   const store = await ctx.target.raw(ctx.id)
-  await store.setup()
+  const setupStore = (await ctx.target.rawSetup?.(ctx.id)) ?? store
+  await setupStore.setup()
   try {
     const { descs, graph } = buildJobs(count, ctx.recordBytes, rawId)
     const setup = await timed(async () => {
       await runPool(count, concurrency, async (i) => {
         const desc = descs[i] as JobDescription
-        await store.putIfAbsent(keys.job(desc.jobStoreID as string), Buffer.from(JSON.stringify(desc)))
+        await setupStore.putIfAbsent(keys.job(desc.jobStoreID as string), Buffer.from(JSON.stringify(desc)))
       })
-      await store.put('meta/root-job', Buffer.from((descs[0] as JobDescription).jobStoreID as string))
+      await setupStore.put('meta/root-job', Buffer.from((descs[0] as JobDescription).jobStoreID as string))
     })
+    await store.setup()
     let deleted = 0
     let repaired = 0
     const seconds = await timed(async () => {
@@ -112,7 +115,7 @@ async function raw(ctx: CellContext): Promise<SideResult> {
     }
     return { phases: { clean: seconds }, info: { setupSeconds: setup, deleted, repaired } }
   } finally {
-    await store.destroy()
+    await setupStore.destroy()
   }
 }
 
