@@ -708,7 +708,7 @@ describe.concurrent.each(LOCATORS)('jobstore CLI on the $name backend', (factory
     expect((await cli(['verify', locator])).code).toBe(0)
 
     rmSync(keyPath)
-    const cat = await cli(['cat', locator, '--shared', 'secret-settings', '--no-progress'])
+    const cat = await cli(['cat', locator, '--shared', 'secret-settings'])
     expect(cat.code).toBe(EXIT.ENCRYPTION)
     expect(cat.stdout).toBe('')
     const verify = await cli(['verify', locator, '--json'])
@@ -1084,8 +1084,10 @@ describe('jobstore CLI: terminal safety (file backend)', () => {
     expect(imported?.stdout).toMatch(/^_\/k\/[0-9a-z]{26}-data-%1B%5B2J%E2%80%AE\.txt\n$/)
     expect(imported?.stderr).toContain('imported file://')
     expect(missing?.code).toBe(EXIT.NOT_FOUND)
-    expect(filtered?.code).toBe(0)
+    // A state no job has is a usage error quoting it, escaped.
+    expect(filtered?.code).toBe(EXIT.USAGE)
     expect(filtered?.stdout).toBe('')
+    expect(filtered?.stderr).toContain(String.raw`unknown state x\x1b[2J for --state`)
   })
 })
 

@@ -21,8 +21,6 @@ import { corruptJobId } from './commands/store.js'
 export const MAX_CANDIDATES_SHOWN = 10
 
 const ID_CHARS = '0-9a-hjkmnp-tv-z'
-/** What a job ID is, for error messages. */
-const JOB_ID_WORDS = 'a job ID is 26 characters of 0-9 and a-z but i, l, o and u'
 const JOB_ID_PREFIX = new RegExp(`^[${ID_CHARS}]{1,26}$`)
 /** A start of a file ID: `<owner job ID or _>/<c or k>/<26 random characters>[-<basename>]`. */
 const FILE_ID_PREFIX = new RegExp(
@@ -43,7 +41,8 @@ export class AmbiguousIdError extends CliError {
 
 /** Throws {@link InvalidArgumentError} unless `text` is a job ID or a start of one (no I/O). */
 export function checkJobIdOrPrefix(text: string): void {
-  if (!JOB_ID_PREFIX.test(text)) throw new InvalidArgumentError(`invalid job ID ${JSON.stringify(text)}: ${JOB_ID_WORDS} (or a start of one)`)
+  // The library's own error (it says what a job ID is), as for any other invalid job ID.
+  if (!JOB_ID_PREFIX.test(text)) checkJobId(text)
 }
 
 /** Throws {@link InvalidArgumentError} unless `text` is a file ID or a start of one (no I/O). */
