@@ -8,7 +8,8 @@ export default defineConfig({
     // package test (`npm run test:package`, vitest.package.config.ts): a build, an npm install, a type check.
     exclude: ['node_modules/**', 'dist/**', 'reliability-tests/**', 'package-tests/packed-package.test.ts'],
     // Starts MinIO, Azurite and fake-gcs-server on loopback (installing them into a cache on first use).
-    globalSetup: ['./test-servers/vitest-global-setup.ts'],
+    // Then builds dist/ when it is stale: the CLI tests run the built bin (see src/cli/test-cli.ts).
+    globalSetup: ['./test-servers/vitest-global-setup.ts', './test-servers/build-dist.ts'],
     // Child processes, not threads: the suite spawns racing and killed writers, and env set up by the global
     // setup must reach every worker.
     pool: 'forks',

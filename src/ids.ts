@@ -68,7 +68,7 @@ function describe(value: unknown): string {
 /** Throws {@link InvalidArgumentError} unless `id` is a job ID this store could have minted. */
 export function checkJobId(id: unknown): asserts id is string {
   if (typeof id !== 'string' || !JOB_ID.test(id)) {
-    throw new InvalidArgumentError(`invalid job ID ${describe(id)}: job IDs are minted by assignID()`)
+    throw new InvalidArgumentError(`invalid job ID ${describe(id)}: a job ID is 26 characters of 0-9 and a-z but i, l, o and u, as the store makes them`)
   }
 }
 

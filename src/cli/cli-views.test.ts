@@ -2,66 +2,22 @@
  * Tests of the CLI's views of a store, as a new user asks for them: `files`, `logs` in time order with `--job`,
  * `--since` and a `--follow` that ends when the store is destroyed, `status` with failed and unreachable jobs,
  * `jobs --tree` and `graph` (DOT and SVG). Run as real subprocesses on the file backend, against stores made by the
- * library in this process. The spawn helper is the one of cli.test.ts (copied, not imported: importing a test
- * file would run its tests).
+ * library in this process, through the built binary (src/cli/test-cli.ts).
  */
-import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { join } from 'node:path'
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import { newJobDescription, openJobStore, type AbstractJobStore, type JobDescription } from '../index.js'
 import { timeOfTimeOrderedId, timeOrderedId } from '../ids.js'
 import { parseSince } from './commands/logs.js'
 import { EXIT } from './exit-codes.js'
+import { cli, cliJson, REPO, startCli } from './test-cli.js'
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
-const CLI = join(REPO, 'src', 'cli', 'main.ts')
-const TSX = (() => {
-  const pkgPath = createRequire(import.meta.url).resolve('tsx/package.json')
-  const pkg = JSON.parse(readFileSync(pkgPath, 'utf8')) as { exports: Record<string, string> }
-  return pathToFileURL(join(dirname(pkgPath), pkg.exports['.'] as string)).href
-})()
 const TMP = mkdtempSync(join(tmpdir(), 'jobstore-cli-views-test-'))
 afterAll(() => rmSync(TMP, { recursive: true, force: true }))
 vi.setConfig({ testTimeout: 300_000 })
-
-interface CliResult {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-function startCli(args: readonly string[]) {
-  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
-    cwd: REPO,
-    env: { ...process.env, NODE_OPTIONS: '' },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  })
-  child.stdin.end()
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
-  const done = new Promise<CliResult>((resolvePromise, reject) => {
-    child.on('error', reject)
-    child.on('close', (code) => resolvePromise({ code, stdout, stderr }))
-  })
-  return { child, done, output: () => stdout }
-}
-
-async function cli(args: readonly string[]): Promise<CliResult> {
-  return startCli(args).done
-}
-
-async function cliJson<T = Record<string, unknown>>(args: readonly string[]): Promise<T> {
-  const result = await cli([...args, '--json'])
-  if (result.code !== 0) throw new Error(`jobstore ${args.join(' ')} exited ${result.code}: ${result.stderr}`)
-  return JSON.parse(result.stdout) as T
-}
 
 async function waitFor(condition: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs

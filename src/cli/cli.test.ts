@@ -1,6 +1,7 @@
 /**
- * Tests of the `jobstore` CLI: every command, run as a real subprocess (`node --import tsx src/cli/main.ts`, so
- * the tests exercise the source, not a stale build), against stores made by the library in this process.
+ * Tests of the `jobstore` CLI: every command, run as a real subprocess (the built bin, `dist/src/cli/main.js`,
+ * rebuilt by the vitest global setup when older than the source: see test-cli.ts), against stores made by the
+ * library in this process.
  *
  * The commands are tested on every backend in LOCATORS. Cloud backends join by adding a factory there once their
  * test servers are up (the vitest global setup exports AWS_ENDPOINT_URL, AZURE_STORAGE_CONNECTION_STRING and
@@ -9,11 +10,10 @@
  * Damage that needs raw access to the storage (a truncated record) is done through the factory's optional
  * `truncateJob`, which only the file backend has for now.
  */
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:http'
 import { createServer as createNetServer, type AddressInfo } from 'node:net'
-import { createRequire } from 'node:module'
 import {
   chmodSync,
   existsSync,
@@ -27,24 +27,18 @@ import {
   writeFileSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
+import { dirname, join } from 'node:path'
 import { Writable } from 'node:stream'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { pathToFileURL } from 'node:url'
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import { checkJobId, newJobDescription, openJobStore, type AbstractJobStore, type JobDescription } from '../index.js'
 import { EXIT, EXIT_CODE_BY_ERROR_CODE, exitCodeFor } from './exit-codes.js'
 import { jobState } from './job-state.js'
 import { createProgress } from './progress.js'
 import { Redactor } from './redact.js'
+import { CLI_BIN, CLI_SOURCE, REPO, cli, cliJson, jsonErrorOf, startCli, type CliResult } from './test-cli.js'
+import { distIsStale } from '../../test-servers/build-dist.js'
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
-const CLI = join(REPO, 'src', 'cli', 'main.ts')
-/** tsx's loader by absolute URL, so that the CLI also runs from a working directory outside the repository. */
-const TSX = (() => {
-  const pkgPath = createRequire(import.meta.url).resolve('tsx/package.json')
-  const pkg = JSON.parse(readFileSync(pkgPath, 'utf8')) as { exports: Record<string, string> }
-  return pathToFileURL(join(dirname(pkgPath), pkg.exports['.'] as string)).href
-})()
 const TMP = mkdtempSync(join(tmpdir(), 'jobstore-cli-test-'))
 afterAll(() => rmSync(TMP, { recursive: true, force: true }))
 // Every test starts several Node processes; on a loaded machine that takes a while.
@@ -86,58 +80,6 @@ function cloudFactories(): LocatorFactory[] {
 
 /** The backends the commands are tested on. */
 const LOCATORS: readonly LocatorFactory[] = [fileFactory, ...cloudFactories()]
-
-interface CliResult {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-interface RunOptions {
-  readonly env?: Record<string, string>
-  readonly cwd?: string
-}
-
-function startCli(args: readonly string[], options: RunOptions = {}) {
-  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
-    cwd: options.cwd ?? REPO,
-    // The AWS SDK warns on stderr that its releases after January 2027 need Node 22; the tests check that the CLI
-    // itself writes nothing there with --json, so that notice is switched off (users see it, as they should).
-    env: { ...process.env, NODE_OPTIONS: '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...options.env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  })
-  child.stdin.end()
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
-  const done = new Promise<CliResult>((resolvePromise, reject) => {
-    child.on('error', reject)
-    child.on('close', (code) => resolvePromise({ code, stdout, stderr }))
-  })
-  return { child, done, output: () => stdout }
-}
-
-/** Runs the CLI to completion. */
-async function cli(args: readonly string[], options: RunOptions = {}): Promise<CliResult> {
-  return startCli(args, options).done
-}
-
-/**
- * The JSON error document a failing `--json` command writes on stderr: its last line. Lines before it may be
- * warnings the runtime or an SDK prints (the AWS SDK warns about Node 20, for one).
- */
-function jsonErrorOf(stderr: string): unknown {
-  const lines = stderr.trim().split('\n')
-  return JSON.parse(lines[lines.length - 1] ?? '')
-}
-
-/** Runs the CLI with `--json` and parses stdout. */
-async function cliJson<T = Record<string, unknown>>(args: readonly string[], options: RunOptions = {}): Promise<T> {
-  const result = await cli([...args, '--json'], options)
-  if (result.code !== 0) throw new Error(`jobstore ${args.join(' ')} exited ${result.code}: ${result.stderr}`)
-  return JSON.parse(result.stdout) as T
-}
 
 async function waitFor(condition: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -230,9 +172,16 @@ describe('jobstore CLI: usage', () => {
   it('is the package bin: dist/src/cli/main.js, built from src/cli/main.ts, which has a node shebang', () => {
     const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { bin: Record<string, string>; scripts: Record<string, string> }
     expect(pkg.bin).toEqual({ jobstore: 'dist/src/cli/main.js' })
-    expect(readFileSync(CLI, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true)
+    expect(readFileSync(CLI_SOURCE, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true)
     // The build makes it executable, so that npx and the bin link can run it directly.
     expect(pkg.scripts['postbuild']).toContain("chmodSync('dist/src/cli/main.js', 0o755)")
+  })
+
+  it('the tests run the built bin, rebuilt from the current source (the vitest global setup builds dist/)', async () => {
+    expect(existsSync(CLI_BIN)).toBe(true)
+    expect(distIsStale()).toBe(false)
+    const result = await cli(['--version'])
+    expect(result.code, result.stderr).toBe(0)
   })
 
   it('prints the package version', async () => {
@@ -762,7 +711,7 @@ describe.concurrent.each(LOCATORS)('jobstore CLI on the $name backend', (factory
     expect((await cli(['verify', locator])).code).toBe(0)
 
     rmSync(keyPath)
-    const cat = await cli(['cat', locator, '--shared', 'secret-settings', '--no-progress'])
+    const cat = await cli(['cat', locator, '--shared', 'secret-settings'])
     expect(cat.code).toBe(EXIT.ENCRYPTION)
     expect(cat.stdout).toBe('')
     const verify = await cli(['verify', locator, '--json'])
@@ -1138,8 +1087,10 @@ describe('jobstore CLI: terminal safety (file backend)', () => {
     expect(imported?.stdout).toMatch(/^_\/k\/[0-9a-z]{26}-data-%1B%5B2J%E2%80%AE\.txt\n$/)
     expect(imported?.stderr).toContain('imported file://')
     expect(missing?.code).toBe(EXIT.NOT_FOUND)
-    expect(filtered?.code).toBe(0)
+    // A state no job has is a usage error quoting it, escaped.
+    expect(filtered?.code).toBe(EXIT.USAGE)
     expect(filtered?.stdout).toBe('')
+    expect(filtered?.stderr).toContain(String.raw`unknown state x\x1b[2J for --state`)
   })
 })
 

@@ -60,27 +60,54 @@ export const EXIT_CODE_BY_ERROR_CODE: Readonly<Record<JobStoreErrorCode, ExitCod
   CONDITIONAL_WRITES_UNSUPPORTED: EXIT.UNSUPPORTED,
 }
 
+/**
+ * The codes of the CLI's own errors (`CliError`), with their exit codes: every code the CLI prints is here or in
+ * {@link EXIT_CODE_BY_ERROR_CODE} (docs/cli.md's table lists both; a test holds them equal). `ERROR` is what an
+ * error without a code of its own (an unexpected failure) is reported as.
+ */
+export const CLI_ERROR_CODES = {
+  /** Bad usage: unknown command or option, missing argument, bad option value, conflicting options. */
+  USAGE: EXIT.USAGE,
+  /** A start of an ID that more than one job or file has (the message lists them). */
+  AMBIGUOUS_ID: EXIT.USAGE,
+  /** `destroy` was answered with something else than `yes`. */
+  NOT_CONFIRMED: EXIT.GENERIC,
+  /** `verify` found problems. */
+  VERIFY_FAILED: EXIT.INTEGRITY,
+  /** `export --no-clobber` onto a file that exists. */
+  DESTINATION_EXISTS: EXIT.EXISTS,
+  /** An unexpected failure without a code. */
+  ERROR: EXIT.GENERIC,
+} as const satisfies Record<string, ExitCode>
+
+export type CliErrorCode = keyof typeof CLI_ERROR_CODES
+
 /** An error of the CLI itself (bad usage, refused confirmation, verify failed) with its exit code. */
 export class CliError extends Error {
   readonly exitCode: ExitCode
-  readonly code: string
-  constructor(message: string, exitCode: ExitCode, code = 'CLI_ERROR') {
-    super(message)
+  readonly code: CliErrorCode
+  constructor(message: string, code: CliErrorCode, options?: { cause?: unknown }) {
+    super(message, options)
     this.name = 'CliError'
-    this.exitCode = exitCode
+    this.exitCode = CLI_ERROR_CODES[code]
     this.code = code
   }
 }
 
 /** A usage error (exit 2). */
 export function usageError(message: string): CliError {
-  return new CliError(message, EXIT.USAGE, 'USAGE')
+  return new CliError(message, 'USAGE')
 }
 
 /** The `code` of an error: a JobStoreError code, a CLI code, or undefined. */
 export function errorCodeOf(err: unknown): string | undefined {
   const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined
   return typeof code === 'string' ? code : undefined
+}
+
+/** Whether `code` is one of the error codes docs/cli.md documents (a JobStoreError's or the CLI's own). */
+export function isDocumentedCode(code: string): boolean {
+  return Object.hasOwn(EXIT_CODE_BY_ERROR_CODE, code) || Object.hasOwn(CLI_ERROR_CODES, code)
 }
 
 /** The exit code for an error thrown by a command. */

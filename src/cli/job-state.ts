@@ -15,3 +15,9 @@ export function jobState(desc: JobDescription): string {
   if (desc.remainingTryCount === 0) return 'failed'
   return 'unknown'
 }
+
+/**
+ * The states {@link jobState} gives by the convention above (those of the example engine, and the two it derives):
+ * `jobs --state` takes these and any other state a job in the store has.
+ */
+export const CONVENTIONAL_STATES: readonly string[] = ['pending', 'running', 'done', 'failed', 'unknown']

@@ -6,7 +6,7 @@
  * raw bytes, straight to stdout: the file's content.
  */
 import type { Writable } from 'node:stream'
-import { EXIT, errorCodeOf, type ExitCode } from './exit-codes.js'
+import { EXIT, errorCodeOf, isDocumentedCode, type ExitCode } from './exit-codes.js'
 import type { Redactor } from './redact.js'
 import { escapeForTerminal, escapeJsonForTerminal, escapeMessageLines, padForTerminal, terminalLength } from './terminal-safe.js'
 
@@ -100,12 +100,23 @@ export class Output {
     this.stderr.write(`jobstore: warning: ${this.safe(text)}\n`)
   }
 
-  /** Reports a failure on stderr: a JSON object with `--json` (`{"error": {code, message, exitCode}}`), else text. */
+  /**
+   * Reports a failure on stderr: a JSON object with `--json` (`{"error": {code, message, exitCode, systemCode?,
+   * candidates?}}`), else text.
+   */
   error(err: unknown, exitCode: ExitCode): void {
     const message = messageOf(err)
-    const code = errorCodeOf(err) ?? (exitCode === EXIT.USAGE ? 'USAGE' : 'ERROR')
+    // Only the documented codes (docs/cli.md): another code (a system call's EACCES, an SDK's) is the error's
+    // `systemCode`, and the error is reported by what its exit code says.
+    const own = errorCodeOf(err)
+    const known = own !== undefined && isDocumentedCode(own)
+    const code = known ? own : exitCode === EXIT.USAGE ? 'USAGE' : exitCode === EXIT.INTERRUPTED ? 'ABORTED' : 'ERROR'
     if (this.json) {
-      this.stderr.write(`${this.#json({ error: { code, message, exitCode } })}\n`)
+      const systemCode = !known && own !== undefined ? { systemCode: own } : {}
+      const candidates = Array.isArray((err as { candidates?: unknown } | null)?.candidates)
+        ? { candidates: (err as { candidates: unknown[] }).candidates }
+        : {}
+      this.stderr.write(`${this.#json({ error: { code, message, exitCode, ...systemCode, ...candidates } })}\n`)
       return
     }
     // Error messages quote user input (IDs, names, paths): escaped like any other line.

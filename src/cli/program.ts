@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, CommanderError, InvalidArgumentError as CommanderInvalidArgument, Option } from 'commander'
 import { CommandContext, type CliIo, type CommonOptions } from './context.js'
-import { EXIT, EXIT_CODE_BY_ERROR_CODE, exitCodeFor } from './exit-codes.js'
+import { CLI_ERROR_CODES, EXIT, EXIT_CODE_BY_ERROR_CODE, exitCodeFor, usageError, type ExitCode } from './exit-codes.js'
 import { Output } from './output.js'
 import { Redactor } from './redact.js'
 import { escapeKeepingNewlines, escapeUserStrings } from './terminal-safe.js'
@@ -99,18 +99,31 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), ...value.split(',').map((s) => s.trim()).filter((s) => s !== '')]
 }
 
+/** What each exit code means, in short (the --help text; docs/cli.md says more). */
+const EXIT_MEANINGS: Readonly<Record<ExitCode, string>> = {
+  [EXIT.OK]: 'ok',
+  [EXIT.GENERIC]: 'other error (I/O, backend, not confirmed)',
+  [EXIT.USAGE]: 'usage: unknown command or option, invalid or ambiguous argument, ID, locator or URL',
+  [EXIT.NOT_FOUND]: 'not found: no such job store, job or file',
+  [EXIT.EXISTS]: 'exists: a job store, other data or the export destination is already there',
+  [EXIT.CONCURRENT_MODIFICATION]: 'concurrent modification',
+  [EXIT.INTEGRITY]: 'integrity: verify found problems, bytes or records damaged',
+  [EXIT.ENCRYPTION]: 'encryption: missing or wrong key',
+  [EXIT.UNSUPPORTED]: 'unsupported: backend SDK not installed, operation not supported',
+  [EXIT.INTERRUPTED]: 'interrupted (SIGINT, SIGTERM)',
+}
+
+/** The exit codes with the error codes that give each (those of the library, then the CLI's own). */
 export const EXIT_CODE_HELP = `
 Exit codes:
-  0    ok
-  1    other error (I/O, backend, not confirmed)
-  2    usage: unknown command or option, invalid argument, ID, locator or URL (INVALID_ARGUMENT, INVALID_IMPORT_EXPORT_URL)
-  3    not found: no such job store, job or file (NO_SUCH_JOB_STORE, NO_SUCH_JOB, NO_SUCH_FILE)
-  4    exists: a job store is already there (JOB_STORE_EXISTS)
-  5    concurrent modification (CONCURRENT_MODIFICATION)
-  6    integrity: verify found problems, bytes or records damaged (INTEGRITY, CORRUPT_RECORD)
-  7    encryption: missing or wrong key (ENCRYPTION)
-  8    unsupported: backend SDK not installed, operation not supported (UNSUPPORTED)
-  130  interrupted (SIGINT, SIGTERM; ABORTED)`
+${Object.values(EXIT)
+  .map((exit) => {
+    const codes = [...Object.entries(EXIT_CODE_BY_ERROR_CODE), ...Object.entries(CLI_ERROR_CODES)]
+      .filter(([, e]) => e === exit)
+      .map(([code]) => code)
+    return `  ${String(exit).padEnd(4)} ${EXIT_MEANINGS[exit]}${codes.length > 0 ? ` (${codes.join(', ')})` : ''}`
+  })
+  .join('\n')}`
 
 export interface RunOptions {
   readonly signal: AbortSignal
@@ -135,8 +148,17 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
     const escaped = escapeUserStrings(text, userInput)
     return escapeKeepingNewlines(redact ? redactor.redact(escaped) : escaped)
   }
-  // Replaced by the command's own output once its options are parsed (for --json errors).
-  let out = new Output({ json: false, redactor, stdout: io.stdout, stderr: io.stderr })
+  // `--json` before or after the command (commander reads the program's options anywhere but after `--`). Known
+  // before parsing, so that the parser's own errors are JSON too.
+  const wantsJson = (() => {
+    for (const a of argv) {
+      if (a === '--') return false
+      if (a === '--json') return true
+    }
+    return false
+  })()
+  // Replaced by the command's own output once its options are parsed.
+  let out = new Output({ json: wantsJson, redactor, stdout: io.stdout, stderr: io.stderr })
 
   const program = new Command('jobstore')
   program
@@ -145,11 +167,23 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
     .exitOverride()
     .configureOutput({
       writeOut: (text) => void io.stdout.write(forTerminal(text, false)), // help and version: no secrets
-      writeErr: (text) => void io.stderr.write(forTerminal(text)),
+      // With --json the parser's messages (and the help after one) become one JSON error, written below.
+      writeErr: (text) => void (wantsJson ? undefined : io.stderr.write(forTerminal(text))),
       outputError: (text, write) => write(text), // write is writeErr
     })
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', `${EXIT_CODE_HELP}\n\nSee docs/cli.md for every command with examples.`)
+    .option('--json', 'print results as JSON on stdout and errors as JSON on stderr (before or after the command)')
+
+  /** The common options a command takes: each only where it acts. */
+  interface CommandFlags {
+    /** `--json` for the result (every command but `cat`, whose data is raw bytes; its errors are JSON with it). */
+    readonly json?: boolean
+    /** `--concurrency`: the command does bulk work (many round trips). */
+    readonly concurrency?: boolean
+    /** `--no-progress`: the command draws progress bars. */
+    readonly progress?: boolean
+  }
 
   /** Adds a command with the common options; its action gets a context and the parsed arguments. */
   const command = (
@@ -157,20 +191,24 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
     description: string,
     example: string,
     action: (ctx: CommandContext, args: (string | undefined)[], opts: Record<string, unknown>) => Promise<void>,
-    withJson = true,
+    flags: boolean | CommandFlags = true,
   ): Command => {
+    const { json = true, concurrency = true, progress = true } = typeof flags === 'boolean' ? { json: flags } : flags
     const cmd = program.command(nameAndArgs).description(description)
-    if (withJson) cmd.option('--json', 'print the result as JSON on stdout (and errors as JSON on stderr)')
+    // Listed here for the command's help; the program's own --json reads it wherever it is given.
+    cmd.option('--json', json ? 'print the result as JSON on stdout (and errors as JSON on stderr)' : 'print errors as JSON on stderr')
+    if (concurrency) {
+      cmd.addOption(new Option('--concurrency <n>', 'round trips in flight at once for bulk work').argParser(positiveInteger).default(32))
+    }
+    if (progress) cmd.option('--no-progress', 'never draw progress bars (drawn only when stderr is a terminal)')
     cmd
-      .addOption(new Option('--concurrency <n>', 'round trips in flight at once for bulk work').argParser(positiveInteger).default(32))
-      .option('--no-progress', 'never draw progress bars (drawn only when stderr is a terminal)')
       .addHelpText('after', `\nExample:\n${example
         .split('\n')
         .map((line) => `  $ ${line}`)
         .join('\n')}`)
       .action(async (...params: unknown[]) => {
         const self = params[params.length - 1] as Command
-        const opts = self.opts<Record<string, unknown>>()
+        const opts = self.optsWithGlobals<Record<string, unknown>>()
         const ctx = new CommandContext(io, options.signal, redactor, opts as CommonOptions)
         out = ctx.out
         await action(ctx, self.processedArgs as (string | undefined)[], opts)
@@ -185,6 +223,7 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
       ...(o['encryptionKeyPath'] !== undefined ? { encryptionKeyPath: o['encryptionKeyPath'] as string } : {}),
       ...(o['publicUrlExpiry'] !== undefined ? { publicUrlExpiry: o['publicUrlExpiry'] as number } : {}),
     }),
+    { concurrency: false, progress: false },
   )
     .argument('<locator>', LOCATOR_HELP)
     .addOption(new Option('--retry-count <n>', 'retries per job (a job gets n + 1 tries; default 1)').argParser(nonNegativeInteger))
@@ -199,6 +238,7 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
     'workflow ID, root job, jobs by state, files and bytes, shared files, log messages',
     'jobstore status file:./example-store\njobstore status s3://my-bucket/wf --json',
     (ctx, args) => statusCommand(ctx, arg(args, 0)),
+    { progress: false },
   ).argument('<locator>', LOCATOR_HELP)
 
   command(
@@ -211,6 +251,7 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
         ...(o['state'] !== undefined ? { state: o['state'] as string[] } : {}),
         ...(o['tree'] === true ? { tree: true } : {}),
       }),
+    { progress: false },
   )
     .argument('<locator>', LOCATOR_HELP)
     .option('--name <text>', 'only jobs whose name (job name, unit name or display name) contains text')
@@ -229,9 +270,10 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
 
   command('show', 'show one job description', 'jobstore show file:./example-store 2p0c1x4zq8m6yb3h5n7r9t1v3w', (ctx, args) =>
     showCommand(ctx, arg(args, 0), arg(args, 1)),
+    { concurrency: false, progress: false },
   )
     .argument('<locator>', LOCATOR_HELP)
-    .argument('<jobID>', 'the job ID')
+    .argument('<jobID>', 'the job ID, or a start of it that no other job ID has')
 
   command(
     'clean',
@@ -242,6 +284,7 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
         ...(o['leftoverAge'] !== undefined ? { leftoverAge: o['leftoverAge'] as number } : {}),
         ...(o['orphanFiles'] === true ? { orphanFiles: true } : {}),
       }),
+    { progress: false },
   )
     .argument('<locator>', LOCATOR_HELP)
     .addOption(
@@ -256,6 +299,7 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
     'delete the job store and everything in it (asks for confirmation on a terminal; --yes for scripts)',
     'jobstore destroy file:./example-store --yes',
     (ctx, args, o) => destroyCommand(ctx, arg(args, 0), { yes: o['yes'] === true }),
+    { concurrency: false, progress: false },
   )
     .argument('<locator>', LOCATOR_HELP)
     .option('-y, --yes', 'do not ask for confirmation')
@@ -279,24 +323,28 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
         ...(o['symlink'] === true ? { symlink: true } : {}),
         ...transferTimeouts(o),
       }),
+    { concurrency: false },
   )
     .argument('<locator>', LOCATOR_HELP)
     .argument('<url>', 'what to import: a URL or a local path')
     .option('--shared <name>', 'store it as this shared file instead of a new file')
-    .option('--job <jobID>', 'the job the new file belongs to')
-    .option('--hardlink', 'hard link a local file instead of copying it (file backend)')
-    .option('--symlink', 'symlink a local file instead of copying it (file backend)')
+    .option('--job <jobID>', 'the job the new file belongs to (it must exist; a unique start of its ID will do)')
+    .addOption(new Option('--hardlink', 'hard link a local file instead of copying it (file backend)').conflicts('symlink'))
+    .addOption(new Option('--symlink', 'symlink a local file instead of copying it (file backend)').conflicts('hardlink'))
   withTransferTimeouts(importCmd, 'server (http, https)')
 
   const exportCmd = command(
     'export',
     'export a file to a URL (file:, s3:..., or a local path); a local destination must be a regular file or absent (a folder, device, FIFO or socket is refused: name the file to write)',
     'jobstore export file:./example-store _/k/3f6v2n0a8x1c5b7d9e2g4h6j8k-input.txt ./out.txt',
-    (ctx, args, o) => exportCommand(ctx, arg(args, 0), arg(args, 1), arg(args, 2), transferTimeouts(o)),
+    (ctx, args, o) =>
+      exportCommand(ctx, arg(args, 0), arg(args, 1), arg(args, 2), transferTimeouts(o), { noClobber: o['clobber'] === false }),
+    { concurrency: false },
   )
     .argument('<locator>', LOCATOR_HELP)
-    .argument('<fileID>', 'the file ID')
+    .argument('<fileID>', 'the file ID, or a start of it that no other file ID has')
     .argument('<url>', 'where to write it: a URL or a local path (a file, not a folder)')
+    .option('--no-clobber', 'refuse to replace a local file that exists (exit 4, DESTINATION_EXISTS)')
   withTransferTimeouts(exportCmd, 'destination, for URL handlers that talk to it themselves')
 
   command(
@@ -305,10 +353,10 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
     'jobstore cat file:./example-store --shared rootJobReturnValue\njobstore cat file:./example-store _/k/3f6v2n0a8x1c5b7d9e2g4h6j8k-input.txt | head',
     (ctx, args, o) =>
       catCommand(ctx, arg(args, 0), args[1], o['shared'] !== undefined ? { shared: o['shared'] as string } : {}),
-    false,
+    { json: false, concurrency: false, progress: false },
   )
     .argument('<locator>', LOCATOR_HELP)
-    .argument('[fileID]', 'the file ID (or use --shared)')
+    .argument('[fileID]', 'the file ID, or a start of it that no other file ID has (or use --shared)')
     .option('--shared <name>', 'the shared file to write')
 
   command(
@@ -324,6 +372,7 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
         ...(o['job'] !== undefined ? { job: o['job'] as string } : {}),
         ...(o['since'] !== undefined ? { since: o['since'] as number } : {}),
       }),
+    { progress: false },
   )
     .argument('<locator>', LOCATOR_HELP)
     .option('--all', 'also replay the messages read before')
@@ -368,8 +417,14 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
     return EXIT.OK
   } catch (err) {
     if (err instanceof CommanderError) {
-      // Commander printed its message (or the help, or the version: exit code 0) already.
-      return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE
+      // Commander printed its message (or the help, or the version: exit code 0) already, but with --json.
+      if (err.exitCode === 0) return EXIT.OK
+      if (wantsJson) {
+        const message =
+          err.code === 'commander.help' ? 'no command given (jobstore --help lists the commands)' : err.message.replace(/^error: /, '')
+        out.error(usageError(message), EXIT.USAGE)
+      }
+      return EXIT.USAGE
     }
     const code = exitCodeFor(err)
     if (code !== EXIT.OK) out.error(err, code)

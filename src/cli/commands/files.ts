@@ -1,8 +1,14 @@
 /** `files`, `import`, `export`, `cat`: files in and out of the store. */
+import { randomUUID } from 'node:crypto'
+import { constants as fsConstants } from 'node:fs'
+import { copyFile, link, lstat, rm } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
 import { pipeline as pipelineAsync } from 'node:stream/promises'
-import { AbstractJobStore, NoSuchFileError, checkJobId, checkSharedFileName, mapConcurrent, parseFileId } from '../../index.js'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { AbstractJobStore, NoSuchFileError, NoSuchJobError, checkSharedFileName, mapConcurrent, parseFileId } from '../../index.js'
 import type { CommandContext } from '../context.js'
-import { usageError } from '../exit-codes.js'
+import { CliError, usageError } from '../exit-codes.js'
+import { checkFileIdOrPrefix, checkJobIdOrPrefix, resolveFileId, resolveJobId } from '../resolve-id.js'
 import { formatBytes, plural, table } from '../output.js'
 import { BIG_TRANSFER_BYTES, createProgress, wantsProgress, type ProgressReporter } from '../progress.js'
 
@@ -33,10 +39,13 @@ export interface ImportOptions extends TransferTimeouts {
 
 export async function importCommand(ctx: CommandContext, locator: string, source: string, options: ImportOptions): Promise<void> {
   if (options.shared !== undefined) checkSharedFileName(options.shared)
-  if (options.job !== undefined) checkJobId(options.job)
+  if (options.job !== undefined) checkJobIdOrPrefix(options.job)
   if (options.shared !== undefined && options.job !== undefined) throw usageError('--shared and --job do not go together')
   const url = ctx.toUrl(source)
   const store = await ctx.resume(locator)
+  // The owner must exist: a file of a job that is not there would be an orphan from the start.
+  const job = options.job === undefined ? undefined : await resolveJobId(store, options.job, ctx.signalOptions)
+  if (job !== undefined && !(await store.exists(job, ctx.signalOptions))) throw new NoSuchJobError(job)
   const timeouts = timeoutsOf(options)
   const size = wantsProgress(ctx.io.stderr, ctx.progress)
     ? await AbstractJobStore.getSize(url, { ...ctx.signalOptions, ...timeouts }).catch(() => undefined)
@@ -49,7 +58,7 @@ export async function importCommand(ctx: CommandContext, locator: string, source
       ...timeouts,
       onProgress: reportTo(progress, size),
       ...(options.shared !== undefined ? { sharedFileName: options.shared } : {}),
-      ...(options.job !== undefined ? { jobStoreID: options.job } : {}),
+      ...(job !== undefined ? { jobStoreID: job } : {}),
       ...(options.hardlink ? { hardlink: true } : {}),
       ...(options.symlink ? { symlink: true } : {}),
     })
@@ -67,25 +76,81 @@ export async function importCommand(ctx: CommandContext, locator: string, source
   ctx.out.result({ url: ctx.show(url), fileID: id, size: stored }, () => id)
 }
 
+export interface ExportOptions {
+  /** Refuse to replace a local file that exists (`DESTINATION_EXISTS`, exit 4). */
+  readonly noClobber?: boolean
+}
+
 export async function exportCommand(
   ctx: CommandContext,
   locator: string,
-  fileID: string,
+  idOrPrefix: string,
   target: string,
   timeouts: TransferTimeouts = {},
+  options: ExportOptions = {},
 ): Promise<void> {
-  parseFileId(fileID)
+  checkFileIdOrPrefix(idOrPrefix)
   const url = ctx.toUrl(target)
+  const local = url.startsWith('file:') ? fileURLToPath(url) : undefined
+  if (options.noClobber && local === undefined) {
+    throw usageError('--no-clobber is for a local destination (a path or a file: URL)')
+  }
   const store = await ctx.resume(locator)
+  const fileID = await resolveFileId(store, idOrPrefix, ctx.signalOptions)
   const size = await store.getFileSize(fileID, ctx.signalOptions)
+  if (options.noClobber) await refuseExisting(ctx, local as string, url)
   const progress = transferProgress(ctx, 'export', size)
+  const exportTo = async (to: string): Promise<void> =>
+    store.exportFile(fileID, to, { ...ctx.signalOptions, ...timeoutsOf(timeouts), onProgress: reportTo(progress, size) })
   try {
-    await store.exportFile(fileID, url, { ...ctx.signalOptions, ...timeoutsOf(timeouts), onProgress: reportTo(progress, size) })
+    if (options.noClobber) await exportNoClobber(ctx, local as string, url, exportTo)
+    else await exportTo(url)
   } finally {
     progress.stop()
   }
   ctx.out.info(`exported ${fileID} to ${ctx.show(url)} (${formatBytes(size)})`)
   ctx.out.result({ fileID, url: ctx.show(url), size }, () => [])
+}
+
+function destinationExists(ctx: CommandContext, url: string): CliError {
+  return new CliError(`${ctx.show(url)} already exists: --no-clobber leaves it as it is (nothing was written)`, 'DESTINATION_EXISTS')
+}
+
+/** Throws DESTINATION_EXISTS when anything (a dangling symlink too) is at `path`. */
+async function refuseExisting(ctx: CommandContext, path: string, url: string): Promise<void> {
+  const there = await lstat(path).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return false
+      throw err
+    },
+  )
+  if (there) throw destinationExists(ctx, url)
+}
+
+/**
+ * Exports to a temporary file beside `path`, then hard-links it to `path`: the link fails if a file appeared there
+ * meanwhile, so nothing that exists is ever replaced, and `path` appears whole or not at all. Where the file system
+ * has no hard links, an exclusive copy (O_EXCL) still never replaces a file, but may leave a partial one if the
+ * process dies while copying.
+ */
+async function exportNoClobber(ctx: CommandContext, path: string, url: string, exportTo: (url: string) => Promise<void>): Promise<void> {
+  const temp = join(dirname(path), `.${basename(path)}.jobstore-${randomUUID()}.tmp`)
+  try {
+    await exportTo(pathToFileURL(temp).href)
+    try {
+      await link(temp, path)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'EEXIST') throw destinationExists(ctx, url)
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV' && code !== 'EMLINK') throw err
+      await copyFile(temp, path, fsConstants.COPYFILE_EXCL).catch((copyErr: NodeJS.ErrnoException) => {
+        throw copyErr.code === 'EEXIST' ? destinationExists(ctx, url) : copyErr
+      })
+    }
+  } finally {
+    await rm(temp, { force: true })
+  }
 }
 
 function timeoutsOf(options: TransferTimeouts): TransferTimeouts {
@@ -100,13 +165,13 @@ export async function catCommand(ctx: CommandContext, locator: string, fileID: s
   if ((fileID === undefined) === (options.shared === undefined)) {
     throw usageError('cat takes either a file ID or --shared NAME')
   }
-  if (fileID !== undefined) parseFileId(fileID)
+  if (fileID !== undefined) checkFileIdOrPrefix(fileID)
   if (options.shared !== undefined) checkSharedFileName(options.shared)
   const store = await ctx.resume(locator)
   const stream =
     options.shared !== undefined
       ? await store.readSharedFileStream(options.shared, ctx.signalOptions)
-      : await store.readFileStream(fileID as string, ctx.signalOptions)
+      : await store.readFileStream(await resolveFileId(store, fileID as string, ctx.signalOptions), ctx.signalOptions)
   // Raw bytes, not redacted: this is the file's content. The size and checksum are verified as it streams; a
   // mismatch fails the command (exit 6) after the bytes read so far.
   await pipelineAsync(stream, ctx.io.stdout, { end: false, signal: ctx.signal })

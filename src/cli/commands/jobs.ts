@@ -1,9 +1,10 @@
 /** `jobs` and `show`: the job descriptions. */
-import { checkJobId, type JobDescription } from '../../index.js'
+import type { JobDescription } from '../../index.js'
 import type { CommandContext } from '../context.js'
 import { usageError } from '../exit-codes.js'
 import { jobTrees, loadJobGraph, treeLines } from '../job-graph.js'
-import { jobState } from '../job-state.js'
+import { CONVENTIONAL_STATES, jobState } from '../job-state.js'
+import { checkJobIdOrPrefix, resolveJobId } from '../resolve-id.js'
 import { JsonLine, formatBytes, table } from '../output.js'
 import { corruptJobId } from './store.js'
 
@@ -48,8 +49,10 @@ export async function jobsCommand(ctx: CommandContext, locator: string, options:
   const states = options.state === undefined ? undefined : new Set(options.state)
   const jobs: JobSummary[] = []
   const corrupt: string[] = []
+  const seen = new Set<string>(CONVENTIONAL_STATES)
   for await (const desc of store.jobs({ ...ctx.signalOptions, onCorruptRecord: (err) => corrupt.push(corruptJobId(err) ?? err.record) })) {
     const state = jobState(desc)
+    seen.add(state)
     if (states !== undefined && !states.has(state)) continue
     if (options.name !== undefined && !matchesName(desc, options.name)) continue
     jobs.push({
@@ -63,6 +66,11 @@ export async function jobsCommand(ctx: CommandContext, locator: string, options:
       followOns: desc.followOns.length,
       services: desc.services.length,
     })
+  }
+  // A state no job can have is a typo, not an empty answer (states are the engine's: any a job has is one).
+  const unknown = [...(states ?? [])].filter((state) => !seen.has(state))
+  if (unknown.length > 0) {
+    throw usageError(`unknown state ${unknown.join(', ')} for --state: use one of ${[...seen].sort().join(', ')}`)
   }
   jobs.sort((a, b) => a.jobName.localeCompare(b.jobName) || a.jobStoreID.localeCompare(b.jobStoreID))
   for (const id of corrupt) ctx.out.warn(`job ${id} has a corrupt record and is not listed (see jobstore verify)`)
@@ -84,9 +92,9 @@ export async function jobsCommand(ctx: CommandContext, locator: string, options:
 }
 
 export async function showCommand(ctx: CommandContext, locator: string, jobID: string): Promise<void> {
-  checkJobId(jobID) // a malformed ID is a usage error, before any I/O
+  checkJobIdOrPrefix(jobID) // a malformed ID is a usage error, before any I/O
   const store = await ctx.resume(locator)
-  const desc = await store.load(jobID, ctx.signalOptions)
+  const desc = await store.load(await resolveJobId(store, jobID, ctx.signalOptions), ctx.signalOptions)
   const state = jobState(desc)
   ctx.out.result({ state, job: desc }, () => {
     const ids = (list: readonly string[]): string => (list.length === 0 ? '-' : list.join(' '))

@@ -1,9 +1,9 @@
 /** `logs`: the stats and logging messages workers write with `writeStatsAndLogging`. */
 import { sleep } from '../../concurrency.js'
-import { checkJobId } from '../../index.js'
+import { NoSuchJobStoreError, checkJobId } from '../../index.js'
 import { timeOfTimeOrderedId } from '../../ids.js'
 import type { CommandContext } from '../context.js'
-import { CliError, EXIT, exitCodeFor } from '../exit-codes.js'
+import { EXIT, exitCodeFor } from '../exit-codes.js'
 
 export interface LogsOptions {
   readonly all?: boolean
@@ -128,17 +128,19 @@ async function stopIfGone(
     now = (await probe.resume(ctx.signalOptions)).workflowID
   } catch (err) {
     if (exitCodeFor(err) !== EXIT.NOT_FOUND) throw err
-    throw new CliError(
-      `the job store at ${ctx.show(locator)} was destroyed while following its logs (${printed} message(s) printed)`,
-      EXIT.NOT_FOUND,
-      'NO_SUCH_JOB_STORE',
-    )
+    throw storeGone(`the job store at ${ctx.show(locator)} was destroyed while following its logs (${printed} message(s) printed)`, locator, err)
   }
   if (now !== workflowID) {
-    throw new CliError(
+    throw storeGone(
       `the job store at ${ctx.show(locator)} was destroyed and replaced by another workflow's (${now}) while following its logs (${printed} message(s) printed)`,
-      EXIT.NOT_FOUND,
-      'NO_SUCH_JOB_STORE',
+      locator,
     )
   }
+}
+
+/** `NO_SUCH_JOB_STORE` (exit 3), in words that say what happened while following. */
+function storeGone(message: string, locator: string, cause?: unknown): NoSuchJobStoreError {
+  const error = new NoSuchJobStoreError(locator, cause !== undefined ? { cause } : {})
+  error.message = message
+  return error
 }

@@ -287,7 +287,7 @@ export async function destroyCommand(ctx: CommandContext, locator: string, optio
     }
     const what = workflowID === undefined ? 'whatever is left of the job store' : `the job store of workflow ${workflowID}`
     const answer = await ask(ctx, `Destroy ${what} at ${shown} and everything in it? Type "yes" to confirm: `)
-    if (answer.trim().toLowerCase() !== 'yes') throw new CliError('not confirmed: nothing was destroyed', EXIT.GENERIC, 'NOT_CONFIRMED')
+    if (answer.trim().toLowerCase() !== 'yes') throw new CliError('not confirmed: nothing was destroyed', 'NOT_CONFIRMED')
   }
   await store.destroy(ctx.signalOptions)
   ctx.out.result({ locator: shown, destroyed: true, existed: workflowID !== undefined, workflowID: workflowID ?? null }, () => [])

@@ -204,7 +204,7 @@ export async function verifyCommand(ctx: CommandContext, locator: string): Promi
     if (problems.some((p) => p.kind === 'orphan-file')) lines.push('jobstore clean --orphan-files removes: orphan-file')
     return lines
   })
-  if (!report.ok) throw new CliError(`verify found ${plural(problems.length, 'problem')}`, EXIT.INTEGRITY, 'VERIFY_FAILED')
+  if (!report.ok) throw new CliError(`verify found ${plural(problems.length, 'problem')}`, 'VERIFY_FAILED')
 }
 
 function isJobId(id: string): boolean {
