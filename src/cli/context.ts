@@ -53,9 +53,23 @@ export class CommandContext {
     return this.redactor.locator(locator)
   }
 
-  /** Creates the store a locator names (no I/O yet). */
+  /** Stores this command opened: closed when it ends ({@link closeStores}). */
+  readonly #opened: AbstractJobStore[] = []
+
+  /** Creates the store a locator names (no I/O yet); it is closed when the command ends. */
   async open(locator: string): Promise<AbstractJobStore> {
-    return openJobStore(locator, { concurrency: this.concurrency })
+    const store = await openJobStore(locator, { concurrency: this.concurrency })
+    this.#opened.push(store)
+    return store
+  }
+
+  /**
+   * Closes every store the command opened (their SDK clients and sockets: the process then exits without waiting
+   * for idle keep-alive connections). Best effort: the command's own outcome is what the user gets.
+   */
+  async closeStores(): Promise<void> {
+    const stores = this.#opened.splice(0)
+    await Promise.allSettled(stores.map((store) => store.close()))
   }
 
   /** Opens an existing store (`NoSuchJobStoreError`, exit 3, when there is none). */

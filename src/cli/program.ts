@@ -211,7 +211,11 @@ export async function run(argv: readonly string[], io: CliIo, options: RunOption
         const opts = self.optsWithGlobals<Record<string, unknown>>()
         const ctx = new CommandContext(io, options.signal, redactor, opts as CommonOptions)
         out = ctx.out
-        await action(ctx, self.processedArgs as (string | undefined)[], opts)
+        try {
+          await action(ctx, self.processedArgs as (string | undefined)[], opts)
+        } finally {
+          await ctx.closeStores()
+        }
       })
     return cmd
   }
