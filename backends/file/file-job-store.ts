@@ -159,6 +159,22 @@ const DIGEST_TARGET = /^crc32-([0-9a-f]{8})$/
 const LINKED_TARGET = 'linked'
 const LINKED_REASON = 'a file importFile linked in: the caller’s own file, not a copy the store keeps a digest of'
 
+/** What a digest sidecar's target says: the file's digest, or that it is a linked-in file with none. */
+function digestOfSidecar(target: string): { digest?: string; unverifiable?: string } {
+  if (target === LINKED_TARGET) return { unverifiable: LINKED_REASON }
+  const match = DIGEST_TARGET.exec(target)
+  return match === null ? {} : { digest: Buffer.from(match[1] as string, 'hex').toString('base64') }
+}
+
+/**
+ * A sidecar's `readlink` failed: none there (a file written by an earlier release, or replaced behind the store's
+ * back), or not a symlink (EINVAL), is "no digest"; anything else an error.
+ */
+function noSidecar(err: unknown, path: string): Record<string, never> {
+  if (isErrno(err, 'ENOENT', 'EINVAL', 'ENOTDIR')) return {}
+  throw new JobStoreError(`cannot read the digest of ${path}`, { cause: err })
+}
+
 /** `JOBSTORE_FILE_DIRECT_CALLS`: `1` or `0` (FileJobStoreOptions.directCalls), else undefined (by file system). */
 function directCallsFromEnvironment(): boolean | undefined {
   const value = process.env['JOBSTORE_FILE_DIRECT_CALLS']
@@ -498,17 +514,11 @@ export class FileJobStore extends AbstractJobStore {
 
   /** What the digest sidecar of the file at `path` (inode `info`) says: its digest, unverifiable, or nothing. */
   async #readSidecar(path: string, info: BigIntStats): Promise<{ digest?: string; unverifiable?: string }> {
-    let target: string
     try {
-      target = await (await this.#metadataCalls()).readlink(sidecarPath(path, info))
+      return digestOfSidecar(await (await this.#metadataCalls()).readlink(sidecarPath(path, info)))
     } catch (err) {
-      // None (a file written by an earlier release, or replaced behind the store's back); not a symlink (EINVAL).
-      if (isErrno(err, 'ENOENT', 'EINVAL', 'ENOTDIR')) return {}
-      throw new JobStoreError(`cannot read the digest of ${path}`, { cause: err })
+      return noSidecar(err, path)
     }
-    if (target === LINKED_TARGET) return { unverifiable: LINKED_REASON }
-    const match = DIGEST_TARGET.exec(target)
-    return match === null ? {} : { digest: Buffer.from(match[1] as string, 'hex').toString('base64') }
   }
 
   protected override getObject(key: string, options: IoOptions = {}): Promise<ObjectRead> {
@@ -614,16 +624,11 @@ export class FileJobStore extends AbstractJobStore {
   }
 
   #readSidecarDirect(path: string, info: BigIntStats): { digest?: string; unverifiable?: string } {
-    let target: string
     try {
-      target = fs.readlinkSync(sidecarPath(path, info))
+      return digestOfSidecar(fs.readlinkSync(sidecarPath(path, info)))
     } catch (err) {
-      if (isErrno(err, 'ENOENT', 'EINVAL', 'ENOTDIR')) return {}
-      throw new JobStoreError(`cannot read the digest of ${path}`, { cause: err })
+      return noSidecar(err, path)
     }
-    if (target === LINKED_TARGET) return { unverifiable: LINKED_REASON }
-    const match = DIGEST_TARGET.exec(target)
-    return match === null ? {} : { digest: Buffer.from(match[1] as string, 'hex').toString('base64') }
   }
 
   /** Throws UnsafeStorePathError if `path` is a link (an open without following it failed). */
