@@ -1,9 +1,12 @@
 /**
  * Plots as plain SVG, written by hand (no plotting dependency): horizontal bar charts of the ratios, with the
- * target drawn as a line, and a line chart of per-op cost against store size for the scaling workload.
+ * target drawn as a line, a line chart of per-op cost against store size for the scaling workload, and small
+ * multiples of operations per second against the file system's latency per request (local disk, delayfs at 0.5 and
+ * 2 ms) for jobstore and Toil.
  */
-import type { RunResults } from './results.js'
+import type { CellResult, RunResults } from './results.js'
 import { TARGETS } from './report.js'
+import { FUSE_DELAY_MS } from './targets.js'
 import { median } from './util.js'
 
 const COLORS = ['#4269d0', '#efb118', '#ff725c', '#6cc5b0', '#3ca951', '#ff8ab7', '#a463f2', '#97bbf5']
@@ -107,6 +110,107 @@ export function lineChart(title: string, xLabel: string, yLabel: string, series:
   return out.join('\n')
 }
 
+interface LatencyPanel {
+  readonly title: string
+  /** Per series (jobstore, Toil): operations per second at each latency, in the order of `latencies`. */
+  readonly series: readonly { readonly name: string; readonly values: readonly (number | undefined)[] }[]
+}
+
+/**
+ * Small multiples, one panel per operation: operations per second (log axis) against the latency of one file-system
+ * request (categorical axis), one line per implementation. Where the lines part, one side pays latency per operation
+ * that the other hides.
+ */
+export function latencyPanels(title: string, latencies: readonly string[], panels: readonly LatencyPanel[]): string {
+  const columns = 4
+  const panelWidth = 190
+  const panelHeight = 150
+  const pad = { left: 46, top: 22, bottom: 30, right: 10 }
+  const top = 56
+  const rows = Math.ceil(panels.length / columns)
+  const width = columns * (panelWidth + pad.left + pad.right) + 10
+  const height = top + rows * (panelHeight + pad.top + pad.bottom) + 10
+  const names = [...new Set(panels.flatMap((p) => p.series.map((s) => s.name)))]
+  const out: string[] = []
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${FONT}>`)
+  out.push(`<rect width="100%" height="100%" fill="white"/>`)
+  out.push(`<text x="10" y="20" font-size="14" font-weight="bold">${esc(title)}</text>`)
+  names.forEach((name, i) => {
+    const lx = 10 + i * 170
+    out.push(`<rect x="${lx}" y="32" width="10" height="10" fill="${COLORS[i % COLORS.length]}"/><text x="${lx + 14}" y="41">${esc(name)}</text>`)
+  })
+  panels.forEach((panel, index) => {
+    const ox = 10 + (index % columns) * (panelWidth + pad.left + pad.right) + pad.left
+    const oy = top + Math.floor(index / columns) * (panelHeight + pad.top + pad.bottom) + pad.top
+    const values = panel.series.flatMap((s) => s.values).filter((v): v is number => v !== undefined && v > 0)
+    if (values.length === 0) return
+    // Decades that hold every value: the y axis is log10 of operations per second.
+    const lo = Math.floor(Math.log10(Math.min(...values)))
+    const hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(...values))))
+    const x = (i: number): number => ox + (latencies.length === 1 ? panelWidth / 2 : (i / (latencies.length - 1)) * panelWidth)
+    const y = (v: number): number => oy + panelHeight - ((Math.log10(v) - lo) / (hi - lo)) * panelHeight
+    out.push(`<text x="${ox}" y="${oy - 8}" font-weight="bold">${esc(panel.title)}</text>`)
+    out.push(`<line x1="${ox}" y1="${oy + panelHeight}" x2="${ox + panelWidth}" y2="${oy + panelHeight}" stroke="#333"/>`)
+    out.push(`<line x1="${ox}" y1="${oy}" x2="${ox}" y2="${oy + panelHeight}" stroke="#333"/>`)
+    for (let d = lo; d <= hi; d++) {
+      const v = 10 ** d
+      out.push(`<line x1="${ox}" y1="${y(v).toFixed(1)}" x2="${ox + panelWidth}" y2="${y(v).toFixed(1)}" stroke="#eee"/>`)
+      out.push(`<text x="${ox - 4}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${v >= 1000 ? `${v / 1000}k` : v}</text>`)
+    }
+    latencies.forEach((label, i) => out.push(`<text x="${x(i).toFixed(1)}" y="${oy + panelHeight + 16}" text-anchor="middle">${esc(label)}</text>`))
+    panel.series.forEach((s) => {
+      const color = COLORS[names.indexOf(s.name) % COLORS.length]
+      const points = s.values.flatMap((v, i) => (v === undefined || v <= 0 ? [] : [[x(i), y(v)] as const]))
+      out.push(`<polyline points="${points.map(([px, py]) => `${px.toFixed(1)},${py.toFixed(1)}`).join(' ')}" fill="none" stroke="${color}" stroke-width="2"/>`)
+      for (const [px, py] of points) out.push(`<circle cx="${px.toFixed(1)}" cy="${py.toFixed(1)}" r="3" fill="${color}"/>`)
+    })
+  })
+  out.push('</svg>')
+  return out.join('\n')
+}
+
+/**
+ * The panels of the latency plot: the file backend without fsync (the local point; delayfs cells run with
+ * `durable: false` too, as Toil never fsyncs) and each delayfs cell, for every operation Toil was timed on.
+ */
+function latencyPlot(results: RunResults): string | undefined {
+  const columns: { label: string; backend: string }[] = [
+    { label: 'local', backend: 'file-nosync' },
+    ...Object.entries(FUSE_DELAY_MS)
+      .sort((a, b) => (a[1] ?? 0) - (b[1] ?? 0))
+      .map(([backend, ms]) => ({ label: `${ms} ms`, backend })),
+  ]
+  const cellOf = (workload: CellResult['workload'], backend: string): CellResult | undefined =>
+    results.cells.find((c) => c.workload === workload && c.backend === backend && c.error === undefined)
+  const fuseCells = results.cells.filter((c) => c.backend in FUSE_DELAY_MS && c.error === undefined && c.toil !== undefined)
+  if (fuseCells.length === 0) return undefined
+  const panels: LatencyPanel[] = []
+  for (const workload of [...new Set(fuseCells.map((c) => c.workload))]) {
+    const first = fuseCells.find((c) => c.workload === workload)
+    for (const phase of Object.keys(first?.jobstore[0]?.phases ?? {})) {
+      const rate = (cell: CellResult | undefined, side: 'jobstore' | 'toil'): number | undefined => {
+        const runs = cell === undefined ? undefined : side === 'jobstore' ? cell.jobstore : cell.toil
+        const seconds = runs === undefined ? undefined : phaseMedian(runs, phase)
+        return cell === undefined || seconds === undefined || seconds <= 0 ? undefined : cell.count / seconds
+      }
+      const cells = columns.map((c) => cellOf(workload, c.backend))
+      const name = workload === 'churn' ? `jobs: ${phase}` : workload === 'files' ? `files: ${phase}` : workload === 'status' ? 'status' : workload === 'clean' ? 'clean()' : `${workload}: ${phase}`
+      panels.push({
+        title: name,
+        series: [
+          { name: 'jobstore', values: cells.map((c) => rate(c, 'jobstore')) },
+          { name: "Toil's FileJobStore", values: cells.map((c) => rate(c, 'toil')) },
+        ],
+      })
+    }
+  }
+  return latencyPanels(
+    'Operations (jobs, files) per second against the latency of one file-system request (log scale)',
+    columns.map((c) => c.label),
+    panels,
+  )
+}
+
 const phaseMedian = (sides: readonly { phases: Record<string, number> }[], phase: string): number | undefined => {
   const values = sides.map((s) => s.phases[phase]).filter((v): v is number => v !== undefined)
   return values.length === 0 ? undefined : median(values)
@@ -164,5 +268,7 @@ export function renderPlots(results: RunResults): Record<string, string> {
       })),
     )
   }
+  const latency = latencyPlot(results)
+  if (latency !== undefined) plots['benchmarks-latency.svg'] = latency
   return plots
 }
