@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest'
 import { newJobDescription } from '../src/job-description.js'
 import { caught, collect, randomPayload, sha256, writeChunks, type SuiteContext } from './harness.js'
+import { jobTag } from './payloads.js'
 
 export function atomicityTests(ctx: SuiteContext): void {
   describe('atomicity', () => {
@@ -134,9 +135,9 @@ export function atomicityTests(ctx: SuiteContext): void {
       const id = await store.writeFileStream(async (w) => writeChunks(w, old, 64 * 1024))
       await store.writeSharedFileStream('state', (w) => void w.end('old state'))
       for (const target of [{ fileID: id }, { shared: 'state' }, {}]) {
-        const worker = ctx.startWorker('slow-writer', { locator, announceAfter: ctx.partSize + 512 * 1024, ...target })
+        const worker = ctx.startWorker({ scenario: 'slow-writer', locator, args: { announceAfter: ctx.partSize + 512 * 1024, ...target } })
         await worker.waitForLine('writing')
-        worker.kill('SIGKILL')
+        worker.kill()
         expect((await worker.done).signal).toBe('SIGKILL')
       }
       expect(sha256(await collect(await store.readFileStream(id)))).toBe(sha256(old))
@@ -152,14 +153,15 @@ export function atomicityTests(ctx: SuiteContext): void {
       const job = newJobDescription({ jobName: 'hot' })
       store.assignID(job)
       await store.create(job)
-      const worker = ctx.startWorker('job-updater', { locator, jobID: job.jobStoreID })
-      await worker.waitForLine('updating')
+      const worker = ctx.startWorker({ scenario: 'job-updates', locator, args: { jobs: [job.jobStoreID] } })
+      await worker.waitForLine((line) => line.startsWith('done job '))
       await new Promise((resolve) => setTimeout(resolve, 150))
-      worker.kill('SIGKILL')
+      worker.kill()
       await worker.done
       const loaded = await store.load(job.jobStoreID as string)
       expect(loaded.jobName).toBe('hot')
-      expect(typeof loaded.extra['n']).toBe('number')
+      // A payload of the worker's, and whole: it verifies itself (payloads.ts).
+      expect(jobTag(loaded)).toBeTypeOf('string')
     })
   })
 
@@ -172,10 +174,10 @@ export function atomicityTests(ctx: SuiteContext): void {
       job.remainingTryCount = 2
       const startAt = Date.now() + 4000
       const results = await Promise.all(
-        Array.from({ length: 16 }, () => ctx.runWorker('create-race', { locator, job, startAt })),
+        Array.from({ length: 16 }, () => ctx.runWorker({ scenario: 'create-race', locator, args: { job, startAt } })),
       )
       for (const result of results) expect(result.code, result.stderr).toBe(0)
-      const outcomes = results.map((r) => r.stdout.trim())
+      const outcomes = results.map((r) => r.lines.join('\n'))
       expect(outcomes.filter((o) => o === 'won')).toHaveLength(1)
       expect(outcomes.filter((o) => o === 'lost')).toHaveLength(15)
       expect((await store.load(job.jobStoreID as string)).version).toBe(1)
@@ -190,8 +192,8 @@ export function atomicityTests(ctx: SuiteContext): void {
       await store.create(job)
       const startAt = Date.now() + 4000
       const workers = [
-        ...Array.from({ length: 4 }, () => ctx.runWorker('increment-shared', { locator, name: 'counter', count: 25, startAt })),
-        ...Array.from({ length: 4 }, () => ctx.runWorker('increment-job', { locator, jobID: job.jobStoreID, count: 25, startAt })),
+        ...Array.from({ length: 4 }, () => ctx.runWorker({ scenario: 'increment', locator, args: { shared: 'counter', count: 25, startAt } })),
+        ...Array.from({ length: 4 }, () => ctx.runWorker({ scenario: 'increment', locator, args: { job: job.jobStoreID, count: 25, startAt } })),
       ]
       for (const result of await Promise.all(workers)) expect(result.code, result.stderr).toBe(0)
       expect((await collect(await store.readSharedFileStream('counter'))).toString()).toBe('100')

@@ -1,13 +1,14 @@
 /**
  * What a backend author hands to the conformance suite, and the helpers the test groups share.
  */
-import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { fileURLToPath } from 'node:url'
 import { onTestFinished, type TestContext } from 'vitest'
 import type { AbstractJobStore, JobStoreConfigInit } from '../src/abstract-job-store.js'
 import { openJobStore } from '../src/open.js'
 import '../src/builtin-backends.js'
+import { runWorker, startWorker, type WorkerProcess, type WorkerRequest, type WorkerResult } from './processes.js'
+
+export type { WorkerProcess, WorkerRequest, WorkerResult } from './processes.js'
 
 /**
  * Optional features and known gaps. `true`: supported, tested. `{ unsupported: reason }`: a known gap of the
@@ -95,35 +96,13 @@ export interface SuiteContext {
   reopen(locator: string): Promise<AbstractJobStore>
   /** Leftovers under the locator (0 when the harness cannot count them). */
   leftovers(locator: string): Promise<number>
-  /** Runs a scenario of `worker.ts` in a child process (only in tests that require `multipleProcesses`). */
-  runWorker(scenario: string, args: Record<string, unknown>, options?: WorkerOptions): Promise<WorkerResult>
-  /** Starts a scenario in a child process and hands back the process (to kill it). */
-  startWorker(scenario: string, args: Record<string, unknown>): WorkerProcess
-}
-
-export interface WorkerOptions {
-  readonly timeoutMs?: number
-}
-
-export interface WorkerResult {
-  readonly code: number | null
-  readonly signal: NodeJS.Signals | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-export interface WorkerProcess {
-  /** Resolves with the first stdout line that equals `line`. */
-  waitForLine(line: string, timeoutMs?: number): Promise<void>
-  kill(signal: NodeJS.Signals): void
-  readonly done: Promise<WorkerResult>
-}
-
-const workerEntry = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
-
-function workerCommand(scenario: string, args: Record<string, unknown>, setupModule: string | undefined): string[] {
-  const loader = import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : []
-  return [...loader, fileURLToPath(workerEntry), JSON.stringify({ scenario, args, setupModule })]
+  /**
+   * Runs a scenario of `worker.ts` in a child process to its end (only in tests that require `multipleProcesses`;
+   * the harness's `setupModule` is added to the request).
+   */
+  runWorker(request: WorkerRequest, options?: { timeoutMs?: number }): Promise<WorkerResult>
+  /** Starts a scenario in a child process and hands back the process (to wait for its lines, to kill it). */
+  startWorker(request: WorkerRequest): WorkerProcess
 }
 
 /** A store's destroy after a test (vitest's hook default, 10 s, is short for a store of many objects on a service). */
@@ -139,55 +118,12 @@ function checkedCapability(harness: ConformanceHarness, name: keyof Capabilities
 }
 
 export function makeContext(harness: ConformanceHarness): SuiteContext {
-  const startWorker = (scenario: string, args: Record<string, unknown>): WorkerProcess => {
-    const processes = checkedCapability(harness, 'multipleProcesses')
-    if (processes !== true) throw new Error(`worker ${scenario}: the harness declares multipleProcesses unsupported; the test must require it`)
-    const child = spawn(process.execPath, workerCommand(scenario, args, harness.setupModule), {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: process.env,
-    })
-    let stdout = ''
-    let stderr = ''
-    const lineWaiters: { line: string; resolve: () => void }[] = []
-    child.stdout.setEncoding('utf8').on('data', (data: string) => {
-      stdout += data
-      for (const waiter of [...lineWaiters]) {
-        if (stdout.split('\n').includes(waiter.line)) {
-          lineWaiters.splice(lineWaiters.indexOf(waiter), 1)
-          waiter.resolve()
-        }
-      }
-    })
-    child.stderr.setEncoding('utf8').on('data', (data: string) => {
-      stderr += data
-    })
-    const done = new Promise<WorkerResult>((resolve, reject) => {
-      child.on('error', reject)
-      child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }))
-    })
-    return {
-      done,
-      kill: (signal) => child.kill(signal),
-      waitForLine: (line, timeoutMs = 60_000) =>
-        new Promise<void>((resolve, reject) => {
-          if (stdout.split('\n').includes(line)) return resolve()
-          const timer = setTimeout(() => {
-            child.kill('SIGKILL')
-            reject(new Error(`worker ${scenario} did not print ${line} within ${timeoutMs} ms; stderr:\n${stderr}`))
-          }, timeoutMs)
-          lineWaiters.push({
-            line,
-            resolve: () => {
-              clearTimeout(timer)
-              resolve()
-            },
-          })
-          void done.then((result) => {
-            clearTimeout(timer)
-            reject(new Error(`worker ${scenario} exited (${result.code ?? result.signal}) before printing ${line}:\n${result.stderr}`))
-          })
-        }),
+  /** The request as the harness's child processes get it (and a test that forgot its capability, failed). */
+  const forHarness = (request: WorkerRequest): WorkerRequest => {
+    if (checkedCapability(harness, 'multipleProcesses') !== true) {
+      throw new Error(`worker ${request.scenario}: the harness declares multipleProcesses unsupported; the test must require it`)
     }
+    return harness.setupModule === undefined ? request : { ...request, setupModule: harness.setupModule }
   }
   return {
     harness,
@@ -225,23 +161,8 @@ export function makeContext(harness: ConformanceHarness): SuiteContext {
       }
       return harness.countLeftovers(locator)
     },
-    startWorker,
-    async runWorker(scenario, args, options = {}) {
-      const worker = startWorker(scenario, args)
-      const timeoutMs = options.timeoutMs ?? 90_000
-      let timer: NodeJS.Timeout | undefined
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          worker.kill('SIGKILL')
-          reject(new Error(`worker ${scenario} timed out after ${timeoutMs} ms`))
-        }, timeoutMs)
-      })
-      try {
-        return await Promise.race([worker.done, timeout])
-      } finally {
-        clearTimeout(timer)
-      }
-    },
+    startWorker: (request) => startWorker(forHarness(request)),
+    runWorker: (request, options) => runWorker(forHarness(request), options),
   }
 }
 

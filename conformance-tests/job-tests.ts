@@ -227,11 +227,11 @@ export function jobTests(ctx: SuiteContext): void {
       const messages = Array.from({ length: 60 }, (_, i) => `m${i}`)
       await Promise.all(messages.map((m) => store.writeStatsAndLogging(m)))
       const startAt = Date.now() + 3000
-      const results = await Promise.all([1, 2, 3].map(() => ctx.runWorker('read-stats', { locator, startAt })))
+      const results = await Promise.all([1, 2, 3].map(() => ctx.runWorker({ scenario: 'read-stats', locator, args: { startAt } })))
       const got: string[] = []
       for (const result of results) {
         expect(result.code, result.stderr).toBe(0)
-        for (const line of result.stdout.split('\n')) if (line.startsWith('msg ')) got.push(line.slice(4))
+        for (const line of result.lines) if (line.startsWith('msg ')) got.push(line.slice(4))
       }
       expect(got.sort()).toEqual([...messages].sort())
     })

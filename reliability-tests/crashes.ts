@@ -5,10 +5,11 @@
  * job `update()`s and `batch()` creates. Sizes go from 100 bytes to over two upload parts, so kills land in single
  * requests, multipart/block/resumable uploads and their commits.
  *
- * Each writer is a separate node process (worker.ts, compiled) that writes in a loop and announces every write
- * before it starts and once it is done; the parent kills it after a random delay and then checks, through its own
- * instance of the store:
- * - no partial object is visible: every file, shared file and job in the store verifies itself (payloads.ts);
+ * Each writer is a separate node process (conformance-tests/worker.ts, started by conformance-tests/processes.ts)
+ * that writes in a loop and announces every write before it starts and once it is done; the parent kills it after
+ * a random delay and then checks, through its own instance of the store:
+ * - no partial object is visible: every file, shared file and job in the store verifies itself
+ *   (conformance-tests/payloads.ts);
  * - every completed write is intact, and an object being written when the writer died holds its old or its new
  *   content, nothing else; a killed batch() left whole jobs or none;
  * - at the end, `clean()` removes every leftover of the killed writes (temporary files, multipart uploads,
@@ -24,8 +25,8 @@ import { NoSuchFileError, NoSuchJobError } from '../src/errors.js'
 import { openJobStore } from '../src/open.js'
 import '../src/builtin-backends.js'
 import { record } from './figures.js'
-import { checkSelf, fillJob, jobTag, selfChecking } from './payloads.js'
-import { startWorker } from './processes.js'
+import { checkSelf, fillJob, jobTag, selfChecking } from '../conformance-tests/payloads.js'
+import { startWorker } from '../conformance-tests/processes.js'
 import { TARGETS, type BackendName, type Target } from './targets.js'
 
 const KILLS = 200
@@ -111,7 +112,7 @@ class Lane {
       options: this.target.options,
       args: { partSize: this.target.partSize, files: this.files, names: this.shared, jobs: this.jobs.map((j) => j.jobStoreID) },
     })
-    await worker.waitForLine('ready')
+    await worker.waitForLine('ready', 120_000)
     await new Promise((resolve) => setTimeout(resolve, Math.random() * MAX_KILL_DELAY_MS))
     worker.kill()
     const result = await worker.done

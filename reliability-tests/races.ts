@@ -11,7 +11,7 @@ import { newJobDescription } from '../src/job-description.js'
 import { openJobStore } from '../src/open.js'
 import '../src/builtin-backends.js'
 import { record } from './figures.js'
-import { runWorker } from './processes.js'
+import { runWorker } from '../conformance-tests/processes.js'
 import { TARGETS, type BackendName } from './targets.js'
 
 const PROCESSES = 8
@@ -19,6 +19,8 @@ const INCREMENTS = 100
 const READERS = 2
 const MESSAGES_BEFORE = 200
 const MESSAGES_DURING = 300
+/** A worker runs this long at most (8 processes on two cores, on a service's emulator). */
+const RUN_TIMEOUT_MS = 600_000
 
 async function text(stream: AsyncIterable<unknown>): Promise<string> {
   let out = ''
@@ -44,7 +46,7 @@ export function raceTests(name: BackendName): void {
       const startAt = Date.now() + 6000
       const results = await Promise.all(
         Array.from({ length: PROCESSES }, () =>
-          runWorker({ scenario: 'increment', locator, options: target.options, args: { shared: 'counter', job: job.jobStoreID, count: INCREMENTS, startAt } }),
+          runWorker({ scenario: 'increment', locator, options: target.options, args: { shared: 'counter', job: job.jobStoreID, count: INCREMENTS, startAt } }, { timeoutMs: RUN_TIMEOUT_MS }),
         ),
       )
       let sharedConflicts = 0
@@ -84,8 +86,10 @@ export function raceTests(name: BackendName): void {
       for (let i = 0; i < before.length; i += 50) await Promise.all(before.slice(i, i + 50).map((m) => store.writeStatsAndLogging(m)))
       const startAt = Date.now() + 6000
       const [writer, ...readers] = await Promise.all([
-        runWorker({ scenario: 'write-stats', locator, options: target.options, args: { count: MESSAGES_DURING, prefix: 'during-', startAt } }),
-        ...Array.from({ length: READERS }, () => runWorker({ scenario: 'read-stats', locator, options: target.options, args: { startAt } })),
+        runWorker({ scenario: 'write-stats', locator, options: target.options, args: { count: MESSAGES_DURING, prefix: 'during-', startAt } }, { timeoutMs: RUN_TIMEOUT_MS }),
+        ...Array.from({ length: READERS }, () =>
+          runWorker({ scenario: 'read-stats', locator, options: target.options, args: { startAt, untilWriterDone: true } }, { timeoutMs: RUN_TIMEOUT_MS }),
+        ),
       ])
       expect(writer?.code, writer?.stderr).toBe(0)
       const handed = new Map<string, number>()

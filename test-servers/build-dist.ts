@@ -1,6 +1,8 @@
-// Vitest global setup: builds dist/ (`npm run build`) when it is missing or older than the sources it is built
-// from, once per run, so that the CLI tests run the built bin (dist/src/cli/main.js) as users do, at the cost of
-// one build instead of a TypeScript transpile in every CLI process they start (see src/cli/test-cli.ts).
+// Vitest global setup (of `npm test` and `npm run test:reliability`): builds dist/ (`npm run build`) when it is
+// missing or older than the sources it is built from, once per run, so that the CLI tests run the built bin
+// (dist/src/cli/main.js) as users do and the child-process worker runs as plain JavaScript
+// (dist/conformance-tests/worker.js, see conformance-tests/processes.ts): one build instead of a TypeScript
+// transpile in every process they start (see src/cli/test-cli.ts).
 import { spawnSync } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
@@ -46,6 +48,6 @@ export default function setup(): void {
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
   const result = spawnSync(npm, ['run', 'build'], { cwd: REPO, encoding: 'utf8' })
   if (result.status !== 0) {
-    throw new Error(`npm run build failed (needed by the CLI tests, which run dist/src/cli/main.js):\n${result.stdout}${result.stderr}`)
+    throw new Error(`npm run build failed (needed by the CLI tests and the child-process workers, which run dist/):\n${result.stdout}${result.stderr}`)
   }
 }

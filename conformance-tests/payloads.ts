@@ -1,6 +1,6 @@
 /**
- * Payloads that verify themselves, for the crash tests: whatever object a killed writer left visible, the parent
- * can tell whether it is whole.
+ * Payloads that verify themselves, for the workers killed mid-write (worker.ts): whatever object a killed writer
+ * left visible, the parent can tell whether it is whole.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import type { JobDescription } from '../src/job-description.js'
