@@ -13,6 +13,10 @@ export default defineConfig({
     // Child processes, not threads: the suite spawns racing and killed writers, and env set up by the global
     // setup must reach every worker.
     pool: 'forks',
+    // Most files mostly wait (on the servers, on child processes, on timeouts they provoke): three files at a time,
+    // also on two cores, where vitest's default (cores - 1) would run them one after the other.
+    maxWorkers: 3,
+    minWorkers: 1,
     testTimeout: 120_000,
     hookTimeout: 120_000,
     reporters: ['default', './conformance-tests/summary-reporter.ts'],
