@@ -15,7 +15,7 @@
  *   (`crc32-<hex>`), made before the file is committed; read with one `readlink` (see `#sidecarPath`).
  */
 import fs, { createReadStream, constants as fsConstants, type BigIntStats } from 'node:fs'
-import { chmod, copyFile, opendir, readdir, rm, rmdir, symlink } from 'node:fs/promises'
+import { chmod, copyFile, opendir, readdir, rm, rmdir } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { Writable, type Readable } from 'node:stream'
@@ -36,6 +36,7 @@ import {
   realpath,
   rename,
   stat,
+  symlink,
   unlink,
   withFd,
   writeAll,
@@ -75,10 +76,11 @@ export interface FileJobStoreOptions extends JobStoreOptions {
   /** Mode of the store's folders (default 0o700). */
   readonly dirMode?: number
   /**
-   * Make the digest sidecars' metadata calls (one `symlink` per write, one `readlink` per read, a `stat` and an
-   * `unlink` per delete) synchronously, without a trip to libuv's thread pool. Cheaper on a local disk (a few
-   * microseconds in the kernel against a thread-pool round trip); on a network file system each would block the
-   * process for a round trip to the server. Default: on where `statfs` names a local file system (ext4, xfs,
+   * Make the digest sidecars' metadata calls (one `readlink` per read, a `stat` and an `unlink` per delete or
+   * replace) synchronously, without a trip to libuv's thread pool. Cheaper on a local disk (a few microseconds in
+   * the kernel against a thread-pool round trip); on a network file system each would block the process for a
+   * round trip to the server. The sidecar's `symlink` on a write always goes through the pool (it allocates an
+   * inode, which can take much longer). Default: on where `statfs` names a local file system (ext4, xfs,
    * btrfs, tmpfs, zfs, overlayfs, ramfs, f2fs), off elsewhere (NFS, Lustre, GPFS, CIFS, FUSE, BeeGFS, Ceph, …).
    * Also small reads (up to 256 KiB: records, stats, small files) are then made with direct calls. The
    * environment variable `JOBSTORE_FILE_DIRECT_CALLS=1` or `=0` sets the default for every store of the process.
@@ -343,11 +345,17 @@ export class FileJobStore extends AbstractJobStore {
     return join(this.root, TEMP_DIR, `${HOST_TAG}-${process.pid}-${randomId()}.tmp`)
   }
 
-  /** Writes `body` to a new temporary file; returns its path and the version token it will have once committed. */
+  /**
+   * Writes `body` to a new temporary file; returns its path and the version token it will have once committed.
+   * `alongside` is called with the file's inode once every byte is written, and what it starts runs while the file
+   * is fsynced and closed (the digest sidecar: its inode is made during the fsync, not after it); settled before
+   * this returns or throws.
+   */
   async #writeTemp(
     body: Buffer | Readable,
     executable: boolean,
     signal: AbortSignal | undefined,
+    alongside?: (info: BigIntStats) => Promise<unknown>,
   ): Promise<{ temp: string; token: string; info: BigIntStats }> {
     const temp = this.#tempPath()
     const mode = executable ? this.#fileMode | 0o100 : this.#fileMode
@@ -363,6 +371,7 @@ export class FileJobStore extends AbstractJobStore {
       fd = await open(temp, 'wx', mode)
     }
     let fdOpen = true
+    let beside: Promise<unknown> | undefined
     try {
       if (Buffer.isBuffer(body)) {
         await writeAll(fd, body)
@@ -384,15 +393,19 @@ export class FileJobStore extends AbstractJobStore {
       }
       throwIfAborted(signal)
       const info = await fstat(fd, { bigint: true })
+      beside = alongside?.(info)
+      beside?.catch(() => {})
       // The umask may have dropped bits: the stored mode is the store's, not the process's. Only then a chmod
       // (one round trip to the thread pool less per write otherwise); it changes the ctime, not the token.
       if (Number(info.mode & 0o7777n) !== mode) await fchmod(fd, mode)
       if (this.#durable) await fsync(fd)
       fdOpen = false
       await close(fd)
+      await beside
       return { temp, token: tokenOf(info), info }
     } catch (err) {
       if (fdOpen) await close(fd).catch(() => {})
+      await beside?.catch(() => {})
       await rm(temp, { force: true })
       throw err
     }
@@ -478,18 +491,25 @@ export class FileJobStore extends AbstractJobStore {
   protected override async putObject(key: string, body: Buffer | Readable, options: PutOptions): Promise<string> {
     throwIfAborted(options.signal)
     const final = this.#path(key)
-    const { temp, token, info } = await this.#writeTemp(body, options.executable ?? false, options.signal)
-    let sidecar: string | undefined
+    const { digest } = options
+    // The sidecar is made while the temporary file is fsynced (the digest is known once the body has ended), and
+    // is there before the commit makes the file visible.
+    let sidecar: Promise<string> | undefined
+    const writeSidecar =
+      digest === undefined
+        ? undefined
+        : (info: BigIntStats) => (sidecar = this.#writeSidecar(final, info, `crc32-${Buffer.from(digest(), 'base64').toString('hex')}`))
+    let temp: string | undefined
     try {
+      const written = await this.#writeTemp(body, options.executable ?? false, options.signal, writeSidecar)
+      temp = written.temp
       throwIfAborted(options.signal)
-      if (options.digest !== undefined) {
-        sidecar = await this.#writeSidecar(final, info, `crc32-${Buffer.from(options.digest(), 'base64').toString('hex')}`)
-      }
       await this.#commit(temp, final, key, options, sidecar !== undefined)
-      return token
+      return written.token
     } catch (err) {
-      await rm(temp, { force: true })
-      if (sidecar !== undefined) await unlink(sidecar).catch(() => {})
+      if (temp !== undefined) await rm(temp, { force: true })
+      const made = await sidecar?.catch(() => undefined)
+      if (made !== undefined) await unlink(made).catch(() => {})
       throw err
     }
   }
@@ -501,13 +521,12 @@ export class FileJobStore extends AbstractJobStore {
   async #writeSidecar(final: string, info: BigIntStats, target: string): Promise<string> {
     const path = sidecarPath(final, info)
     await this.#ensureDir(dirname(final))
-    const calls = await this.#metadataCalls()
     try {
-      await calls.symlink(target, path)
+      await symlink(target, path)
     } catch (err) {
       if (!isErrno(err, 'EEXIST')) throw err
-      await calls.unlink(path).catch(() => {})
-      await calls.symlink(target, path)
+      await unlink(path).catch(() => {})
+      await symlink(target, path)
     }
     return path
   }

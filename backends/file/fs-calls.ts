@@ -29,6 +29,13 @@ export const readFile = promisify(fs.readFile)
 /** realpath(3): every component of a path resolved in one call to the thread pool (the JS version lstats each). */
 export const realpath = promisify(fs.realpath.native)
 export const statfs = promisify(fs.statfs)
+/**
+ * symlink(2), always through the thread pool, also where the backend makes its other small calls directly: it
+ * allocates an inode, and ext4 without a journal skips every inode deleted in the last minutes while looking for a
+ * free one (the kernel's recently_deleted()), ~0.5 ms of system time per call on a disk with churn: as a direct
+ * call, the event loop would wait that long.
+ */
+export const symlink = promisify(fs.symlink)
 
 /** Writes all of `data` at the descriptor's position (a write may take less than it is given). */
 export async function writeAll(fd: number, data: Buffer): Promise<void> {
@@ -92,16 +99,17 @@ export async function isLocalFileSystem(path: string): Promise<boolean> {
   }
 }
 
-/** The metadata calls of the digest sidecars, made directly (synchronously) or through the thread pool. */
+/**
+ * The metadata calls of the digest sidecars, made directly (synchronously) or through the thread pool. Not the
+ * sidecar's `symlink` (see `symlink` above): it allocates an inode, which is not always a few microseconds.
+ */
 export interface MetadataCalls {
-  symlink(target: string, path: string): Promise<void>
   readlink(path: string): Promise<string>
   unlink(path: string): Promise<void>
   stat(path: string): Promise<fs.BigIntStats>
 }
 
 export const threadPoolCalls: MetadataCalls = {
-  symlink: promisify(fs.symlink),
   readlink: promisify(fs.readlink),
   unlink,
   stat: (path) => stat(path, { bigint: true }),
@@ -109,7 +117,6 @@ export const threadPoolCalls: MetadataCalls = {
 
 /** Synchronous calls behind the same interface: one system call each, no thread-pool round trip. */
 export const directCalls: MetadataCalls = {
-  symlink: async (target, path) => fs.symlinkSync(target, path),
   readlink: async (path) => fs.readlinkSync(path),
   unlink: async (path) => fs.unlinkSync(path),
   stat: async (path) => fs.statSync(path, { bigint: true }),

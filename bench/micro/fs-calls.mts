@@ -5,7 +5,11 @@
  * 1. reads of 2 KiB files, 32 in flight: `FileHandle` (node:fs/promises), the callback API wrapped in promises,
  *    `fs/promises.readFile`, and synchronous calls (one at a time);
  * 2. one create (open O_EXCL, write 2 KiB, close, link, unlink) at a time, per call: synchronous against the
- *    callback API (every asynchronous call goes through libuv's thread pool).
+ *    callback API (every asynchronous call goes through libuv's thread pool);
+ * 3. CPU (user + system) per synchronous call of the calls that allocate an inode (a file's create, the digest
+ *    sidecar's symlink, a mkdir) and of some that do not (link, readlink, unlink): on ext4 without a journal the
+ *    kernel skips every inode deleted in the last minutes when it allocates one (recently_deleted()), so the
+ *    first kind costs with the churn of the disk.
  *
  *   npx tsx bench/micro/fs-calls.mts [--count 5000] [--rounds 3] [--dir /tmp]
  */
@@ -104,5 +108,27 @@ for (const mode of ['synchronous', 'callback API'] as const) {
     }
   }
   console.log(`one create at a time, ${mode}, µs per call: ${steps.map((s) => `${s} ${((total[s] / creates) * 1000).toFixed(0)}`).join(', ')}`)
+}
+
+{
+  const dir = join(root, 'inodes')
+  fs.mkdirSync(dir)
+  const n = Math.min(count, 2000)
+  const perCall = (call: (i: number) => unknown): string => {
+    const start = process.cpuUsage()
+    for (let i = 0; i < n; i++) call(i)
+    const used = process.cpuUsage(start)
+    return `${((used.user + used.system) / n).toFixed(0)}`
+  }
+  const name = (i: number): string => join(dir, String(i))
+  const figures = {
+    'create (open O_EXCL + close)': perCall((i) => fs.closeSync(fs.openSync(name(i), 'wx'))),
+    'symlink': perCall((i) => fs.symlinkSync('crc32-0123abcd', `${name(i)}~s`)),
+    'mkdir': perCall((i) => fs.mkdirSync(`${name(i)}~d`)),
+    'link': perCall((i) => fs.linkSync(name(i), `${name(i)}~l`)),
+    'readlink': perCall((i) => fs.readlinkSync(`${name(i)}~s`)),
+    'unlink': perCall((i) => fs.unlinkSync(`${name(i)}~l`)),
+  }
+  console.log(`CPU µs per synchronous call (${n} calls): ${Object.entries(figures).map(([k, v]) => `${k} ${v}`).join(', ')}`)
 }
 fs.rmSync(root, { recursive: true, force: true })
