@@ -395,9 +395,13 @@ export class FileJobStore extends AbstractJobStore {
     }
   }
 
-  /** Runs `body` holding the lock of the file at `path` (key-lock.ts: a symlink, taken and removed directly). */
+  /**
+   * Runs `body` holding the lock of the file at `path` (key-lock.ts: one symlink to take it, one unlink to drop it).
+   * Through the thread pool, as other writes: a direct call that changes a folder can wait on the file system's
+   * journal, and would stop every other operation of the process meanwhile.
+   */
   async #withLock<T>(path: string, body: (lock: KeyLock) => Promise<T>): Promise<T> {
-    const lock = await lockKey(path, await this.#metadataCalls())
+    const lock = await lockKey(path, threadPoolCalls)
     try {
       return await body(lock)
     } finally {
@@ -659,14 +663,13 @@ export class FileJobStore extends AbstractJobStore {
       if (!(await this.#parentExists(path))) return
       try {
         // Under the lock, so that a compare-and-swap between its check and its rename cannot put back what was just
-        // deleted. The lock and the unlink are direct calls on a local file system (MetadataCalls). unlink() removes
-        // a stored link itself, never its target.
-        const calls = await this.#metadataCalls()
+        // deleted. unlink() removes a stored link itself, never its target.
         await this.#withLock(path, async (lock) => {
           // A file's digest sidecar goes with it (named by the inode: found with a stat first).
+          const calls = await this.#metadataCalls()
           const info = keepsDigest(key) ? await calls.stat(path).catch(() => undefined) : undefined
           await lock.check()
-          await calls.unlink(path)
+          await unlink(path)
           if (info !== undefined) await calls.unlink(sidecarPath(path, info)).catch(() => {})
           dirs.add(dirname(path))
         })

@@ -11,7 +11,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import { keys } from '../../src/ids.js'
 import { newJobDescription } from '../../src/job-description.js'
 import { FileJobStore } from './file-job-store.js'
-import { directCalls } from './fs-calls.js'
+import { directCalls, threadPoolCalls } from './fs-calls.js'
 import { LOCK_SUFFIX, lockKey } from './key-lock.js'
 
 const base = mkdtempSync(join(tmpdir(), 'jobstore-key-lock-'))
@@ -56,8 +56,9 @@ function deadPid(): number {
 describe('file backend: per-key locks', () => {
   it('a replace, a compare-and-swap and a delete each take the lock with one symlink and drop it with one unlink: no timer, no folder, nothing left; creates and reads take none', async () => {
     const store = await newStore()
-    const symlinks = vi.spyOn(directCalls, 'symlink')
-    const unlinks = vi.spyOn(directCalls, 'unlink')
+    // The lock's calls go through the thread pool (threadPoolCalls), as other writes.
+    const symlinks = vi.spyOn(threadPoolCalls, 'symlink')
+    const unlinks = vi.spyOn(threadPoolCalls, 'unlink')
     const timers = vi.spyOn(globalThis, 'setTimeout')
     const lockCalls = () => ({
       symlink: symlinks.mock.calls.filter(([, path]) => path.endsWith(LOCK_SUFFIX)).length,

@@ -6,7 +6,7 @@
  * - Taking it is one `symlink(2)`, which fails with EEXIST when the name exists: exclusive on local file systems
  *   and on NFS (one SYMLINK call, decided by the server), and the holder's name is there from the first moment (a
  *   file made with O_EXCL would be empty until written). Releasing it is one `unlink(2)`. No timer, no refresh, no
- *   stat: the uncontended path is those two calls, made directly on local file systems (MetadataCalls).
+ *   stat: the uncontended path is those two calls.
  * - NFS: a SYMLINK resent after a lost answer fails with EEXIST on our own lock; its target is our nonce: taken.
  * - A lock whose holder died is broken (STALE_MS is the bound):
  *   - at once when the holder was a process of this kernel and pid namespace that no longer exists (or of this
