@@ -145,9 +145,11 @@ function seenFor(target: string, sightings: Sightings): number {
 async function breakLock(path: string, judged: string, calls: MetadataCalls, sightings: Sightings): Promise<boolean> {
   const breakPath = `${path.slice(0, -LOCK_SUFFIX.length)}${BREAK_SUFFIX}`
   const target = newTarget()
+  held.add(target) // before the symlink: a racer of this process that reads it must find it held
   try {
     await calls.symlink(target, breakPath)
   } catch (err) {
+    held.delete(target)
     if (!isErrno(err, 'EEXIST')) throw err
     // Another breaker is at it, for two system calls; or died there: then removed if still that one.
     const other = await lockAt(breakPath, calls)
@@ -157,7 +159,6 @@ async function breakLock(path: string, judged: string, calls: MetadataCalls, sig
     }
     return false
   }
-  held.add(target)
   try {
     if ((await lockAt(path, calls)) !== judged) return true
     log('breaking the stale lock %s (%s)', path, judged)
@@ -189,20 +190,33 @@ export async function lockKey(path: string, calls: MetadataCalls): Promise<KeyLo
   const target = newTarget()
   let sightings: Sightings | undefined
   let started: number | undefined
+  // Held from before the symlink on: a racer of this process may read the target before this call's completion
+  // comes back, and must not take it for a lock this process left behind.
+  held.add(target)
   for (let attempt = 0; ; attempt++) {
     try {
       await calls.symlink(target, lockPath)
       return heldLock(lockPath, target, calls)
     } catch (err) {
-      if (!isErrno(err, 'EEXIST')) throw err
+      if (!isErrno(err, 'EEXIST')) {
+        held.delete(target)
+        throw err
+      }
     }
-    const holder = await lockAt(lockPath, calls)
-    if (holder === target) return heldLock(lockPath, target, calls) // our SYMLINK, resent by NFS after a lost answer
-    started ??= performance.now()
-    sightings ??= new Map()
-    if (holder === undefined) continue // released meanwhile
-    if ((holderGone(holder) || seenFor(holder, sightings) >= STALE_MS) && (await breakLock(lockPath, holder, calls, sightings))) continue
+    let holder: string | undefined
+    try {
+      holder = await lockAt(lockPath, calls)
+      if (holder === target) return heldLock(lockPath, target, calls) // our SYMLINK, resent by NFS after a lost answer
+      started ??= performance.now()
+      sightings ??= new Map()
+      if (holder === undefined) continue // released meanwhile
+      if ((holderGone(holder) || seenFor(holder, sightings) >= STALE_MS) && (await breakLock(lockPath, holder, calls, sightings))) continue
+    } catch (err) {
+      held.delete(target)
+      throw err
+    }
     if (performance.now() - started > GIVE_UP_MS) {
+      held.delete(target)
       throw new JobStoreError(`cannot lock ${path}: held by ${holder} for longer than ${GIVE_UP_MS / 1000} s`)
     }
     // Backoff with jitter: 1 ms, growing to 50 ms, so that racing processes spread out.
@@ -210,8 +224,8 @@ export async function lockKey(path: string, calls: MetadataCalls): Promise<KeyLo
   }
 }
 
+/** The lock just taken (its target is in `held` already). */
 function heldLock(lockPath: string, target: string, calls: MetadataCalls): KeyLock {
-  held.add(target)
   const since = performance.now()
   const mayBeBroken = (): boolean => performance.now() - since > STALE_MS / 2
   return {
