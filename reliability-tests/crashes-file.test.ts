@@ -98,8 +98,8 @@ describe('crashes: file: a lock holder killed', () => {
     const t = await killedHolder()
     // The same lock as left by a holder on another host (another kernel): its pid says nothing here.
     const fields = (await readlink(t.lock)).split(':')
-    fields[2] = 'otherhost'
-    fields[4] = '00000000000000000000000000000000-1'
+    fields[1] = 'otherhost'
+    fields[3] = '000000000000'
     await unlink(t.lock)
     await symlink(fields.join(':'), t.lock)
     let removed = 0

@@ -2,7 +2,8 @@
  * Per-key locks of the file backend, between processes and hosts (NFS included), at the cost of two system calls.
  *
  * A lock is a symbolic link `<key>~lock` whose target names its holder:
- * `jobstore-lock:1:<host>:<pid>:<kernel>:<ms>:<nonce>` (`<kernel>`: boot ID and pid namespace, see KERNEL_TAG).
+ * `jl1:<host>:<pid>:<kernel>:<ms>:<nonce>` (`<kernel>`: boot ID and pid namespace, see KERNEL_TAG). Under 60
+ * bytes, so that ext4 keeps it in the inode (a "fast" symlink: no data block to allocate and free).
  * - Taking it is one `symlink(2)`, which fails with EEXIST when the name exists: exclusive on local file systems
  *   and on NFS (one SYMLINK call, decided by the server), and the holder's name is there from the first moment (a
  *   file made with O_EXCL would be empty until written). Releasing it is one `unlink(2)`. No timer, no refresh, no
@@ -23,6 +24,7 @@
  *   broken while it still acts; such a holder checks its lock before it commits (KeyLock.check) and before it
  *   releases, which narrows that case to the moment between the check and the commit.
  */
+import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import { rmdir } from 'node:fs/promises'
 import { hostname } from 'node:os'
@@ -43,20 +45,21 @@ export const BREAK_SUFFIX = '~lock~break'
 export const STALE_MS = 10_000
 /** A waiter gives up after this long without the lock (a live holder that never lets go). */
 const GIVE_UP_MS = 3 * STALE_MS
-const TARGET_PREFIX = 'jobstore-lock:1:'
+const TARGET_PREFIX = 'jl1:'
 
 /** This host's name in temporary file names and locks: letters and digits, at most 32. */
 export const HOST_TAG = hostname().replace(/[^A-Za-z0-9]/g, '').slice(0, 32) || 'host'
 
 /**
- * This kernel boot and pid namespace (Linux: boot ID and the namespace's inode), or '' where unknown. A pid means
- * the same process only between processes that share both; the host name alone does not (containers, clones).
+ * This kernel boot and pid namespace (Linux: boot ID and the namespace's inode, hashed to 12 hex digits), or ''
+ * where unknown. A pid means the same process only between processes that share both; the host name alone does
+ * not (containers, clones).
  */
 const KERNEL_TAG = (() => {
   try {
-    const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim().replace(/[^0-9a-f]/g, '')
+    const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
     const ns = /\[(\d+)\]/.exec(fs.readlinkSync('/proc/self/ns/pid'))?.[1]
-    return boot !== '' && ns !== undefined ? `${boot}-${ns}` : ''
+    return boot !== '' && ns !== undefined ? createHash('sha256').update(`${boot}/${ns}`).digest('hex').slice(0, 12) : ''
   } catch {
     return ''
   }
@@ -81,7 +84,7 @@ export function processAlive(pid: number): boolean {
 }
 
 function newTarget(): string {
-  return `${TARGET_PREFIX}${HOST_TAG}:${process.pid}:${KERNEL_TAG}:${Date.now()}:${randomId()}`
+  return `${TARGET_PREFIX}${HOST_TAG.slice(0, 10)}:${process.pid}:${KERNEL_TAG}:${Date.now().toString(36)}:${randomId().slice(0, 12)}`
 }
 
 /** Whether the lock `target` names a holder known to be gone: a process of this kernel that no longer holds it. */
