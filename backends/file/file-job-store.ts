@@ -3,8 +3,8 @@
  *
  * - Atomic, durable writes: a temporary file in `tmp/`, fsync, then `link()` (create-if-absent: fails with
  *   EEXIST, so exactly one of many racing processes wins) or `rename()` (replace), then fsync of the folder.
- * - Compare-and-swap between processes: replacing takes a per-key lock (a `~lock` folder, via proper-lockfile,
- *   which breaks locks of crashed holders by age) around "check the version, rename".
+ * - Compare-and-swap between processes: replacing and deleting take a per-key lock (a `~lock` symlink naming its
+ *   holder: key-lock.ts, which breaks the locks of dead holders) around "check the version, rename" or "unlink".
  * - Version token: inode and nanosecond mtime of the stored file; every write makes a new inode.
  * - Layout of the core's keys as folders; no folder grows with the number of jobs beyond ~1/1024 of them.
  * - Never leaves its folder: every folder inside the root is checked to be a real folder (lstat, or made by this
@@ -16,13 +16,11 @@
  */
 import fs, { createReadStream, constants as fsConstants, type BigIntStats } from 'node:fs'
 import { chmod, copyFile, opendir, readdir, rm, rmdir } from 'node:fs/promises'
-import { hostname } from 'node:os'
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { Writable, type Readable } from 'node:stream'
 import { pipeline as pipelineAsync } from 'node:stream/promises'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { debuglog, promisify } from 'node:util'
-import lockfile from 'proper-lockfile'
 import {
   close,
   fchmod,
@@ -45,6 +43,7 @@ import {
   threadPoolCalls,
   type MetadataCalls,
 } from './fs-calls.js'
+import { BREAK_SUFFIX, HOST_TAG, LOCK_SUFFIX, lockKey, processAlive, removeStaleLock, type KeyLock } from './key-lock.js'
 import {
   AbstractJobStore,
   refuseLocalDestination,
@@ -103,13 +102,11 @@ const OPEN_RECORD = fsConstants.O_RDONLY | O_NOFOLLOW | (fsConstants.O_NONBLOCK 
 const OPEN_STORED_FILE = fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0)
 /** Checked folders remembered per instance; past this, the set starts over (each folder is checked again once). */
 const KNOWN_DIRS_LIMIT = 100_000
-const LOCK_SUFFIX = '~lock'
 const COALESCE_BYTES = 256 * 1024
 /** Objects up to this size are read whole in one call (no read stream); larger ones are streamed. */
 const SMALL_READ_BYTES = 256n * 1024n
 /** Errors on which a hard link cannot be made and a copy is the answer. */
 const CANNOT_LINK = new Set(['EXDEV', 'EMLINK', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EACCES', 'ENOSYS'])
-const HOST_TAG = hostname().replace(/[^A-Za-z0-9]/g, '').slice(0, 32) || 'host'
 
 /** Parses `file:/abs`, `file:///abs`, `file:./rel` or a bare path into an absolute folder. */
 export function parseFileLocator(locator: string): string {
@@ -411,19 +408,17 @@ export class FileJobStore extends AbstractJobStore {
     }
   }
 
-  async #withLock<T>(path: string, body: () => Promise<T>): Promise<T> {
-    const release = await lockfile.lock(path, {
-      realpath: false,
-      lockfilePath: `${path}${LOCK_SUFFIX}`,
-      stale: 5000,
-      update: 1000,
-      retries: { retries: 400, factor: 1.3, minTimeout: 1, maxTimeout: 50, randomize: true },
-      onCompromised: (err) => log('lock on %s compromised: %s', path, err.message),
-    })
+  /**
+   * Runs `body` holding the lock of the file at `path` (key-lock.ts: one symlink to take it, one unlink to drop it).
+   * Through the thread pool, as other writes: a direct call that changes a folder can wait on the file system's
+   * journal, and would stop every other operation of the process meanwhile.
+   */
+  async #withLock<T>(path: string, body: (lock: KeyLock) => Promise<T>): Promise<T> {
+    const lock = await lockKey(path, threadPoolCalls)
     try {
-      return await body()
+      return await body(lock)
     } finally {
-      await release().catch((err: Error) => log('releasing the lock on %s: %s', path, err.message))
+      await lock.release()
     }
   }
 
@@ -443,7 +438,9 @@ export class FileJobStore extends AbstractJobStore {
         await unlink(temp)
         return
       }
-      await this.#withLock(final, async () => {
+      // Replaces hold the key's lock too, unconditional ones included: else one landing between a compare-and-swap's
+      // check and its rename would be lost while the compare-and-swap succeeds on a version no longer stored.
+      await this.#withLock(final, async (lock) => {
         let replaced: BigIntStats | undefined
         if (options.ifMatch !== undefined) {
           const current = await (mayBeStoredLink(key) ? stat : lstat)(final, { bigint: true }).catch((err: unknown) => {
@@ -455,6 +452,7 @@ export class FileJobStore extends AbstractJobStore {
         } else if (sidecars) {
           replaced = await (await this.#metadataCalls()).stat(final).catch(() => undefined)
         }
+        await lock.check()
         await rename(temp, final)
         if (sidecars && replaced !== undefined) await (await this.#metadataCalls()).unlink(sidecarPath(final, replaced)).catch(() => {})
       })
@@ -683,12 +681,13 @@ export class FileJobStore extends AbstractJobStore {
       // Nothing to delete where the folder is missing; a link in its place is refused, not followed.
       if (!(await this.#parentExists(path))) return
       try {
-        // Under the lock, so that a compare-and-swap cannot put back what was just deleted. unlink() removes a
-        // stored link itself, never its target.
-        await this.#withLock(path, async () => {
+        // Under the lock, so that a compare-and-swap between its check and its rename cannot put back what was just
+        // deleted. unlink() removes a stored link itself, never its target.
+        await this.#withLock(path, async (lock) => {
           // A file's digest sidecar goes with it (named by the inode: found with a stat first).
           const calls = await this.#metadataCalls()
           const info = keepsDigest(key) ? await calls.stat(path).catch(() => undefined) : undefined
+          await lock.check()
           await unlink(path)
           if (info !== undefined) await calls.unlink(sidecarPath(path, info)).catch(() => {})
           dirs.add(dirname(path))
@@ -826,9 +825,10 @@ export class FileJobStore extends AbstractJobStore {
   }
 
   /**
-   * Removes the `~lock` folders of writers that died holding a lock: those proper-lockfile considers stale (not
-   * refreshed for 5 s), broken through proper-lockfile itself, as the next writer of that key would. Returns
-   * how many it removed.
+   * Removes the locks (`~lock`, `~lock~break`) of writers that died holding them, judged without waiting
+   * (key-lock.ts removeStaleLock): the holder was a process of this host that is gone, or the lock is older than
+   * the stale bound by the file server's clock (the mtime of a file made here first). Also the `~lock` folders of
+   * releases that used proper-lockfile, once not refreshed for that long. Returns how many it removed.
    */
   async #removeStaleLocks(): Promise<number> {
     const stale: string[] = []
@@ -842,9 +842,8 @@ export class FileJobStore extends AbstractJobStore {
       }
       const subdirs: string[] = []
       for await (const entry of handle) {
-        if (!entry.isDirectory()) continue
-        if (entry.name.endsWith(LOCK_SUFFIX)) stale.push(join(dir, entry.name))
-        else subdirs.push(join(dir, entry.name))
+        if (entry.name.endsWith(LOCK_SUFFIX) || entry.name.endsWith(BREAK_SUFFIX)) stale.push(join(dir, entry.name))
+        else if (entry.isDirectory()) subdirs.push(join(dir, entry.name))
       }
       await forEachConcurrent(subdirs, this.concurrency, walk)
     }
@@ -852,19 +851,25 @@ export class FileJobStore extends AbstractJobStore {
       // The walk goes by the entries' own type; its starting folders are checked first (a link is refused).
       if (await this.#checkDirs(join(this.root, entry), false)) await walk(join(this.root, entry))
     })
+    if (stale.length === 0) return 0
+    const serverNow = await this.#fileServerNow()
+    const calls = await this.#metadataCalls()
     let removed = 0
     await forEachConcurrent(stale, this.concurrency, async (lockPath) => {
-      const path = lockPath.slice(0, -LOCK_SUFFIX.length)
-      try {
-        const release = await lockfile.lock(path, { realpath: false, lockfilePath: lockPath, stale: 5000, retries: 0 })
-        await release()
-        removed++
-      } catch (err) {
-        // Held by a live writer (ELOCKED), or gone meanwhile.
-        if (!isErrno(err, 'ELOCKED', 'ENOENT')) throw err
-      }
+      if (await removeStaleLock(lockPath, calls, serverNow)) removed++
     })
     return removed
+  }
+
+  /** The file server's time: the mtime of a temporary file made for it (another host's clock may differ). */
+  async #fileServerNow(): Promise<number> {
+    const probe = this.#tempPath()
+    await this.#ensureDir(dirname(probe))
+    try {
+      return await withFd(probe, 'wx', async (fd) => (await fstat(fd)).mtimeMs, this.#fileMode)
+    } finally {
+      await rm(probe, { force: true })
+    }
   }
 
   protected override async linkLocalFile(
@@ -958,15 +963,5 @@ export class FileJobStore extends AbstractJobStore {
       await pipelineAsync(object.body, createVerifyStream(what, object.size, checksum), new Writable({ write: (_c, _e, done) => done() }), signal ? { signal } : {})
     }
     return object
-  }
-}
-
-function processAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return true
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return !isErrno(err, 'ESRCH')
   }
 }

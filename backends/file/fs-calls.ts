@@ -100,16 +100,19 @@ export async function isLocalFileSystem(path: string): Promise<boolean> {
 }
 
 /**
- * The metadata calls of the digest sidecars, made directly (synchronously) or through the thread pool. Not the
- * sidecar's `symlink` (see `symlink` above): it allocates an inode, which is not always a few microseconds.
+ * The metadata calls of the digest sidecars and the per-key locks (key-lock.ts), made directly (synchronously) or
+ * through the thread pool. `symlink` goes through the pool in both (see `symlink` above): it allocates an inode,
+ * which is not always a few microseconds.
  */
 export interface MetadataCalls {
+  symlink(target: string, path: string): Promise<void>
   readlink(path: string): Promise<string>
   unlink(path: string): Promise<void>
   stat(path: string): Promise<fs.BigIntStats>
 }
 
 export const threadPoolCalls: MetadataCalls = {
+  symlink: (target, path) => symlink(target, path),
   readlink: promisify(fs.readlink),
   unlink,
   stat: (path) => stat(path, { bigint: true }),
@@ -117,6 +120,7 @@ export const threadPoolCalls: MetadataCalls = {
 
 /** Synchronous calls behind the same interface: one system call each, no thread-pool round trip. */
 export const directCalls: MetadataCalls = {
+  symlink: (target, path) => symlink(target, path),
   readlink: async (path) => fs.readlinkSync(path),
   unlink: async (path) => fs.unlinkSync(path),
   stat: async (path) => fs.statSync(path, { bigint: true }),
