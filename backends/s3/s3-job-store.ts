@@ -20,7 +20,6 @@
  * - Version token: the ETag.
  */
 import { randomUUID } from 'node:crypto'
-import { setMaxListeners } from 'node:events'
 import { PassThrough, pipeline, Readable, Transform, type TransformCallback } from 'node:stream'
 import { debuglog } from 'node:util'
 import { crc32 } from 'node:zlib'
@@ -47,10 +46,11 @@ import {
 } from '@aws-sdk/client-s3'
 import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '../../src/abstract-job-store.js'
 import type { ConditionalWriteProofTarget } from '../../src/conditional-write-proof.js'
-import { chunk, forEachConcurrent, linkedAbortController, sleep, throwIfAborted } from '../../src/concurrency.js'
-import { AbortedError, IntegrityError, InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
+import { chunk, forEachConcurrent, sleep, throwIfAborted } from '../../src/concurrency.js'
+import { IntegrityError, InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
 import { checkLocatorPrefix, keys } from '../../src/ids.js'
 import { resumableRead } from '../../src/resumable-read.js'
+import { uploadBody, type UploadedBody, type UploadPart, type UploadSink } from '../../src/uploads.js'
 import { isFileDigest, readToBuffer } from '../../src/streams.js'
 import {
   objectReadOf,
@@ -387,9 +387,50 @@ export class S3JobStore extends AbstractJobStore {
       // The core's write token (the write-token protocol, see PreconditionFailedError), or one of ours.
       metadata: { [META_WRITE_ID]: options.writeToken ?? randomUUID(), ...(options.executable ? { [META_EXECUTABLE]: '1' } : {}) },
     }
-    // writePath 'multipart' (the conditional-write proof): even a tiny buffer goes as a one-part multipart upload.
-    if (Buffer.isBuffer(body) && options.writePath !== 'multipart') return this.#putSingle(write, body, options.signal)
-    return this.#putStream(write, Buffer.isBuffer(body) ? Readable.from([body]) : body)
+    return uploadBody(body, this.#sink(write), {
+      what: this.#url(fullKey),
+      partSize: this.#partSize,
+      maxParts: MAX_PARTS,
+      maxPartSize: MAX_PART_SIZE,
+      partsPerSizeStep: PARTS_PER_SIZE_STEP,
+      concurrency: this.#uploadConcurrency,
+      partDigest: 'crc32',
+      wholeDigest: 'crc32',
+      contentLength: options.contentLength,
+      writePath: options.writePath,
+      signal: options.signal,
+    })
+  }
+
+  /**
+   * The requests of one write (see uploadBody): one PutObject, or a multipart upload committed by
+   * CompleteMultipartUpload after the digest sidecar; a failed one is aborted, and its sidecar deleted unless the
+   * commit may have landed.
+   */
+  #sink(write: Write): UploadSink<CompletedPart> {
+    let uploadId: string | undefined
+    let sidecar: string | undefined
+    return {
+      putOnce: (data) => this.#putSingle(write, data, write.options.signal),
+      begin: async (signal) => {
+        uploadId = await this.#createUpload(write, signal)
+      },
+      putPart: (part, signal) => this.#uploadPart(write, uploadId as string, part, signal),
+      commit: async (parts, body, signal) => {
+        throwIfAborted(write.options.signal)
+        // The digest is known now, after the metadata was fixed: into the sidecar the metadata names, before the commit.
+        if (write.options.digest !== undefined) sidecar = await this.#putSidecar(write, write.options.digest(), signal)
+        return this.#complete(write, uploadId as string, parts, body, signal)
+      },
+      abort: async (failure) => {
+        if (uploadId !== undefined) await this.#abortUpload(write.fullKey, uploadId, { quiet: true })
+        // A commit that may have landed (the core settles it by the write token) keeps its sidecar: the object may
+        // name it. If the object is not this write's after all, clean() removes the orphan.
+        const mayHaveLanded =
+          (failure instanceof PreconditionFailedError && failure.mayHaveLanded !== false) || failure instanceof WriteMayHaveLandedError
+        if (sidecar !== undefined && !mayHaveLanded) await this.#deleteBatch([sidecar], undefined).catch(() => {})
+      },
+    }
   }
 
   /** The conditional-write proof's paths: PutObject, and multipart uploads committed by CompleteMultipartUpload. */
@@ -438,89 +479,6 @@ export class S3JobStore extends AbstractJobStore {
     }
   }
 
-  /**
-   * A stream: its first part decides. If the stream ends within one part, one PutObject; else a multipart upload
-   * with up to `uploadConcurrency` parts in flight while the next part is read, committed after the stream ended.
-   */
-  async #putStream(write: Write, body: Readable): Promise<string> {
-    const signal = write.options.signal
-    const controller = linkedAbortController(signal)
-    setMaxListeners(0, controller.signal)
-    // Waiting for body bytes must end when the signal fires, too.
-    const onAbort = (): void => {
-      body.destroy(new AbortedError({ cause: signal?.reason }))
-    }
-    signal?.addEventListener('abort', onAbort, { once: true })
-    const base = Math.max(
-      this.#partSize,
-      Math.ceil((write.options.contentLength ?? 0) / MAX_PARTS / MIB) * MIB,
-    )
-    const partSize = (n: number): number => Math.min(MAX_PART_SIZE, base * 2 ** Math.floor((n - 1) / PARTS_PER_SIZE_STEP))
-    let uploadId: string | undefined
-    let committed = false
-    let sidecar: string | undefined
-    const parts: CompletedPart[] = []
-    const inFlight = new Set<Promise<void>>()
-    // Buffers of uploaded parts, reused for the next ones: memory stays at the parts in flight, whatever the GC does.
-    const spare: Buffer[] = []
-    let failure: { error: unknown } | undefined
-    let wholeCrc = 0
-    let total = 0
-    try {
-      for await (const part of readParts(body, partSize, spare)) {
-        if (part.number === 1 && part.last && write.options.writePath !== 'multipart') return await this.#putSingle(write, part.data, signal)
-        if (part.number > MAX_PARTS) {
-          throw new JobStoreError(`${this.#url(write.fullKey)}: more than ${MAX_PARTS} parts; pass contentLength`)
-        }
-        wholeCrc = crc32(part.data, wholeCrc)
-        total += part.data.length
-        uploadId ??= await this.#createUpload(write, controller.signal)
-        const id = uploadId
-        const upload = this.#uploadPart(write, id, part.number, part.data, controller.signal).then(
-          (done) => {
-            parts[part.number - 1] = done
-            spare.push(part.data)
-          },
-          (error: unknown) => {
-            if (failure !== undefined) return
-            failure = { error }
-            controller.abort(error)
-            // Stop reading now, not when the body next yields.
-            body.destroy(error as Error)
-          },
-        )
-        inFlight.add(upload)
-        void upload.finally(() => inFlight.delete(upload))
-        while (inFlight.size >= this.#uploadConcurrency && failure === undefined) await Promise.race(inFlight)
-        if (failure !== undefined) throw failure.error
-      }
-      await Promise.all(inFlight)
-      if (failure !== undefined) throw failure.error
-      throwIfAborted(signal)
-      // The digest is known now, after the metadata was fixed: into the sidecar the metadata names, before the commit.
-      if (write.options.digest !== undefined) sidecar = await this.#putSidecar(write, write.options.digest(), controller.signal)
-      const version = await this.#complete(write, uploadId as string, parts, wholeCrc, total, controller.signal)
-      committed = true
-      return version
-    } catch (err) {
-      // The first failure: a part's, else the body's own error (the caller's, passed on as it is).
-      const first = failure !== undefined ? failure.error : err
-      failure ??= { error: first }
-      controller.abort(first)
-      await Promise.allSettled(inFlight)
-      if (uploadId !== undefined && !committed) await this.#abortUpload(write.fullKey, uploadId, { quiet: true })
-      // A commit that may have landed (the core settles it by the write token) keeps its sidecar: the object may
-      // name it. If the object is not this write's after all, clean() removes the orphan.
-      const mayHaveLanded =
-        (first instanceof PreconditionFailedError && first.mayHaveLanded !== false) || first instanceof WriteMayHaveLandedError
-      if (sidecar !== undefined && !committed && !mayHaveLanded) await this.#deleteBatch([sidecar], undefined).catch(() => {})
-      throw first
-    } finally {
-      signal?.removeEventListener('abort', onAbort)
-      controller.dispose()
-    }
-  }
-
   async #createUpload(write: Write, signal: AbortSignal): Promise<string> {
     const out = await this.#send<{ UploadId?: string }>(
       new CreateMultipartUploadCommand({
@@ -539,8 +497,8 @@ export class S3JobStore extends AbstractJobStore {
     return out.UploadId
   }
 
-  async #uploadPart(write: Write, uploadId: string, number: number, data: Buffer, signal: AbortSignal): Promise<CompletedPart> {
-    const checksum = crc32Base64(crc32(data))
+  async #uploadPart(write: Write, uploadId: string, part: UploadPart, signal: AbortSignal): Promise<CompletedPart> {
+    const { number, data, digest: checksum } = part
     const out = await this.#send<{ ETag?: string }>(
       new UploadPartCommand({
         Bucket: this.bucket,
@@ -602,9 +560,8 @@ export class S3JobStore extends AbstractJobStore {
   async #complete(
     write: Write,
     uploadId: string,
-    parts: CompletedPart[],
-    wholeCrc: number,
-    size: number,
+    parts: readonly CompletedPart[],
+    body: UploadedBody,
     signal: AbortSignal,
   ): Promise<string> {
     try {
@@ -613,10 +570,10 @@ export class S3JobStore extends AbstractJobStore {
           Bucket: this.bucket,
           Key: write.fullKey,
           UploadId: uploadId,
-          MultipartUpload: { Parts: parts },
-          ChecksumCRC32: crc32Base64(wholeCrc),
+          MultipartUpload: { Parts: [...parts] },
+          ChecksumCRC32: body.digest,
           ChecksumType: 'FULL_OBJECT',
-          MpuObjectSize: size,
+          MpuObjectSize: body.size,
           ...conditions(write.options),
         }),
         signal,
@@ -1318,93 +1275,6 @@ function crc32Base64(value: number): string {
   const out = Buffer.alloc(4)
   out.writeUInt32BE(value >>> 0)
   return out.toString('base64')
-}
-
-/**
- * Collects up to `capacity` bytes. The first part of a write grows as bytes come (small bodies stay small); the
- * later ones take a buffer of their size from `spare` (the buffers of parts already uploaded) or allocate one.
- */
-class PartBuffer {
-  readonly capacity: number
-  #buffer: Buffer
-  #length = 0
-  readonly #spare: Buffer[] | undefined
-
-  constructor(capacity: number, spare?: Buffer[]) {
-    this.capacity = capacity
-    this.#spare = spare
-    this.#buffer = Buffer.alloc(0)
-  }
-
-  get full(): boolean {
-    return this.#length === this.capacity
-  }
-
-  /** Appends what fits and returns the rest. */
-  append(data: Buffer): Buffer {
-    const take = Math.min(data.length, this.capacity - this.#length)
-    if (this.#length + take > this.#buffer.length) {
-      let grown: Buffer | undefined
-      if (this.#spare !== undefined) {
-        while (grown === undefined && this.#spare.length > 0) {
-          const candidate = this.#spare.pop() as Buffer
-          if (candidate.length === this.capacity) grown = candidate
-        }
-        grown ??= Buffer.allocUnsafe(this.capacity)
-      } else {
-        grown = Buffer.allocUnsafe(Math.min(this.capacity, Math.max(this.#length + take, this.#buffer.length * 2, 64 * 1024)))
-      }
-      this.#buffer.copy(grown, 0, 0, this.#length)
-      this.#buffer = grown
-    }
-    data.copy(this.#buffer, this.#length, 0, take)
-    this.#length += take
-    return data.subarray(take)
-  }
-
-  bytes(): Buffer {
-    return this.#buffer.subarray(0, this.#length)
-  }
-}
-
-/**
- * Cuts a stream into parts of `partSize(n)` bytes (the last one shorter). The first part is handed out once a
- * byte beyond it arrived or the stream ended (`last` then tells a single PutObject from a multipart upload); later
- * parts as soon as they are full. Put the buffers of uploaded parts in `spare` to have them reused.
- */
-async function* readParts(
-  body: Readable,
-  partSize: (n: number) => number,
-  spare: Buffer[],
-): AsyncGenerator<{ number: number; data: Buffer; last: boolean }> {
-  let number = 1
-  let filling = new PartBuffer(partSize(1))
-  let first: Buffer | undefined
-  for await (const chunk of body) {
-    let rest = toBuffer(chunk)
-    while (rest.length > 0) {
-      if (first !== undefined) {
-        yield { number: 1, data: first, last: false }
-        first = undefined
-      }
-      rest = filling.append(rest)
-      if (filling.full) {
-        if (number === 1) first = filling.bytes()
-        else yield { number, data: filling.bytes(), last: false }
-        number++
-        filling = new PartBuffer(partSize(number), spare)
-      }
-    }
-  }
-  if (first !== undefined) yield { number: 1, data: first, last: true }
-  else if (number === 1 || filling.bytes().length > 0) yield { number, data: filling.bytes(), last: true }
-}
-
-function toBuffer(chunk: unknown): Buffer {
-  if (Buffer.isBuffer(chunk)) return chunk
-  if (typeof chunk === 'string') return Buffer.from(chunk, 'utf8')
-  if (ArrayBuffer.isView(chunk)) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
-  throw new InvalidArgumentError(`a body stream yielded a ${typeof chunk}, not bytes`)
 }
 
 /** Groups a stream of items into arrays of `size`. */
