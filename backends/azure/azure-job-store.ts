@@ -40,7 +40,6 @@ import { chunk, forEachConcurrent, sleep, throwIfAborted } from '../../src/concu
 
 import type { ConditionalWriteProofTarget } from '../../src/conditional-write-proof.js'
 import {
-  AbortedError,
   InvalidArgumentError,
   InvalidImportExportUrlError,
   JobStoreError,
@@ -50,6 +49,7 @@ import {
 } from '../../src/errors.js'
 import { checkLocatorPrefix, keys } from '../../src/ids.js'
 import { resumableRead } from '../../src/resumable-read.js'
+import { uploadBody, type UploadSink } from '../../src/uploads.js'
 import { isFileDigest } from '../../src/streams.js'
 import {
   ObjectNotFoundError,
@@ -265,84 +265,6 @@ function blockId(writeId: string, index: number): string {
   return Buffer.from(`${writeId}-${String(index).padStart(7, '0')}`).toString('base64')
 }
 
-/** Reads a stream in blocks: a small first read that may be the whole body, then fills of pooled buffers. */
-class BlockReader {
-  readonly #iterator: AsyncIterator<unknown>
-  readonly #pending: Buffer[] = []
-  #pendingBytes = 0
-  #ended = false
-
-  constructor(stream: Readable) {
-    this.#iterator = stream[Symbol.asyncIterator]()
-  }
-
-  get ended(): boolean {
-    return this.#ended && this.#pendingBytes === 0
-  }
-
-  /** The error the stream failed with, if it did. */
-  failure: { error: unknown } | undefined
-
-  async #pull(): Promise<boolean> {
-    if (this.#ended) return false
-    let next
-    try {
-      next = await this.#iterator.next()
-    } catch (error) {
-      this.failure = { error }
-      throw error
-    }
-    if (next.done) {
-      this.#ended = true
-      return false
-    }
-    const data = typeof next.value === 'string' ? Buffer.from(next.value) : (next.value as Buffer)
-    if (data.length > 0) {
-      this.#pending.push(data)
-      this.#pendingBytes += data.length
-    }
-    return true
-  }
-
-  /**
-   * Reads until more than `limit` bytes are buffered or the stream ends. Returns the whole body when it ended
-   * within `limit` bytes, else undefined (the bytes stay buffered for {@link fill}).
-   */
-  async readSmall(limit: number): Promise<Buffer | undefined> {
-    while (this.#pendingBytes <= limit && (await this.#pull()));
-    if (!this.#ended || this.#pendingBytes > limit) return undefined
-    const whole = Buffer.concat(this.#pending, this.#pendingBytes)
-    this.#pending.length = 0
-    this.#pendingBytes = 0
-    return whole
-  }
-
-  /** Fills `target` from the stream; returns the byte count, less than its length only at the end. */
-  async fill(target: Buffer): Promise<number> {
-    let filled = 0
-    while (filled < target.length) {
-      const head = this.#pending[0]
-      if (head === undefined) {
-        if (!(await this.#pull())) break
-        continue
-      }
-      const n = head.copy(target, filled)
-      filled += n
-      this.#pendingBytes -= n
-      if (n < head.length) this.#pending[0] = head.subarray(n)
-      else this.#pending.shift()
-    }
-    return filled
-  }
-
-  /** Stops reading: destroys the stream unless it ended. */
-  async close(): Promise<void> {
-    this.#pending.length = 0
-    this.#pendingBytes = 0
-    await this.#iterator.return?.()
-  }
-}
-
 /** A job store in an Azure Blob Storage container. */
 export class AzureJobStore extends AbstractJobStore {
   readonly account: string
@@ -471,28 +393,19 @@ export class AzureJobStore extends AbstractJobStore {
       },
       options,
     }
-    // writePath 'multipart' (the conditional-write proof): even a tiny body is staged and committed as blocks.
-    const blocks = options.writePath === 'multipart'
-    if (Buffer.isBuffer(body) && body.length <= MAX_SINGLE_PUT && !blocks) return this.#putSingle(write, body)
-    const stream: Readable = Buffer.isBuffer(body) ? new PassThrough().end(body) : body
-    const onAbort = (): void => {
-      stream.destroy(new AbortedError({ cause: options.signal?.reason }))
-    }
-    options.signal?.addEventListener('abort', onAbort, { once: true })
-    const reader = new BlockReader(stream)
-    try {
-      const blockSize = this.#blockSizeFor(options.contentLength)
-      const small = blocks ? undefined : await reader.readSmall(blockSize)
-      if (small !== undefined) return await this.#putSingle(write, small)
-      return await this.#putBlocks(write, reader, blockSize)
-    } catch (err) {
-      // The body's own error (the caller's) passes through as it is.
-      if (reader.failure !== undefined && err === reader.failure.error) throw err
-      throw wrapAzureError(err, `upload of ${this.#where(write.blob.name)}`, options.signal)
-    } finally {
-      options.signal?.removeEventListener('abort', onAbort)
-      await reader.close().catch(() => {})
-    }
+    return uploadBody(body, this.#sink(write), {
+      what: this.#where(write.blob.name),
+      partSize: this.#blockSize,
+      maxParts: MAX_BLOCKS,
+      maxPartSize: MAX_BLOCK_SIZE,
+      maxSinglePut: MAX_SINGLE_PUT,
+      concurrency: this.#uploadConcurrency,
+      partDigest: 'md5',
+      wholeDigest: 'md5',
+      contentLength: options.contentLength,
+      writePath: options.writePath,
+      signal: options.signal,
+    })
   }
 
   /** The conditional-write proof's paths: Put Blob, and staged blocks committed by Put Block List. */
@@ -506,11 +419,6 @@ export class AzureJobStore extends AbstractJobStore {
         { writePath: 'multipart', name: 'Put Block List (staged blocks)' },
       ],
     }
-  }
-
-  #blockSizeFor(contentLength: number | undefined): number {
-    if (contentLength === undefined || contentLength <= this.#blockSize * MAX_BLOCKS) return this.#blockSize
-    return Math.min(MAX_BLOCK_SIZE, Math.ceil(contentLength / MAX_BLOCKS / MiB) * MiB)
   }
 
   /** One Put Blob with the body's MD5, checked by the service and stored as the blob's Content-MD5. */
@@ -536,104 +444,49 @@ export class AzureJobStore extends AbstractJobStore {
   }
 
   /**
-   * Stages the stream's blocks (at most `uploadConcurrency` in flight, from a pool of `uploadConcurrency + 1`
-   * buffers) and commits them with the conditions, the metadata and the MD5 of the whole body. On any failure
-   * nothing is committed, and the staged blocks are removed when no committed blob carries them.
+   * The requests of one write (see uploadBody): one Put Blob, or blocks staged with their MD5 and committed with
+   * the conditions, the metadata and the MD5 of the whole body. On any failure nothing is committed, and the
+   * staged blocks are removed when no committed blob carries them.
    */
-  async #putBlocks(write: Write, reader: BlockReader, blockSize: number): Promise<string> {
+  #sink(write: Write): UploadSink<string> {
     const signal = write.options.signal
-    const whole = createHash('md5')
-    const ids: string[] = []
-    const free: Buffer[] = []
-    let allocated = 0
-    const inflight = new Set<Promise<void>>()
-    const controller = new AbortController()
-    const onAbort = (): void => controller.abort(signal?.reason)
-    signal?.addEventListener('abort', onAbort, { once: true })
-    // In an object: assigned by the stage callbacks, read by the loop.
-    const state: { failure?: { error: unknown } } = {}
-    const throwIfFailed = (): void => {
-      if (state.failure !== undefined) throw state.failure.error
-    }
+    const what = `upload of ${this.#where(write.blob.name)}`
     let firstStaged: Date | undefined
     let committing = false
-
-    const stage = (buffer: Buffer, length: number): void => {
-      if (ids.length >= MAX_BLOCKS) {
-        throw new JobStoreError(
-          `${this.#where(write.blob.name)}: more than ${MAX_BLOCKS} blocks of ${blockSize} bytes; use a larger blockSize`,
-        )
-      }
-      const id = blockId(write.writeId, ids.length)
-      ids.push(id)
-      const data = buffer.subarray(0, length)
-      const task = write.blob
-        .stageBlock(id, data, length, { transactionalContentMD5: md5(data), abortSignal: controller.signal })
-        .then(
-          (response) => {
-            if (response.date !== undefined && (firstStaged === undefined || response.date < firstStaged)) {
-              firstStaged = response.date
-            }
-          },
-          (error: unknown) => {
-            state.failure ??= { error }
-            controller.abort(error)
-          },
-        )
-        .finally(() => {
-          inflight.delete(task)
-          free.push(buffer)
-        })
-      inflight.add(task)
-    }
-
-    try {
-      for (;;) {
-        throwIfFailed()
-        let buffer = free.pop()
-        if (buffer === undefined && allocated <= this.#uploadConcurrency) {
-          buffer = Buffer.allocUnsafe(blockSize)
-          allocated++
+    return {
+      putOnce: (data) => this.#putSingle(write, data),
+      putPart: async (part, partSignal) => {
+        const id = blockId(write.writeId, part.number - 1)
+        try {
+          const response = await write.blob.stageBlock(id, part.data, part.data.length, {
+            transactionalContentMD5: Buffer.from(part.digest as string, 'base64'),
+            abortSignal: partSignal,
+          })
+          if (response.date !== undefined && (firstStaged === undefined || response.date < firstStaged)) firstStaged = response.date
+        } catch (err) {
+          throw wrapAzureError(err, what, signal)
         }
-        if (buffer === undefined) {
-          await Promise.race(inflight)
-          continue
+        return id
+      },
+      commit: async (ids, body) => {
+        committing = true
+        try {
+          const response = await write.blob.commitBlockList([...ids], {
+            conditions: write.conditions,
+            metadata: withDigest(write),
+            blobHTTPHeaders: { blobContentMD5: Buffer.from(body.digest as string, 'base64') },
+            ...(signal ? { abortSignal: signal } : {}),
+          })
+          return response.etag ?? ''
+        } catch (err) {
+          if (isPreconditionFailed(err)) throw new PreconditionFailedError(write.key, { cause: err })
+          if (isInvalidBlockList(err)) return await this.#blocksDiscarded(write, err, firstStaged)
+          throw wrapAzureError(err, what, signal)
         }
-        const length = await reader.fill(buffer)
-        if (length === 0) {
-          free.push(buffer)
-          break
-        }
-        whole.update(buffer.subarray(0, length))
-        while (inflight.size >= this.#uploadConcurrency) await Promise.race(inflight)
-        throwIfFailed()
-        stage(buffer, length)
-        if (length < buffer.length) break
-      }
-      await Promise.all(inflight)
-      throwIfFailed()
-      throwIfAborted(signal)
-      committing = true
-      try {
-        const response = await write.blob.commitBlockList(ids, {
-          conditions: write.conditions,
-          metadata: withDigest(write),
-          blobHTTPHeaders: { blobContentMD5: whole.digest() },
-          ...(signal ? { abortSignal: signal } : {}),
-        })
-        return response.etag ?? ''
-      } catch (err) {
-        if (isPreconditionFailed(err)) throw new PreconditionFailedError(write.key, { cause: err })
-        if (isInvalidBlockList(err)) return await this.#blocksDiscarded(write, err, firstStaged)
-        throw err
-      }
-    } catch (err) {
-      controller.abort(err)
-      await Promise.allSettled(inflight)
-      if (!committing || !(err instanceof PreconditionFailedError)) await this.#removeStagedBlocks(write, firstStaged)
-      throw err
-    } finally {
-      signal?.removeEventListener('abort', onAbort)
+      },
+      abort: async (failure) => {
+        if (!committing || !(failure instanceof PreconditionFailedError)) await this.#removeStagedBlocks(write, firstStaged)
+      },
     }
   }
 
