@@ -48,6 +48,7 @@ import {
   UnsupportedOperationError,
 } from '../../src/errors.js'
 import { checkLocatorPrefix, keys } from '../../src/ids.js'
+import { copyObject, CopySourceChangedError, type CopySink } from '../../src/copies.js'
 import { resumableRead } from '../../src/resumable-read.js'
 import { uploadBody, type UploadSink } from '../../src/uploads.js'
 import { isFileDigest } from '../../src/streams.js'
@@ -264,6 +265,9 @@ function md5(data: Buffer): Buffer {
 function blockId(writeId: string, index: number): string {
   return Buffer.from(`${writeId}-${String(index).padStart(7, '0')}`).toString('base64')
 }
+
+/** A server-side copy the service cannot do (501 to Put Block From URL: Azurite): the core streams instead. */
+class CopyDeclined extends Error {}
 
 /** A job store in an Azure Blob Storage container. */
 export class AzureJobStore extends AbstractJobStore {
@@ -898,45 +902,49 @@ export class AzureJobStore extends AbstractJobStore {
     const targetBlob = (await target.store.#containerClient()).getBlockBlobClient(target.store.#name(target.key))
     const from = source.store.#where(sourceBlob.name)
     const to = target.store.#where(targetBlob.name)
-    for (let round = 1; ; round++) {
-      throwIfAborted(signal)
-      let props
-      try {
-        props = await sourceBlob.getProperties(abort)
-      } catch (err) {
-        if (isNotFound(err)) throw missing(err)
-        throw wrapAzureError(err, `properties of ${from}`, signal)
-      }
-      const size = props.contentLength ?? 0
-      const sync = size <= this.#syncCopyLimit
-      if (!sync && this.#blockCopyUnsupported) return false
-      // A source no store wrote has no digest of the core's: its Content-MD5 (the service's) is adopted; without
-      // one either, an import is streamed so that the core hashes it.
-      const sourceMd5 = props.contentMD5 !== undefined && props.contentMD5.length === 16 ? `md5:${Buffer.from(props.contentMD5).toString('base64')}` : undefined
-      const stored = props.metadata?.[META_DIGEST]
-      const digest = isFileDigest(stored) ? stored : sourceMd5
-      if (requireDigest && !isFileDigest(digest)) return false
-      const access = await source.store.#copySourceAccess(source.key, sourceBlob)
-      if (access === undefined) return false
-      const write: Write = {
-        key: target.key,
-        blob: targetBlob,
-        writeId: randomBytes(12).toString('hex'),
-        conditions: conditionsOf(options),
-        metadata: {
-          ...(options.executable === true || props.metadata?.[META_EXECUTABLE] === 'true' ? { [META_EXECUTABLE]: 'true' } : {}),
-          ...(options.writeToken !== undefined ? { [META_WRITE_TOKEN]: options.writeToken } : {}),
-          // The copy carries the source's digest.
-          ...(isFileDigest(digest) ? { [META_DIGEST]: digest as string } : {}),
-        },
-        options,
-      }
-      if (sync) {
+    type Source = { size: number; etag: string | undefined; access: { url: string; authorization?: HttpAuthorization }; write: Write }
+    let firstStaged: Date | undefined
+    const sink: CopySink<Source, string, true> = {
+      source: async () => {
+        let props
+        try {
+          props = await sourceBlob.getProperties(abort)
+        } catch (err) {
+          if (isNotFound(err)) throw missing(err)
+          throw wrapAzureError(err, `properties of ${from}`, signal)
+        }
+        const size = props.contentLength ?? 0
+        if (size > this.#syncCopyLimit && this.#blockCopyUnsupported) return undefined
+        // A source no store wrote has no digest of the core's: its Content-MD5 (the service's) is adopted; without
+        // one either, an import is streamed so that the core hashes it.
+        const sourceMd5 = props.contentMD5 !== undefined && props.contentMD5.length === 16 ? `md5:${Buffer.from(props.contentMD5).toString('base64')}` : undefined
+        const stored = props.metadata?.[META_DIGEST]
+        const digest = isFileDigest(stored) ? stored : sourceMd5
+        if (requireDigest && !isFileDigest(digest)) return undefined
+        const access = await source.store.#copySourceAccess(source.key, sourceBlob)
+        if (access === undefined) return undefined
+        firstStaged = undefined
+        const write: Write = {
+          key: target.key,
+          blob: targetBlob,
+          writeId: randomBytes(12).toString('hex'),
+          conditions: conditionsOf(options),
+          metadata: {
+            ...(options.executable === true || props.metadata?.[META_EXECUTABLE] === 'true' ? { [META_EXECUTABLE]: 'true' } : {}),
+            ...(options.writeToken !== undefined ? { [META_WRITE_TOKEN]: options.writeToken } : {}),
+            // The copy carries the source's digest.
+            ...(isFileDigest(digest) ? { [META_DIGEST]: digest as string } : {}),
+          },
+          options,
+        }
+        return { size, etag: props.etag, access, write }
+      },
+      copyOnce: async ({ etag, access, write }) => {
         try {
           await targetBlob.syncCopyFromURL(access.url, {
             metadata: write.metadata,
             conditions: write.conditions,
-            ...(props.etag !== undefined ? { sourceConditions: { ifMatch: props.etag } } : {}),
+            ...(etag !== undefined ? { sourceConditions: { ifMatch: etag } } : {}),
             ...(access.authorization !== undefined ? { sourceAuthorization: access.authorization } : {}),
             ...abort,
           })
@@ -946,21 +954,76 @@ export class AzureJobStore extends AbstractJobStore {
           // The source was deleted since the HEAD (the next round reports it gone), or replaced: its ETag pin fails
           // with 412 as the target's conditions do (Azure says SourceConditionNotMet, Azurite ConditionNotMet), so
           // the source's ETag now tells which.
-          if (isNotFound(err) && !isContainerNotFound(err) && round < 3) continue
+          if (isNotFound(err) && !isContainerNotFound(err)) throw new CopySourceChangedError({ cause: err })
           if (isPreconditionFailed(err)) {
             const now = await sourceBlob.getProperties(abort).then(
               (info) => info.etag,
               () => undefined,
             )
-            if (now !== props.etag && round < 3) continue
+            if (now !== etag) throw new CopySourceChangedError({ cause: err })
             throw new PreconditionFailedError(target.key, { cause: err })
           }
           throw wrapAzureError(err, `copy of ${from} to ${to}`, signal)
         }
-      }
-      const copied = await this.#copyBlocks(write, access, size, props.etag, sourceBlob, from)
-      if (copied !== 'source changed') return copied
-      if (round >= 3) throw new JobStoreError(`Azure Blob copy of ${from}: the source kept changing during the copy`)
+      },
+      copyPart: async ({ access, write }, range) => {
+        const id = blockId(write.writeId, range.number - 1)
+        try {
+          const response = await write.blob.stageBlockFromURL(id, access.url, range.offset, range.count, {
+            ...(access.authorization !== undefined ? { sourceAuthorization: access.authorization } : {}),
+            ...abort,
+          })
+          if (response.date !== undefined && (firstStaged === undefined || response.date < firstStaged)) firstStaged = response.date
+        } catch (err) {
+          if (httpStatus(err) === 501) {
+            log('Put Block From URL is not implemented by the service (%s): streaming instead', errorCode(err))
+            this.#blockCopyUnsupported = true
+            throw new CopyDeclined()
+          }
+          throw wrapAzureError(err, `copy of ${from} to ${to}`, signal)
+        }
+        return id
+      },
+      // Committed only if the source still has the ETag it had at the start.
+      commit: async ({ etag, write }, ids) => {
+        try {
+          const now = await sourceBlob.getProperties(abort).catch((err: unknown) => {
+            if (isNotFound(err)) return undefined
+            throw err
+          })
+          if (now === undefined || now.etag !== etag) throw new CopySourceChangedError()
+          await write.blob.commitBlockList([...ids], {
+            conditions: write.conditions,
+            metadata: write.metadata,
+            ...(now.contentMD5 !== undefined ? { blobHTTPHeaders: { blobContentMD5: now.contentMD5 } } : {}),
+            ...abort,
+          })
+        } catch (err) {
+          if (isPreconditionFailed(err)) throw new PreconditionFailedError(write.key, { cause: err })
+          throw err instanceof CopySourceChangedError ? err : wrapAzureError(err, `copy of ${from} to ${to}`, signal)
+        }
+        log('copied %s to %s server-side (%d blocks from URL)', from, to, ids.length)
+        return true
+      },
+      abort: async ({ write }, failure) => {
+        if (!(failure instanceof PreconditionFailedError)) await this.#removeStagedBlocks(write, firstStaged)
+      },
+    }
+    try {
+      return (
+        (await copyObject(sink, {
+          what: from,
+          maxSingleCopy: this.#syncCopyLimit,
+          partSize: COPY_BLOCK_SIZE,
+          maxParts: MAX_BLOCKS,
+          maxPartSize: MAX_BLOCK_SIZE,
+          concurrency: this.#uploadConcurrency,
+          signal,
+        })) ?? false
+      )
+    } catch (err) {
+      if (err instanceof CopyDeclined) return false
+      throw err
     }
   }
 
@@ -979,72 +1042,6 @@ export class AzureJobStore extends AbstractJobStore {
       if (!(err instanceof UnsupportedOperationError)) throw err
       log('no server-side copy from %s: %s', this.#where(blob.name), err.message)
       return undefined
-    }
-  }
-
-  /**
-   * Stages the source's ranges with Put Block From URL (`uploadConcurrency` at a time) and commits them, if the
-   * source still has `etag`. False when the service has no Put Block From URL (501: Azurite); 'source changed'
-   * when the source was replaced meanwhile (nothing committed). On any failure the staged blocks are removed.
-   */
-  async #copyBlocks(
-    write: Write,
-    access: { url: string; authorization?: HttpAuthorization },
-    size: number,
-    etag: string | undefined,
-    sourceBlob: BlobClient,
-    from: string,
-  ): Promise<boolean | 'source changed'> {
-    const signal = write.options.signal
-    const abort = signal ? { abortSignal: signal } : {}
-    const blockSize = Math.min(MAX_BLOCK_SIZE, Math.max(COPY_BLOCK_SIZE, Math.ceil(size / MAX_BLOCKS / MiB) * MiB))
-    const ranges: { id: string; offset: number; count: number }[] = []
-    for (let offset = 0; offset < size; offset += blockSize) {
-      ranges.push({ id: blockId(write.writeId, ranges.length), offset, count: Math.min(blockSize, size - offset) })
-    }
-    const to = this.#where(write.blob.name)
-    let firstStaged: Date | undefined
-    try {
-      await forEachConcurrent(ranges, this.#uploadConcurrency, async (range) => {
-        throwIfAborted(signal)
-        const response = await write.blob.stageBlockFromURL(range.id, access.url, range.offset, range.count, {
-          ...(access.authorization !== undefined ? { sourceAuthorization: access.authorization } : {}),
-          ...abort,
-        })
-        if (response.date !== undefined && (firstStaged === undefined || response.date < firstStaged)) firstStaged = response.date
-      })
-      const now = await sourceBlob.getProperties(abort).catch((err: unknown) => {
-        if (isNotFound(err)) return undefined
-        throw err
-      })
-      if (now === undefined || now.etag !== etag) {
-        await this.#removeStagedBlocks(write, firstStaged)
-        return 'source changed'
-      }
-      try {
-        await write.blob.commitBlockList(
-          ranges.map((range) => range.id),
-          {
-            conditions: write.conditions,
-            metadata: write.metadata,
-            ...(now.contentMD5 !== undefined ? { blobHTTPHeaders: { blobContentMD5: now.contentMD5 } } : {}),
-            ...abort,
-          },
-        )
-      } catch (err) {
-        if (isPreconditionFailed(err)) throw new PreconditionFailedError(write.key, { cause: err })
-        throw err
-      }
-      log('copied %s to %s server-side (%d blocks from URL)', from, to, ranges.length)
-      return true
-    } catch (err) {
-      if (!(err instanceof PreconditionFailedError)) await this.#removeStagedBlocks(write, firstStaged)
-      if (httpStatus(err) === 501) {
-        log('Put Block From URL is not implemented by the service (%s): streaming instead', errorCode(err))
-        this.#blockCopyUnsupported = true
-        return false
-      }
-      throw wrapAzureError(err, `copy of ${from} to ${to}`, signal)
     }
   }
 

@@ -42,6 +42,7 @@ import {
   UnsupportedOperationError,
 } from '../../src/errors.js'
 import { checkLocatorPrefix, keys, randomId } from '../../src/ids.js'
+import { copyObject, CopySourceChangedError, type CopySink } from '../../src/copies.js'
 import { resumableRead } from '../../src/resumable-read.js'
 import { uploadBody, type UploadPart, type UploadSink } from '../../src/uploads.js'
 import { isFileDigest } from '../../src/streams.js'
@@ -1017,61 +1018,68 @@ export class GcsJobStore extends AbstractJobStore {
     requireDigest = false,
   ): Promise<string | undefined> {
     const source = `gs://${sourceBucket}/${sourceName}`
-    for (let round = 1; ; round++) {
-      throwIfAborted(options.signal)
-      let metadata: FileMetadata
-      try {
-        ;[metadata] = await this.#storage.bucket(sourceBucket).file(sourceName).getMetadata()
-      } catch (err) {
-        if (isGcsNotFound(err)) throw missing(err)
-        throw mapGcsError(err, { action: 'metadata lookup of', where: source })
-      }
-      const generation = Number(metadata.generation)
-      const pinned = this.#storage
-        .bucket(sourceBucket)
-        .file(sourceName, Number.isSafeInteger(generation) ? { generation } : {})
-      const writeId = randomId()
-      const executable = options.executable === true || metadata.metadata?.[META_EXECUTABLE] === 'true'
-      // The copy carries the source's digest in its own metadata (never the source's sidecar). A source no store
-      // wrote has none: its MD5 (the service's) is adopted; without one (a composite object), an import is streamed
-      // so that the core hashes it.
-      const sourceMd5 = typeof metadata.md5Hash === 'string' ? `md5:${metadata.md5Hash}` : undefined
-      const digest =
-        (await this.#digestOf(this.#storage.bucket(sourceBucket), metadata.metadata ?? undefined)) ??
-        (isFileDigest(sourceMd5) ? sourceMd5 : undefined)
-      if (digest === undefined && requireDigest) return undefined
-      const preconditionOpts = this.#precondition(key, options)
-      try {
-        const [, response] = await pinned.copy(this.#bucket.file(this.#name(key)), {
-          contentType: 'application/octet-stream',
-          metadata: {
-            [META_EXECUTABLE]: executable ? 'true' : 'false',
-            [META_WRITE_ID]: writeId,
-            ...(digest !== undefined ? { [META_DIGEST]: digest } : {}),
-          },
-          ...(preconditionOpts !== undefined ? { preconditionOpts } : {}),
-        })
-        log('copied %s to %s/%s server-side (rewrite)', source, this.#where(), key)
-        const resource = (response as { resource?: FileMetadata } | undefined)?.resource
-        return this.#generationOf(resource ?? (await this.#metadata(key)) ?? {}, key)
-      } catch (err) {
-        if (err instanceof JobStoreError) throw err
-        const status = gcsStatus(err)
-        if (status === 412) {
-          const current = await this.#metadata(key).catch(() => undefined)
-          if (current?.metadata?.[META_WRITE_ID] === writeId) return this.#generationOf(current, key)
-          throw new PreconditionFailedError(key, { cause: sanitize(err) })
+    type Source = { size: number; pinned: File; metadata: FileMetadata; digest: string | undefined }
+    // One rewrite (the SDK follows its rewrite tokens), pinned to the source's generation.
+    const sink: CopySink<Source, never, string> = {
+      source: async () => {
+        let metadata: FileMetadata
+        try {
+          ;[metadata] = await this.#storage.bucket(sourceBucket).file(sourceName).getMetadata()
+        } catch (err) {
+          if (isGcsNotFound(err)) throw missing(err)
+          throw mapGcsError(err, { action: 'metadata lookup of', where: source })
         }
-        if (isGcsNotFound(err)) {
-          // The pinned generation went: the source was replaced (copy the new one) or deleted; or the target's
-          // bucket is missing.
-          const [exists] = await this.#storage.bucket(sourceBucket).file(sourceName).exists().catch(() => [true])
-          if (!exists) throw missing(err)
-          if (round < 3) continue
+        const generation = Number(metadata.generation)
+        const pinned = this.#storage
+          .bucket(sourceBucket)
+          .file(sourceName, Number.isSafeInteger(generation) ? { generation } : {})
+        // The copy carries the source's digest in its own metadata (never the source's sidecar). A source no store
+        // wrote has none: its MD5 (the service's) is adopted; without one (a composite object), an import is streamed
+        // so that the core hashes it.
+        const sourceMd5 = typeof metadata.md5Hash === 'string' ? `md5:${metadata.md5Hash}` : undefined
+        const digest =
+          (await this.#digestOf(this.#storage.bucket(sourceBucket), metadata.metadata ?? undefined)) ??
+          (isFileDigest(sourceMd5) ? sourceMd5 : undefined)
+        if (digest === undefined && requireDigest) return undefined
+        return { size: Number(metadata.size ?? 0), pinned, metadata, digest }
+      },
+      copyOnce: async ({ pinned, metadata, digest }) => {
+        const writeId = randomId()
+        const executable = options.executable === true || metadata.metadata?.[META_EXECUTABLE] === 'true'
+        const preconditionOpts = this.#precondition(key, options)
+        try {
+          const [, response] = await pinned.copy(this.#bucket.file(this.#name(key)), {
+            contentType: 'application/octet-stream',
+            metadata: {
+              [META_EXECUTABLE]: executable ? 'true' : 'false',
+              [META_WRITE_ID]: writeId,
+              ...(digest !== undefined ? { [META_DIGEST]: digest } : {}),
+            },
+            ...(preconditionOpts !== undefined ? { preconditionOpts } : {}),
+          })
+          log('copied %s to %s/%s server-side (rewrite)', source, this.#where(), key)
+          const resource = (response as { resource?: FileMetadata } | undefined)?.resource
+          return this.#generationOf(resource ?? (await this.#metadata(key)) ?? {}, key)
+        } catch (err) {
+          if (err instanceof JobStoreError) throw err
+          const status = gcsStatus(err)
+          if (status === 412) {
+            const current = await this.#metadata(key).catch(() => undefined)
+            if (current?.metadata?.[META_WRITE_ID] === writeId) return this.#generationOf(current, key)
+            throw new PreconditionFailedError(key, { cause: sanitize(err) })
+          }
+          if (isGcsNotFound(err)) {
+            // The pinned generation went: the source was replaced (copy the new one) or deleted; or the target's
+            // bucket is missing.
+            const [exists] = await this.#storage.bucket(sourceBucket).file(sourceName).exists().catch(() => [true])
+            if (!exists) throw missing(err)
+            throw new CopySourceChangedError({ cause: this.#error(err, `copy from ${source} to`, key, 'bucket') })
+          }
+          throw this.#error(err, `copy from ${source} to`, key, 'bucket')
         }
-        throw this.#error(err, `copy from ${source} to`, key, 'bucket')
-      }
+      },
     }
+    return copyObject(sink, { what: source, signal: options.signal })
   }
 
   #emulatorSigner(): Storage {

@@ -49,6 +49,7 @@ import type { ConditionalWriteProofTarget } from '../../src/conditional-write-pr
 import { chunk, forEachConcurrent, sleep, throwIfAborted } from '../../src/concurrency.js'
 import { IntegrityError, InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
 import { checkLocatorPrefix, keys } from '../../src/ids.js'
+import { copyObject, CopySourceChangedError, type CopySink } from '../../src/copies.js'
 import { resumableRead } from '../../src/resumable-read.js'
 import { uploadBody, type UploadedBody, type UploadPart, type UploadSink } from '../../src/uploads.js'
 import { isFileDigest, readToBuffer } from '../../src/streams.js'
@@ -413,7 +414,7 @@ export class S3JobStore extends AbstractJobStore {
     return {
       putOnce: (data) => this.#putSingle(write, data, write.options.signal),
       begin: async (signal) => {
-        uploadId = await this.#createUpload(write, signal)
+        uploadId = await this.#createUpload(write, true, signal)
       },
       putPart: (part, signal) => this.#uploadPart(write, uploadId as string, part, signal),
       commit: async (parts, body, signal) => {
@@ -479,16 +480,21 @@ export class S3JobStore extends AbstractJobStore {
     }
   }
 
-  async #createUpload(write: Write, signal: AbortSignal): Promise<string> {
+  /**
+   * Starts a multipart upload. An upload's CRC32 (`checksum`) is checked by S3 per part and for the whole object;
+   * a copy by parts has none: S3-compatible services want each part's checksum, which only S3 computes for copied
+   * parts (reads of the copy then check its size, and the SDK whatever checksum the service reports).
+   */
+  async #createUpload(write: Write, checksum: boolean, signal: AbortSignal | undefined): Promise<string> {
     const out = await this.#send<{ UploadId?: string }>(
       new CreateMultipartUploadCommand({
         Bucket: this.bucket,
         Key: write.fullKey,
         ContentType: 'application/octet-stream',
-        ChecksumAlgorithm: 'CRC32',
-        ChecksumType: 'FULL_OBJECT',
+        ...(checksum ? { ChecksumAlgorithm: 'CRC32', ChecksumType: 'FULL_OBJECT' } : {}),
+        // An upload's digest goes into the sidecar; a copy's metadata has the source's.
         Metadata:
-          write.options.digest !== undefined ? { ...write.metadata, [META_DIGEST_SIDECAR]: this.#sidecarKey(write) } : write.metadata,
+          checksum && write.options.digest !== undefined ? { ...write.metadata, [META_DIGEST_SIDECAR]: this.#sidecarKey(write) } : write.metadata,
       }),
       `CreateMultipartUpload ${this.#url(write.fullKey)}`,
       signal,
@@ -496,6 +502,7 @@ export class S3JobStore extends AbstractJobStore {
     if (out.UploadId === undefined) throw new JobStoreError(`S3 CreateMultipartUpload ${this.#url(write.fullKey)}: no upload ID`)
     return out.UploadId
   }
+
 
   async #uploadPart(write: Write, uploadId: string, part: UploadPart, signal: AbortSignal): Promise<CompletedPart> {
     const { number, data, digest: checksum } = part
@@ -556,13 +563,17 @@ export class S3JobStore extends AbstractJobStore {
     }
   }
 
-  /** Commits a multipart upload under the write's condition, with the CRC32 of the whole object for S3 to check. */
+  /**
+   * Commits a multipart upload under the write's condition, with the CRC32 of the whole object for S3 to check
+   * (`body`; a copy by parts has none). A copy settles a failure that may hide its success itself (see
+   * {@link #failedCopyCommit}).
+   */
   async #complete(
     write: Write,
     uploadId: string,
     parts: readonly CompletedPart[],
-    body: UploadedBody,
-    signal: AbortSignal,
+    body: UploadedBody | undefined,
+    signal: AbortSignal | undefined,
   ): Promise<string> {
     try {
       const out = await this.#sendRaw<{ ETag?: string }>(
@@ -571,15 +582,14 @@ export class S3JobStore extends AbstractJobStore {
           Key: write.fullKey,
           UploadId: uploadId,
           MultipartUpload: { Parts: [...parts] },
-          ChecksumCRC32: body.digest,
-          ChecksumType: 'FULL_OBJECT',
-          MpuObjectSize: body.size,
+          ...(body !== undefined ? { ChecksumCRC32: body.digest, ChecksumType: 'FULL_OBJECT', MpuObjectSize: body.size } : {}),
           ...conditions(write.options),
         }),
         signal,
       )
       return this.#etag(out.ETag, write)
     } catch (err) {
+      if (body === undefined) return await this.#failedCopyCommit(err, write, 'CompleteMultipartUpload', signal)
       this.#failedCommit(err, write, 'CompleteMultipartUpload', signal)
     }
   }
@@ -1043,11 +1053,11 @@ export class S3JobStore extends AbstractJobStore {
   }
 
   /**
-   * Copies `sourceBucket/sourceKey` to the store-relative `key` without the bytes leaving S3, keeping the
-   * executable flag (or setting it, `options.executable`) and honouring the write's conditions: one CopyObject
-   * (S3 computes the CRC32 of the copy) up to `threshold`, else a multipart upload of UploadPartCopy parts,
-   * committed under the conditions, aborted on failure. Every request is pinned to the source's ETag: a source
-   * replaced meanwhile is copied again from its new version, never mixed.
+   * Copies `sourceBucket/sourceKey` to the store-relative `key` without the bytes leaving S3 (the core's
+   * copyObject), keeping the executable flag (or setting it, `options.executable`) and honouring the write's
+   * conditions: one CopyObject (S3 computes the CRC32 of the copy) up to `threshold`, else a multipart upload of
+   * UploadPartCopy parts, committed under the conditions, aborted on failure. Every request is pinned to the
+   * source's ETag: a source replaced meanwhile is copied again from its new version, never mixed.
    */
   async #copyIn(
     sourceBucket: string,
@@ -1061,40 +1071,41 @@ export class S3JobStore extends AbstractJobStore {
     const signal = options.signal
     const source = `s3://${sourceBucket}/${sourceKey}`
     const copySource = `${sourceBucket}/${sourceKey.split('/').map(encodeURIComponent).join('/')}`
-    for (let round = 1; ; round++) {
-      throwIfAborted(signal)
-      let head: { ContentLength?: number; ETag?: string; Metadata?: Record<string, string>; ChecksumCRC32?: string; ChecksumType?: string }
-      try {
-        head = await this.#sendRaw(new HeadObjectCommand({ Bucket: sourceBucket, Key: sourceKey, ChecksumMode: 'ENABLED' }), signal)
-      } catch (err) {
-        const absent = headNotFound(err)
-        if (absent === 'absent' || (absent === 'unproven' && !(await this.#existsByGet(sourceBucket, sourceKey, signal)))) {
-          throw missing(err)
+    type Source = { size: number; etag: string; write: Write; pinned: { CopySource: string; CopySourceIfMatch: string } }
+    let uploadId: string | undefined
+    const sink: CopySink<Source, CompletedPart, string> = {
+      source: async () => {
+        let head: { ContentLength?: number; ETag?: string; Metadata?: Record<string, string>; ChecksumCRC32?: string; ChecksumType?: string }
+        try {
+          head = await this.#sendRaw(new HeadObjectCommand({ Bucket: sourceBucket, Key: sourceKey, ChecksumMode: 'ENABLED' }), signal)
+        } catch (err) {
+          const absent = headNotFound(err)
+          if (absent === 'absent' || (absent === 'unproven' && !(await this.#existsByGet(sourceBucket, sourceKey, signal)))) {
+            throw missing(err)
+          }
+          throw wrapS3Error(err, `HeadObject ${source}`, signal)
         }
-        throw wrapS3Error(err, `HeadObject ${source}`, signal)
-      }
-      if (head.ETag === undefined) throw new JobStoreError(`S3 HeadObject ${source}: no ETag in the answer`)
-      const size = head.ContentLength ?? 0
-      const executable = options.executable === true || head.Metadata?.[META_EXECUTABLE] === '1'
-      // The copy carries the source's digest, in its own metadata (a copy's metadata is set with the copy). A source
-      // no store wrote has none: its full-object CRC32, which S3 computed from its bytes, is adopted as the digest
-      // (the same algorithm as the core's); without one either, an import is streamed so that the core hashes it.
-      const sourceCrc = head.ChecksumType === 'FULL_OBJECT' && head.ChecksumCRC32 !== undefined ? head.ChecksumCRC32 : undefined
-      const digest = (await this.#digestOf(sourceBucket, head.Metadata, signal)) ?? (isFileDigest(sourceCrc) ? sourceCrc : undefined)
-      if (digest === undefined && requireDigest) return undefined
-      const write: Write = {
-        key,
-        fullKey: this.#full(key),
-        options,
-        metadata: {
-          [META_WRITE_ID]: randomUUID(),
-          ...(executable ? { [META_EXECUTABLE]: '1' } : {}),
-          ...(digest !== undefined ? { [META_DIGEST]: digest } : {}),
-        },
-      }
-      const pinned = { CopySource: copySource, CopySourceIfMatch: head.ETag }
-      try {
-        if (size > threshold) return await this.#copyInParts(write, pinned, size, source, threshold)
+        if (head.ETag === undefined) throw new JobStoreError(`S3 HeadObject ${source}: no ETag in the answer`)
+        const executable = options.executable === true || head.Metadata?.[META_EXECUTABLE] === '1'
+        // The copy carries the source's digest, in its own metadata (a copy's metadata is set with the copy). A source
+        // no store wrote has none: its full-object CRC32, which S3 computed from its bytes, is adopted as the digest
+        // (the same algorithm as the core's); without one either, an import is streamed so that the core hashes it.
+        const sourceCrc = head.ChecksumType === 'FULL_OBJECT' && head.ChecksumCRC32 !== undefined ? head.ChecksumCRC32 : undefined
+        const digest = (await this.#digestOf(sourceBucket, head.Metadata, signal)) ?? (isFileDigest(sourceCrc) ? sourceCrc : undefined)
+        if (digest === undefined && requireDigest) return undefined
+        const write: Write = {
+          key,
+          fullKey: this.#full(key),
+          options,
+          metadata: {
+            [META_WRITE_ID]: randomUUID(),
+            ...(executable ? { [META_EXECUTABLE]: '1' } : {}),
+            ...(digest !== undefined ? { [META_DIGEST]: digest } : {}),
+          },
+        }
+        return { size: head.ContentLength ?? 0, etag: head.ETag, write, pinned: { CopySource: copySource, CopySourceIfMatch: head.ETag } }
+      },
+      copyOnce: async ({ write, pinned, etag }) => {
         try {
           const out = await this.#sendRaw<{ CopyObjectResult?: { ETag?: string } }>(
             new CopyObjectCommand({
@@ -1113,47 +1124,21 @@ export class S3JobStore extends AbstractJobStore {
           return this.#etag(out.CopyObjectResult?.ETag, write)
         } catch (err) {
           // NoSuchKey: the source went (a missing target matters only to If-Match, which #failedCommit maps).
-          if (errorCode(err) === 'NoSuchKey' && options.ifMatch === undefined) throw new SourceChanged(err)
+          if (errorCode(err) === 'NoSuchKey' && options.ifMatch === undefined) throw new CopySourceChangedError({ cause: err })
           // 412: the target's condition, or the source's ETag pin; a HEAD of the source tells which.
           if (isPreconditionFailed(err)) {
             const now = await this.#sendRaw<{ ETag?: string }>(new HeadObjectCommand({ Bucket: sourceBucket, Key: sourceKey }), signal).catch(
               () => undefined,
             )
-            if (now?.ETag !== head.ETag) throw new SourceChanged(err)
+            if (now?.ETag !== etag) throw new CopySourceChangedError({ cause: err })
           }
           return await this.#failedCopyCommit(err, write, 'CopyObject', signal)
         }
-      } catch (err) {
-        // The source was replaced (or deleted) between the HEAD and the copy: copy its new version, or say it is gone.
-        if (!(err instanceof SourceChanged)) throw err
-        if (round >= 3) throw new JobStoreError(`${source} kept changing during a server-side copy`, { cause: err.cause })
-        log('%s changed during a server-side copy; copying it again', source)
-      }
-    }
-  }
-
-  /** A multipart upload of UploadPartCopy parts (`uploadConcurrency` in flight), committed under the conditions. */
-  async #copyInParts(
-    write: Write,
-    pinned: { CopySource: string; CopySourceIfMatch: string },
-    size: number,
-    source: string,
-    threshold: number,
-  ): Promise<string> {
-    const signal = write.options.signal
-    const partSize = Math.min(MAX_PART_SIZE, Math.max(Math.min(threshold, COPY_PART_SIZE), Math.ceil(size / MAX_PARTS)))
-    const ranges: { number: number; first: number; last: number }[] = []
-    for (let first = 0; first < size; first += partSize) {
-      ranges.push({ number: ranges.length + 1, first, last: Math.min(first + partSize, size) - 1 })
-    }
-    // No checksum algorithm on the upload: S3-compatible services want each part's checksum, which only S3 computes
-    // for copied parts. Reads of the copy then check its size (and the SDK whatever checksum the service reports).
-    const uploadId = await this.#createCopyUpload(write, signal)
-    let committed = false
-    try {
-      const parts: CompletedPart[] = []
-      await forEachConcurrent(ranges, this.#uploadConcurrency, async (range) => {
-        throwIfAborted(signal)
+      },
+      begin: async ({ write }) => {
+        uploadId = await this.#createUpload(write, false, signal)
+      },
+      copyPart: async ({ write, pinned }, range) => {
         let out: { CopyPartResult?: { ETag?: string } }
         try {
           out = await this.#sendRaw(
@@ -1163,65 +1148,42 @@ export class S3JobStore extends AbstractJobStore {
               UploadId: uploadId,
               PartNumber: range.number,
               ...pinned,
-              CopySourceRange: `bytes=${range.first}-${range.last}`,
+              CopySourceRange: `bytes=${range.offset}-${range.offset + range.count - 1}`,
             }),
             signal,
           )
         } catch (err) {
           // A part has no target condition: 412 is the source's ETag pin, NoSuchKey the source gone.
-          if (isPreconditionFailed(err) || errorCode(err) === 'NoSuchKey') throw new SourceChanged(err)
+          if (isPreconditionFailed(err) || errorCode(err) === 'NoSuchKey') throw new CopySourceChangedError({ cause: err })
           throw wrapS3Error(err, `UploadPartCopy ${range.number} of ${this.#url(write.fullKey)} from ${source}`, signal)
         }
         const etag = out.CopyPartResult?.ETag
         if (etag === undefined) throw new JobStoreError(`S3 UploadPartCopy ${range.number} of ${this.#url(write.fullKey)}: no ETag`)
-        parts[range.number - 1] = { PartNumber: range.number, ETag: etag }
-      })
-      throwIfAborted(signal)
-      let version: string
-      try {
-        const out = await this.#sendRaw<{ ETag?: string }>(
-          new CompleteMultipartUploadCommand({
-            Bucket: this.bucket,
-            Key: write.fullKey,
-            UploadId: uploadId,
-            MultipartUpload: { Parts: parts },
-            ...conditions(write.options),
-          }),
-          signal,
-        )
-        version = this.#etag(out.ETag, write)
-      } catch (err) {
-        version = await this.#failedCopyCommit(err, write, 'CompleteMultipartUpload', signal)
-      }
-      committed = true
-      log('copied %s to %s server-side (%d UploadPartCopy parts)', source, this.#url(write.fullKey), parts.length)
-      return version
-    } finally {
-      if (!committed) await this.#abortUpload(write.fullKey, uploadId, { quiet: true })
+        return { PartNumber: range.number, ETag: etag }
+      },
+      commit: async ({ write }, parts) => {
+        const version = await this.#complete(write, uploadId as string, parts, undefined, signal)
+        uploadId = undefined
+        log('copied %s to %s server-side (%d UploadPartCopy parts)', source, this.#url(write.fullKey), parts.length)
+        return version
+      },
+      abort: async ({ write }) => {
+        if (uploadId !== undefined) await this.#abortUpload(write.fullKey, uploadId, { quiet: true })
+        uploadId = undefined
+      },
     }
-  }
-
-  async #createCopyUpload(write: Write, signal: AbortSignal | undefined): Promise<string> {
-    const out = await this.#send<{ UploadId?: string }>(
-      new CreateMultipartUploadCommand({
-        Bucket: this.bucket,
-        Key: write.fullKey,
-        ContentType: 'application/octet-stream',
-        Metadata: write.metadata,
-      }),
-      `CreateMultipartUpload ${this.#url(write.fullKey)}`,
+    return copyObject(sink, {
+      what: source,
+      maxSingleCopy: threshold,
+      partSize: Math.min(threshold, COPY_PART_SIZE),
+      maxParts: MAX_PARTS,
+      maxPartSize: MAX_PART_SIZE,
+      concurrency: this.#uploadConcurrency,
       signal,
-    )
-    if (out.UploadId === undefined) throw new JobStoreError(`S3 CreateMultipartUpload ${this.#url(write.fullKey)}: no upload ID`)
-    return out.UploadId
+    })
   }
-}
 
-/** A copy's source changed (or went) between its HEAD and a copy request pinned to the HEAD's ETag. */
-class SourceChanged extends Error {
-  constructor(cause: unknown) {
-    super('the copy source changed', { cause })
-  }
+
 }
 
 // ------------------------------------------------------------------------------------------------ helpers
