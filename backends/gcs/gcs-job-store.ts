@@ -531,30 +531,41 @@ export class GcsJobStore extends AbstractJobStore {
 
   /**
    * PUTs one chunk of a resumable session, sent once (a failed chunk fails the write: see the constructor);
-   * `total` for the final chunk, which answers with the object's metadata. Bounded by the request timeout.
+   * `total` for the final chunk, which answers with the object's metadata. GCS may keep less than a chunk (its
+   * 308 says how much, in `Range`): the rest is sent again, a few times at most. Bounded by the request timeout.
    */
   async #putChunk(session: string, key: string, part: UploadPart, total: number | undefined, signal: AbortSignal): Promise<FileMetadata> {
-    const { offset, data } = part
-    const range = data.length === 0 ? `bytes */${total ?? '*'}` : `bytes ${offset}-${offset + data.length - 1}/${total ?? '*'}`
-    let response: Response
-    try {
-      response = await fetch(session, {
-        method: 'PUT',
-        headers: { ...(await this.#authHeaders()), 'content-range': range, 'content-length': String(data.length) },
-        body: data,
-        signal: AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
-      })
-    } catch (err) {
-      throw this.#error(err, 'upload of', key, 'bucket')
+    const end = part.offset + part.data.length
+    for (let from = part.offset, attempt = 1; ; attempt++) {
+      const data = part.data.subarray(from - part.offset)
+      const range = data.length === 0 ? `bytes */${total ?? '*'}` : `bytes ${from}-${end - 1}/${total ?? '*'}`
+      let response: Response
+      try {
+        response = await fetch(session, {
+          method: 'PUT',
+          headers: { ...(await this.#authHeaders()), 'content-range': range, 'content-length': String(data.length) },
+          body: data,
+          signal: AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
+        })
+      } catch (err) {
+        throw this.#error(err, 'upload of', key, 'bucket')
+      }
+      const text = await response.text().catch(() => '')
+      if (total !== undefined && (response.status === 200 || response.status === 201)) return JSON.parse(text) as FileMetadata
+      if (response.status === 308) {
+        const persisted = Number(/^bytes=0-(\d+)$/.exec(response.headers.get('range') ?? '')?.[1] ?? -1) + 1
+        if (persisted === end && total === undefined) return {}
+        if (persisted >= from && persisted < end && attempt < 4) {
+          from = persisted
+          continue
+        }
+        throw new JobStoreError(`GCS resumable upload of ${key} to ${this.#where()}: the session kept ${persisted} bytes of the ${end} sent`)
+      }
+      const detail = { code: response.status, message: text.slice(0, 200) }
+      // Sent once: a failed condition is this write's own.
+      if (response.status === 412) throw new PreconditionFailedError(key, { cause: sanitize(detail), mayHaveLanded: false })
+      throw this.#error(detail, 'upload of', key, 'bucket')
     }
-    const text = await response.text().catch(() => '')
-    if (total === undefined ? response.status === 308 : response.status === 200 || response.status === 201) {
-      return total === undefined ? {} : (JSON.parse(text) as FileMetadata)
-    }
-    const detail = { code: response.status, message: text.slice(0, 200) }
-    // Sent once: a failed condition is this write's own.
-    if (response.status === 412) throw new PreconditionFailedError(key, { cause: sanitize(detail), mayHaveLanded: false })
-    throw this.#error(detail, 'upload of', key, 'bucket')
   }
 
   /**
