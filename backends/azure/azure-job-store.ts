@@ -266,6 +266,15 @@ function blockId(writeId: string, index: number): string {
   return Buffer.from(`${writeId}-${String(index).padStart(7, '0')}`).toString('base64')
 }
 
+/** The blocks one write staged: whether it sent any, and the service's date of the earliest answer. */
+class StagedBlocks {
+  sent = false
+  first: Date | undefined
+  answered(date: Date | undefined): void {
+    if (date !== undefined && (this.first === undefined || date < this.first)) this.first = date
+  }
+}
+
 /** A server-side copy the service cannot do (501 to Put Block From URL: Azurite): the core streams instead. */
 class CopyDeclined extends Error {}
 
@@ -455,18 +464,19 @@ export class AzureJobStore extends AbstractJobStore {
   #sink(write: Write): UploadSink<string> {
     const signal = write.options.signal
     const what = `upload of ${this.#where(write.blob.name)}`
-    let firstStaged: Date | undefined
+    const staged = new StagedBlocks()
     let committing = false
     return {
       putOnce: (data) => this.#putSingle(write, data),
       putPart: async (part, partSignal) => {
         const id = blockId(write.writeId, part.number - 1)
+        staged.sent = true
         try {
           const response = await write.blob.stageBlock(id, part.data, part.data.length, {
             transactionalContentMD5: Buffer.from(part.digest as string, 'base64'),
             abortSignal: partSignal,
           })
-          if (response.date !== undefined && (firstStaged === undefined || response.date < firstStaged)) firstStaged = response.date
+          staged.answered(response.date)
         } catch (err) {
           throw wrapAzureError(err, what, signal)
         }
@@ -484,12 +494,12 @@ export class AzureJobStore extends AbstractJobStore {
           return response.etag ?? ''
         } catch (err) {
           if (isPreconditionFailed(err)) throw new PreconditionFailedError(write.key, { cause: err })
-          if (isInvalidBlockList(err)) return await this.#blocksDiscarded(write, err, firstStaged)
+          if (isInvalidBlockList(err)) return await this.#blocksDiscarded(write, err, staged.first)
           throw wrapAzureError(err, what, signal)
         }
       },
       abort: async (failure) => {
-        if (!committing || !(failure instanceof PreconditionFailedError)) await this.#removeStagedBlocks(write, firstStaged)
+        if (!committing || !(failure instanceof PreconditionFailedError)) await this.#removeStagedBlocks(write, staged)
       },
     }
   }
@@ -530,10 +540,12 @@ export class AzureJobStore extends AbstractJobStore {
    * call to drop uncommitted blocks without rewriting the blob: they stay until its next commit (on Azure also
    * its next Put Blob) or Azure's garbage collection after 7 days.
    */
-  async #removeStagedBlocks(write: Write, firstStaged: Date | undefined): Promise<void> {
-    if (firstStaged === undefined) return
+  async #removeStagedBlocks(write: Write, staged: StagedBlocks): Promise<void> {
+    // A block whose answer was lost (an abort, a reset) may be there all the same.
+    if (!staged.sent) return
     try {
-      if (!(await this.#deleteIfUncommittedOnly(write.blob, new Date(firstStaged.getTime() - 1000)))) {
+      const fallback = staged.first !== undefined ? new Date(staged.first.getTime() - 1000) : undefined
+      if (!(await this.#deleteIfUncommittedOnly(write.blob, fallback))) {
         log('%s: a committed blob keeps the uncommitted blocks of a failed write until its next commit', write.key)
       }
     } catch (err) {
@@ -903,7 +915,7 @@ export class AzureJobStore extends AbstractJobStore {
     const from = source.store.#where(sourceBlob.name)
     const to = target.store.#where(targetBlob.name)
     type Source = { size: number; etag: string | undefined; access: { url: string; authorization?: HttpAuthorization }; write: Write }
-    let firstStaged: Date | undefined
+    let staged = new StagedBlocks()
     const sink: CopySink<Source, string, true> = {
       source: async () => {
         let props
@@ -923,7 +935,7 @@ export class AzureJobStore extends AbstractJobStore {
         if (requireDigest && !isFileDigest(digest)) return undefined
         const access = await source.store.#copySourceAccess(source.key, sourceBlob)
         if (access === undefined) return undefined
-        firstStaged = undefined
+        staged = new StagedBlocks()
         const write: Write = {
           key: target.key,
           blob: targetBlob,
@@ -968,12 +980,13 @@ export class AzureJobStore extends AbstractJobStore {
       },
       copyPart: async ({ access, write }, range) => {
         const id = blockId(write.writeId, range.number - 1)
+        staged.sent = true
         try {
           const response = await write.blob.stageBlockFromURL(id, access.url, range.offset, range.count, {
             ...(access.authorization !== undefined ? { sourceAuthorization: access.authorization } : {}),
             ...abort,
           })
-          if (response.date !== undefined && (firstStaged === undefined || response.date < firstStaged)) firstStaged = response.date
+          staged.answered(response.date)
         } catch (err) {
           if (httpStatus(err) === 501) {
             log('Put Block From URL is not implemented by the service (%s): streaming instead', errorCode(err))
@@ -1006,7 +1019,7 @@ export class AzureJobStore extends AbstractJobStore {
         return true
       },
       abort: async ({ write }, failure) => {
-        if (!(failure instanceof PreconditionFailedError)) await this.#removeStagedBlocks(write, firstStaged)
+        if (!(failure instanceof PreconditionFailedError)) await this.#removeStagedBlocks(write, staged)
       },
     }
     try {
