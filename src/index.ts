@@ -87,6 +87,10 @@ export {
 // overrides materializeObject, as the file backend does).
 export { chunk, forEachConcurrent, mapConcurrent, sleep, throwIfAborted } from './concurrency.js'
 export { createVerifyStream, verifyBytes, FILE_DIGEST_ALGORITHM } from './streams.js'
+// For backend authors: uploads in parts (multipart, block, resumable), orchestrated once.
+export { partSizeOf, uploadBody, type UploadedBody, type UploadPart, type UploadPlan, type UploadSink } from './uploads.js'
+// For backend authors: same-service (server-side) copies, orchestrated once.
+export { copyObject, CopySourceChangedError, type CopyPlan, type CopyRange, type CopySink } from './copies.js'
 export type { ConditionalWritePath, ConditionalWriteProofTarget } from './conditional-write-proof.js'
 export type { WritePath } from './storage.js'
 export {

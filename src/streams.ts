@@ -77,12 +77,13 @@ function finalCheck(
 export const FILE_DIGEST_ALGORITHM = 'crc32'
 
 /** Incremental digest of a `node:crypto` algorithm or `crc32`. */
-interface Hasher {
+export interface Hasher {
   update(data: Buffer): Hasher
   digest(encoding: 'base64'): string
 }
 
-function newHasher(algorithm: string): Hasher {
+/** A {@link Hasher} of a `node:crypto` algorithm (`md5`, `sha256`…) or `crc32` (digest: 4 bytes big-endian). */
+export function newHasher(algorithm: string): Hasher {
   if (algorithm !== 'crc32') return createHash(algorithm)
   let value = 0
   const hasher: Hasher = {

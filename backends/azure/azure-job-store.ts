@@ -40,7 +40,6 @@ import { chunk, forEachConcurrent, sleep, throwIfAborted } from '../../src/concu
 
 import type { ConditionalWriteProofTarget } from '../../src/conditional-write-proof.js'
 import {
-  AbortedError,
   InvalidArgumentError,
   InvalidImportExportUrlError,
   JobStoreError,
@@ -49,7 +48,9 @@ import {
   UnsupportedOperationError,
 } from '../../src/errors.js'
 import { checkLocatorPrefix, keys } from '../../src/ids.js'
+import { copyObject, CopySourceChangedError, type CopySink } from '../../src/copies.js'
 import { resumableRead } from '../../src/resumable-read.js'
+import { uploadBody, type UploadSink } from '../../src/uploads.js'
 import { isFileDigest } from '../../src/streams.js'
 import {
   ObjectNotFoundError,
@@ -265,83 +266,17 @@ function blockId(writeId: string, index: number): string {
   return Buffer.from(`${writeId}-${String(index).padStart(7, '0')}`).toString('base64')
 }
 
-/** Reads a stream in blocks: a small first read that may be the whole body, then fills of pooled buffers. */
-class BlockReader {
-  readonly #iterator: AsyncIterator<unknown>
-  readonly #pending: Buffer[] = []
-  #pendingBytes = 0
-  #ended = false
-
-  constructor(stream: Readable) {
-    this.#iterator = stream[Symbol.asyncIterator]()
-  }
-
-  get ended(): boolean {
-    return this.#ended && this.#pendingBytes === 0
-  }
-
-  /** The error the stream failed with, if it did. */
-  failure: { error: unknown } | undefined
-
-  async #pull(): Promise<boolean> {
-    if (this.#ended) return false
-    let next
-    try {
-      next = await this.#iterator.next()
-    } catch (error) {
-      this.failure = { error }
-      throw error
-    }
-    if (next.done) {
-      this.#ended = true
-      return false
-    }
-    const data = typeof next.value === 'string' ? Buffer.from(next.value) : (next.value as Buffer)
-    if (data.length > 0) {
-      this.#pending.push(data)
-      this.#pendingBytes += data.length
-    }
-    return true
-  }
-
-  /**
-   * Reads until more than `limit` bytes are buffered or the stream ends. Returns the whole body when it ended
-   * within `limit` bytes, else undefined (the bytes stay buffered for {@link fill}).
-   */
-  async readSmall(limit: number): Promise<Buffer | undefined> {
-    while (this.#pendingBytes <= limit && (await this.#pull()));
-    if (!this.#ended || this.#pendingBytes > limit) return undefined
-    const whole = Buffer.concat(this.#pending, this.#pendingBytes)
-    this.#pending.length = 0
-    this.#pendingBytes = 0
-    return whole
-  }
-
-  /** Fills `target` from the stream; returns the byte count, less than its length only at the end. */
-  async fill(target: Buffer): Promise<number> {
-    let filled = 0
-    while (filled < target.length) {
-      const head = this.#pending[0]
-      if (head === undefined) {
-        if (!(await this.#pull())) break
-        continue
-      }
-      const n = head.copy(target, filled)
-      filled += n
-      this.#pendingBytes -= n
-      if (n < head.length) this.#pending[0] = head.subarray(n)
-      else this.#pending.shift()
-    }
-    return filled
-  }
-
-  /** Stops reading: destroys the stream unless it ended. */
-  async close(): Promise<void> {
-    this.#pending.length = 0
-    this.#pendingBytes = 0
-    await this.#iterator.return?.()
+/** The blocks one write staged: whether it sent any, and the service's date of the earliest answer. */
+class StagedBlocks {
+  sent = false
+  first: Date | undefined
+  answered(date: Date | undefined): void {
+    if (date !== undefined && (this.first === undefined || date < this.first)) this.first = date
   }
 }
+
+/** A server-side copy the service cannot do (501 to Put Block From URL: Azurite): the core streams instead. */
+class CopyDeclined extends Error {}
 
 /** A job store in an Azure Blob Storage container. */
 export class AzureJobStore extends AbstractJobStore {
@@ -471,28 +406,19 @@ export class AzureJobStore extends AbstractJobStore {
       },
       options,
     }
-    // writePath 'multipart' (the conditional-write proof): even a tiny body is staged and committed as blocks.
-    const blocks = options.writePath === 'multipart'
-    if (Buffer.isBuffer(body) && body.length <= MAX_SINGLE_PUT && !blocks) return this.#putSingle(write, body)
-    const stream: Readable = Buffer.isBuffer(body) ? new PassThrough().end(body) : body
-    const onAbort = (): void => {
-      stream.destroy(new AbortedError({ cause: options.signal?.reason }))
-    }
-    options.signal?.addEventListener('abort', onAbort, { once: true })
-    const reader = new BlockReader(stream)
-    try {
-      const blockSize = this.#blockSizeFor(options.contentLength)
-      const small = blocks ? undefined : await reader.readSmall(blockSize)
-      if (small !== undefined) return await this.#putSingle(write, small)
-      return await this.#putBlocks(write, reader, blockSize)
-    } catch (err) {
-      // The body's own error (the caller's) passes through as it is.
-      if (reader.failure !== undefined && err === reader.failure.error) throw err
-      throw wrapAzureError(err, `upload of ${this.#where(write.blob.name)}`, options.signal)
-    } finally {
-      options.signal?.removeEventListener('abort', onAbort)
-      await reader.close().catch(() => {})
-    }
+    return uploadBody(body, this.#sink(write), {
+      what: this.#where(write.blob.name),
+      partSize: this.#blockSize,
+      maxParts: MAX_BLOCKS,
+      maxPartSize: MAX_BLOCK_SIZE,
+      maxSinglePut: MAX_SINGLE_PUT,
+      concurrency: this.#uploadConcurrency,
+      partDigest: 'md5',
+      wholeDigest: 'md5',
+      contentLength: options.contentLength,
+      writePath: options.writePath,
+      signal: options.signal,
+    })
   }
 
   /** The conditional-write proof's paths: Put Blob, and staged blocks committed by Put Block List. */
@@ -506,11 +432,6 @@ export class AzureJobStore extends AbstractJobStore {
         { writePath: 'multipart', name: 'Put Block List (staged blocks)' },
       ],
     }
-  }
-
-  #blockSizeFor(contentLength: number | undefined): number {
-    if (contentLength === undefined || contentLength <= this.#blockSize * MAX_BLOCKS) return this.#blockSize
-    return Math.min(MAX_BLOCK_SIZE, Math.ceil(contentLength / MAX_BLOCKS / MiB) * MiB)
   }
 
   /** One Put Blob with the body's MD5, checked by the service and stored as the blob's Content-MD5. */
@@ -536,104 +457,50 @@ export class AzureJobStore extends AbstractJobStore {
   }
 
   /**
-   * Stages the stream's blocks (at most `uploadConcurrency` in flight, from a pool of `uploadConcurrency + 1`
-   * buffers) and commits them with the conditions, the metadata and the MD5 of the whole body. On any failure
-   * nothing is committed, and the staged blocks are removed when no committed blob carries them.
+   * The requests of one write (see uploadBody): one Put Blob, or blocks staged with their MD5 and committed with
+   * the conditions, the metadata and the MD5 of the whole body. On any failure nothing is committed, and the
+   * staged blocks are removed when no committed blob carries them.
    */
-  async #putBlocks(write: Write, reader: BlockReader, blockSize: number): Promise<string> {
+  #sink(write: Write): UploadSink<string> {
     const signal = write.options.signal
-    const whole = createHash('md5')
-    const ids: string[] = []
-    const free: Buffer[] = []
-    let allocated = 0
-    const inflight = new Set<Promise<void>>()
-    const controller = new AbortController()
-    const onAbort = (): void => controller.abort(signal?.reason)
-    signal?.addEventListener('abort', onAbort, { once: true })
-    // In an object: assigned by the stage callbacks, read by the loop.
-    const state: { failure?: { error: unknown } } = {}
-    const throwIfFailed = (): void => {
-      if (state.failure !== undefined) throw state.failure.error
-    }
-    let firstStaged: Date | undefined
+    const what = `upload of ${this.#where(write.blob.name)}`
+    const staged = new StagedBlocks()
     let committing = false
-
-    const stage = (buffer: Buffer, length: number): void => {
-      if (ids.length >= MAX_BLOCKS) {
-        throw new JobStoreError(
-          `${this.#where(write.blob.name)}: more than ${MAX_BLOCKS} blocks of ${blockSize} bytes; use a larger blockSize`,
-        )
-      }
-      const id = blockId(write.writeId, ids.length)
-      ids.push(id)
-      const data = buffer.subarray(0, length)
-      const task = write.blob
-        .stageBlock(id, data, length, { transactionalContentMD5: md5(data), abortSignal: controller.signal })
-        .then(
-          (response) => {
-            if (response.date !== undefined && (firstStaged === undefined || response.date < firstStaged)) {
-              firstStaged = response.date
-            }
-          },
-          (error: unknown) => {
-            state.failure ??= { error }
-            controller.abort(error)
-          },
-        )
-        .finally(() => {
-          inflight.delete(task)
-          free.push(buffer)
-        })
-      inflight.add(task)
-    }
-
-    try {
-      for (;;) {
-        throwIfFailed()
-        let buffer = free.pop()
-        if (buffer === undefined && allocated <= this.#uploadConcurrency) {
-          buffer = Buffer.allocUnsafe(blockSize)
-          allocated++
+    return {
+      putOnce: (data) => this.#putSingle(write, data),
+      putPart: async (part, partSignal) => {
+        const id = blockId(write.writeId, part.number - 1)
+        staged.sent = true
+        try {
+          const response = await write.blob.stageBlock(id, part.data, part.data.length, {
+            transactionalContentMD5: Buffer.from(part.digest as string, 'base64'),
+            abortSignal: partSignal,
+          })
+          staged.answered(response.date)
+        } catch (err) {
+          throw wrapAzureError(err, what, signal)
         }
-        if (buffer === undefined) {
-          await Promise.race(inflight)
-          continue
+        return id
+      },
+      commit: async (ids, body) => {
+        committing = true
+        try {
+          const response = await write.blob.commitBlockList([...ids], {
+            conditions: write.conditions,
+            metadata: withDigest(write),
+            blobHTTPHeaders: { blobContentMD5: Buffer.from(body.digest as string, 'base64') },
+            ...(signal ? { abortSignal: signal } : {}),
+          })
+          return response.etag ?? ''
+        } catch (err) {
+          if (isPreconditionFailed(err)) throw new PreconditionFailedError(write.key, { cause: err })
+          if (isInvalidBlockList(err)) return await this.#blocksDiscarded(write, err, staged.first)
+          throw wrapAzureError(err, what, signal)
         }
-        const length = await reader.fill(buffer)
-        if (length === 0) {
-          free.push(buffer)
-          break
-        }
-        whole.update(buffer.subarray(0, length))
-        while (inflight.size >= this.#uploadConcurrency) await Promise.race(inflight)
-        throwIfFailed()
-        stage(buffer, length)
-        if (length < buffer.length) break
-      }
-      await Promise.all(inflight)
-      throwIfFailed()
-      throwIfAborted(signal)
-      committing = true
-      try {
-        const response = await write.blob.commitBlockList(ids, {
-          conditions: write.conditions,
-          metadata: withDigest(write),
-          blobHTTPHeaders: { blobContentMD5: whole.digest() },
-          ...(signal ? { abortSignal: signal } : {}),
-        })
-        return response.etag ?? ''
-      } catch (err) {
-        if (isPreconditionFailed(err)) throw new PreconditionFailedError(write.key, { cause: err })
-        if (isInvalidBlockList(err)) return await this.#blocksDiscarded(write, err, firstStaged)
-        throw err
-      }
-    } catch (err) {
-      controller.abort(err)
-      await Promise.allSettled(inflight)
-      if (!committing || !(err instanceof PreconditionFailedError)) await this.#removeStagedBlocks(write, firstStaged)
-      throw err
-    } finally {
-      signal?.removeEventListener('abort', onAbort)
+      },
+      abort: async (failure) => {
+        if (!committing || !(failure instanceof PreconditionFailedError)) await this.#removeStagedBlocks(write, staged)
+      },
     }
   }
 
@@ -673,10 +540,12 @@ export class AzureJobStore extends AbstractJobStore {
    * call to drop uncommitted blocks without rewriting the blob: they stay until its next commit (on Azure also
    * its next Put Blob) or Azure's garbage collection after 7 days.
    */
-  async #removeStagedBlocks(write: Write, firstStaged: Date | undefined): Promise<void> {
-    if (firstStaged === undefined) return
+  async #removeStagedBlocks(write: Write, staged: StagedBlocks): Promise<void> {
+    // A block whose answer was lost (an abort, a reset) may be there all the same.
+    if (!staged.sent) return
     try {
-      if (!(await this.#deleteIfUncommittedOnly(write.blob, new Date(firstStaged.getTime() - 1000)))) {
+      const fallback = staged.first !== undefined ? new Date(staged.first.getTime() - 1000) : undefined
+      if (!(await this.#deleteIfUncommittedOnly(write.blob, fallback))) {
         log('%s: a committed blob keeps the uncommitted blocks of a failed write until its next commit', write.key)
       }
     } catch (err) {
@@ -1045,45 +914,49 @@ export class AzureJobStore extends AbstractJobStore {
     const targetBlob = (await target.store.#containerClient()).getBlockBlobClient(target.store.#name(target.key))
     const from = source.store.#where(sourceBlob.name)
     const to = target.store.#where(targetBlob.name)
-    for (let round = 1; ; round++) {
-      throwIfAborted(signal)
-      let props
-      try {
-        props = await sourceBlob.getProperties(abort)
-      } catch (err) {
-        if (isNotFound(err)) throw missing(err)
-        throw wrapAzureError(err, `properties of ${from}`, signal)
-      }
-      const size = props.contentLength ?? 0
-      const sync = size <= this.#syncCopyLimit
-      if (!sync && this.#blockCopyUnsupported) return false
-      // A source no store wrote has no digest of the core's: its Content-MD5 (the service's) is adopted; without
-      // one either, an import is streamed so that the core hashes it.
-      const sourceMd5 = props.contentMD5 !== undefined && props.contentMD5.length === 16 ? `md5:${Buffer.from(props.contentMD5).toString('base64')}` : undefined
-      const stored = props.metadata?.[META_DIGEST]
-      const digest = isFileDigest(stored) ? stored : sourceMd5
-      if (requireDigest && !isFileDigest(digest)) return false
-      const access = await source.store.#copySourceAccess(source.key, sourceBlob)
-      if (access === undefined) return false
-      const write: Write = {
-        key: target.key,
-        blob: targetBlob,
-        writeId: randomBytes(12).toString('hex'),
-        conditions: conditionsOf(options),
-        metadata: {
-          ...(options.executable === true || props.metadata?.[META_EXECUTABLE] === 'true' ? { [META_EXECUTABLE]: 'true' } : {}),
-          ...(options.writeToken !== undefined ? { [META_WRITE_TOKEN]: options.writeToken } : {}),
-          // The copy carries the source's digest.
-          ...(isFileDigest(digest) ? { [META_DIGEST]: digest as string } : {}),
-        },
-        options,
-      }
-      if (sync) {
+    type Source = { size: number; etag: string | undefined; access: { url: string; authorization?: HttpAuthorization }; write: Write }
+    let staged = new StagedBlocks()
+    const sink: CopySink<Source, string, true> = {
+      source: async () => {
+        let props
+        try {
+          props = await sourceBlob.getProperties(abort)
+        } catch (err) {
+          if (isNotFound(err)) throw missing(err)
+          throw wrapAzureError(err, `properties of ${from}`, signal)
+        }
+        const size = props.contentLength ?? 0
+        if (size > this.#syncCopyLimit && this.#blockCopyUnsupported) return undefined
+        // A source no store wrote has no digest of the core's: its Content-MD5 (the service's) is adopted; without
+        // one either, an import is streamed so that the core hashes it.
+        const sourceMd5 = props.contentMD5 !== undefined && props.contentMD5.length === 16 ? `md5:${Buffer.from(props.contentMD5).toString('base64')}` : undefined
+        const stored = props.metadata?.[META_DIGEST]
+        const digest = isFileDigest(stored) ? stored : sourceMd5
+        if (requireDigest && !isFileDigest(digest)) return undefined
+        const access = await source.store.#copySourceAccess(source.key, sourceBlob)
+        if (access === undefined) return undefined
+        staged = new StagedBlocks()
+        const write: Write = {
+          key: target.key,
+          blob: targetBlob,
+          writeId: randomBytes(12).toString('hex'),
+          conditions: conditionsOf(options),
+          metadata: {
+            ...(options.executable === true || props.metadata?.[META_EXECUTABLE] === 'true' ? { [META_EXECUTABLE]: 'true' } : {}),
+            ...(options.writeToken !== undefined ? { [META_WRITE_TOKEN]: options.writeToken } : {}),
+            // The copy carries the source's digest.
+            ...(isFileDigest(digest) ? { [META_DIGEST]: digest as string } : {}),
+          },
+          options,
+        }
+        return { size, etag: props.etag, access, write }
+      },
+      copyOnce: async ({ etag, access, write }) => {
         try {
           await targetBlob.syncCopyFromURL(access.url, {
             metadata: write.metadata,
             conditions: write.conditions,
-            ...(props.etag !== undefined ? { sourceConditions: { ifMatch: props.etag } } : {}),
+            ...(etag !== undefined ? { sourceConditions: { ifMatch: etag } } : {}),
             ...(access.authorization !== undefined ? { sourceAuthorization: access.authorization } : {}),
             ...abort,
           })
@@ -1093,21 +966,77 @@ export class AzureJobStore extends AbstractJobStore {
           // The source was deleted since the HEAD (the next round reports it gone), or replaced: its ETag pin fails
           // with 412 as the target's conditions do (Azure says SourceConditionNotMet, Azurite ConditionNotMet), so
           // the source's ETag now tells which.
-          if (isNotFound(err) && !isContainerNotFound(err) && round < 3) continue
+          if (isNotFound(err) && !isContainerNotFound(err)) throw new CopySourceChangedError({ cause: err })
           if (isPreconditionFailed(err)) {
             const now = await sourceBlob.getProperties(abort).then(
               (info) => info.etag,
               () => undefined,
             )
-            if (now !== props.etag && round < 3) continue
+            if (now !== etag) throw new CopySourceChangedError({ cause: err })
             throw new PreconditionFailedError(target.key, { cause: err })
           }
           throw wrapAzureError(err, `copy of ${from} to ${to}`, signal)
         }
-      }
-      const copied = await this.#copyBlocks(write, access, size, props.etag, sourceBlob, from)
-      if (copied !== 'source changed') return copied
-      if (round >= 3) throw new JobStoreError(`Azure Blob copy of ${from}: the source kept changing during the copy`)
+      },
+      copyPart: async ({ access, write }, range) => {
+        const id = blockId(write.writeId, range.number - 1)
+        staged.sent = true
+        try {
+          const response = await write.blob.stageBlockFromURL(id, access.url, range.offset, range.count, {
+            ...(access.authorization !== undefined ? { sourceAuthorization: access.authorization } : {}),
+            ...abort,
+          })
+          staged.answered(response.date)
+        } catch (err) {
+          if (httpStatus(err) === 501) {
+            log('Put Block From URL is not implemented by the service (%s): streaming instead', errorCode(err))
+            this.#blockCopyUnsupported = true
+            throw new CopyDeclined()
+          }
+          throw wrapAzureError(err, `copy of ${from} to ${to}`, signal)
+        }
+        return id
+      },
+      // Committed only if the source still has the ETag it had at the start.
+      commit: async ({ etag, write }, ids) => {
+        try {
+          const now = await sourceBlob.getProperties(abort).catch((err: unknown) => {
+            if (isNotFound(err)) return undefined
+            throw err
+          })
+          if (now === undefined || now.etag !== etag) throw new CopySourceChangedError()
+          await write.blob.commitBlockList([...ids], {
+            conditions: write.conditions,
+            metadata: write.metadata,
+            ...(now.contentMD5 !== undefined ? { blobHTTPHeaders: { blobContentMD5: now.contentMD5 } } : {}),
+            ...abort,
+          })
+        } catch (err) {
+          if (isPreconditionFailed(err)) throw new PreconditionFailedError(write.key, { cause: err })
+          throw err instanceof CopySourceChangedError ? err : wrapAzureError(err, `copy of ${from} to ${to}`, signal)
+        }
+        log('copied %s to %s server-side (%d blocks from URL)', from, to, ids.length)
+        return true
+      },
+      abort: async ({ write }, failure) => {
+        if (!(failure instanceof PreconditionFailedError)) await this.#removeStagedBlocks(write, staged)
+      },
+    }
+    try {
+      return (
+        (await copyObject(sink, {
+          what: from,
+          maxSingleCopy: this.#syncCopyLimit,
+          partSize: COPY_BLOCK_SIZE,
+          maxParts: MAX_BLOCKS,
+          maxPartSize: MAX_BLOCK_SIZE,
+          concurrency: this.#uploadConcurrency,
+          signal,
+        })) ?? false
+      )
+    } catch (err) {
+      if (err instanceof CopyDeclined) return false
+      throw err
     }
   }
 
@@ -1126,72 +1055,6 @@ export class AzureJobStore extends AbstractJobStore {
       if (!(err instanceof UnsupportedOperationError)) throw err
       log('no server-side copy from %s: %s', this.#where(blob.name), err.message)
       return undefined
-    }
-  }
-
-  /**
-   * Stages the source's ranges with Put Block From URL (`uploadConcurrency` at a time) and commits them, if the
-   * source still has `etag`. False when the service has no Put Block From URL (501: Azurite); 'source changed'
-   * when the source was replaced meanwhile (nothing committed). On any failure the staged blocks are removed.
-   */
-  async #copyBlocks(
-    write: Write,
-    access: { url: string; authorization?: HttpAuthorization },
-    size: number,
-    etag: string | undefined,
-    sourceBlob: BlobClient,
-    from: string,
-  ): Promise<boolean | 'source changed'> {
-    const signal = write.options.signal
-    const abort = signal ? { abortSignal: signal } : {}
-    const blockSize = Math.min(MAX_BLOCK_SIZE, Math.max(COPY_BLOCK_SIZE, Math.ceil(size / MAX_BLOCKS / MiB) * MiB))
-    const ranges: { id: string; offset: number; count: number }[] = []
-    for (let offset = 0; offset < size; offset += blockSize) {
-      ranges.push({ id: blockId(write.writeId, ranges.length), offset, count: Math.min(blockSize, size - offset) })
-    }
-    const to = this.#where(write.blob.name)
-    let firstStaged: Date | undefined
-    try {
-      await forEachConcurrent(ranges, this.#uploadConcurrency, async (range) => {
-        throwIfAborted(signal)
-        const response = await write.blob.stageBlockFromURL(range.id, access.url, range.offset, range.count, {
-          ...(access.authorization !== undefined ? { sourceAuthorization: access.authorization } : {}),
-          ...abort,
-        })
-        if (response.date !== undefined && (firstStaged === undefined || response.date < firstStaged)) firstStaged = response.date
-      })
-      const now = await sourceBlob.getProperties(abort).catch((err: unknown) => {
-        if (isNotFound(err)) return undefined
-        throw err
-      })
-      if (now === undefined || now.etag !== etag) {
-        await this.#removeStagedBlocks(write, firstStaged)
-        return 'source changed'
-      }
-      try {
-        await write.blob.commitBlockList(
-          ranges.map((range) => range.id),
-          {
-            conditions: write.conditions,
-            metadata: write.metadata,
-            ...(now.contentMD5 !== undefined ? { blobHTTPHeaders: { blobContentMD5: now.contentMD5 } } : {}),
-            ...abort,
-          },
-        )
-      } catch (err) {
-        if (isPreconditionFailed(err)) throw new PreconditionFailedError(write.key, { cause: err })
-        throw err
-      }
-      log('copied %s to %s server-side (%d blocks from URL)', from, to, ranges.length)
-      return true
-    } catch (err) {
-      if (!(err instanceof PreconditionFailedError)) await this.#removeStagedBlocks(write, firstStaged)
-      if (httpStatus(err) === 501) {
-        log('Put Block From URL is not implemented by the service (%s): streaming instead', errorCode(err))
-        this.#blockCopyUnsupported = true
-        return false
-      }
-      throw wrapAzureError(err, `copy of ${from} to ${to}`, signal)
     }
   }
 

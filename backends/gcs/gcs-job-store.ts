@@ -20,7 +20,6 @@
  */
 import { createHash, generateKeyPairSync } from 'node:crypto'
 import { PassThrough, pipeline as pipelineCallback, Readable, Transform, type TransformCallback } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { debuglog } from 'node:util'
 import {
   CRC32C,
@@ -43,7 +42,9 @@ import {
   UnsupportedOperationError,
 } from '../../src/errors.js'
 import { checkLocatorPrefix, keys, randomId } from '../../src/ids.js'
+import { copyObject, CopySourceChangedError, type CopySink } from '../../src/copies.js'
 import { resumableRead } from '../../src/resumable-read.js'
+import { uploadBody, type UploadPart, type UploadSink } from '../../src/uploads.js'
 import { isFileDigest } from '../../src/streams.js'
 import {
   ObjectNotFoundError,
@@ -81,8 +82,6 @@ const GET_ATTEMPTS = 4
  * answer never comes hangs forever (seen under the fault tests).
  */
 const REQUEST_TIMEOUT_MS = 60_000
-/** A resumable upload that holds up its write with nothing moving for this long is abandoned (see #putStream). */
-const STALLED_UPLOAD_MS = 2 * REQUEST_TIMEOUT_MS
 
 /** Where a GCS store lives. */
 export interface GcsLocation {
@@ -219,45 +218,6 @@ function withDigest(metadata: FileMetadata, options: PutOptions): FileMetadata {
   return { ...metadata, metadata: { ...metadata.metadata, [META_DIGEST]: options.digest() } }
 }
 
-/** Counts, hashes (MD5) and size-checks the bytes of an upload; fails before the end on a size mismatch. */
-class UploadMeter extends Transform {
-  bytes = 0
-  readonly #md5 = createHash('md5')
-  readonly #expected: number | undefined
-  readonly #what: string
-  readonly #beforeEnd: (() => Promise<void>) | undefined
-  /** `beforeEnd`: awaited once the body is all in, before the upload may send its final chunk. */
-  constructor(what: string, expected: number | undefined, beforeEnd?: () => Promise<void>) {
-    super({ highWaterMark: 256 * 1024 })
-    this.#what = what
-    this.#expected = expected
-    this.#beforeEnd = beforeEnd
-  }
-  override _transform(chunk: Buffer | string, _encoding: BufferEncoding, callback: TransformCallback): void {
-    const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
-    this.bytes += data.length
-    if (this.#expected !== undefined && this.bytes > this.#expected) {
-      return callback(new IntegrityError(`${this.#what}: the body is longer than the ${this.#expected} bytes announced`))
-    }
-    this.#md5.update(data)
-    callback(null, data)
-  }
-  override _flush(callback: TransformCallback): void {
-    // An error here stops the stream before it ends: the resumable upload never sends its final chunk.
-    if (this.#expected !== undefined && this.bytes !== this.#expected) {
-      return callback(new IntegrityError(`${this.#what}: the body has ${this.bytes} bytes, ${this.#expected} were announced`))
-    }
-    this.#digest = this.#md5.digest('base64')
-    if (this.#beforeEnd === undefined) return callback()
-    this.#beforeEnd().then(() => callback(), (err: unknown) => callback(err as Error))
-  }
-  #digest: string | undefined
-  /** The MD5 of the whole body, once it has all gone through (undefined before). */
-  md5(): string | undefined {
-    return this.#digest
-  }
-}
-
 /** Verifies a CRC32C while streaming (for objects without an MD5, such as composite objects). */
 class Crc32cVerifier extends Transform {
   readonly #crc = new CRC32C()
@@ -278,37 +238,6 @@ class Crc32cVerifier extends Transform {
     }
     callback()
   }
-}
-
-/**
- * Reads from `body` until more than `limit` bytes or its end, without consuming the rest. Returns the bytes and
- * whether the body ended; when it did not, the bytes are put back (`unshift`) for the caller to stream.
- */
-async function peek(body: Readable, limit: number, signal: AbortSignal | undefined): Promise<{ data: Buffer; ended: boolean }> {
-  const parts: Buffer[] = []
-  let size = 0
-  let ended = true
-  const onAbort = (): void => {
-    body.destroy(new AbortedError({ cause: signal?.reason }))
-  }
-  signal?.addEventListener('abort', onAbort, { once: true })
-  try {
-    for await (const chunk of body.iterator({ destroyOnReturn: false })) {
-      const data = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer)
-      parts.push(data)
-      size += data.length
-      if (size > limit) {
-        ended = false
-        break
-      }
-    }
-  } finally {
-    signal?.removeEventListener('abort', onAbort)
-  }
-  throwIfAborted(signal)
-  const data = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts)
-  if (!ended) body.unshift(data)
-  return { data, ended }
 }
 
 /** A job store in a Google Cloud Storage bucket, optionally under a prefix. */
@@ -365,12 +294,12 @@ export class GcsJobStore extends AbstractJobStore {
     }
     this.#anonymous = this.#storage.customEndpoint && this.#storage.useAuthWithCustomEndpoint !== true
     this.#bucket = this.#storage.bucket(this.bucketName)
-    // Resumable uploads go through a client of their own that does not retry. When a chunk fails, the SDK's
-    // uploader (7.22) asks the session for its offset and goes on from there; when that answer is not 308 (the
-    // last chunk had landed and its answer was lost, or the session is gone), it raises a RangeError that no
-    // listener can catch and the upload never settles (googleapis/nodejs-storage#2193, #2494). Without retries a
-    // failed chunk fails the write, and putObject decides by the write ID whether the object landed whole (a
-    // success) or not at all (see #putStream). Single-request writes keep their retries.
+    // Resumable sessions start through a client of their own that does not retry, and their chunks are sent by
+    // #putChunk, once each, not by the SDK's uploader: when a chunk fails, that one (7.22) asks the session for its
+    // offset, and when the answer is not 308 (the last chunk had landed and its answer was lost, or the session is
+    // gone) it raises a RangeError no listener can catch and the upload never settles (googleapis/nodejs-storage#2193,
+    // #2494); it can also stop without settling at all. A failed chunk fails the write, and a lost answer to the
+    // final one is settled by the write ID (see #sink). Single-request writes keep their retries.
     const uploadStorage = new Storage({ ...storageOptions, retryOptions: { ...storageOptions.retryOptions, autoRetry: false } })
     uploadStorage.baseUrl = this.#storage.baseUrl
     this.#uploadBucket = uploadStorage.bucket(this.bucketName)
@@ -454,22 +383,18 @@ export class GcsJobStore extends AbstractJobStore {
       metadata: { [META_EXECUTABLE]: options.executable ? 'true' : 'false', [META_WRITE_ID]: writeId },
     }
     try {
-      let stored: FileMetadata
-      if (Buffer.isBuffer(body) && options.writePath === 'multipart') {
-        stored = await this.#putStream(file, key, Readable.from([body]), metadata, preconditionOpts, options)
-      } else if (Buffer.isBuffer(body)) {
-        if (options.contentLength !== undefined && options.contentLength !== body.length) {
-          throw new IntegrityError(`${key}: the body has ${body.length} bytes, ${options.contentLength} were announced`)
-        }
-        stored = await this.#putSingle(file, key, body, withDigest(metadata, options), preconditionOpts)
-      } else {
-        stored = await this.#putStream(file, key, body, metadata, preconditionOpts, options)
-      }
-      return this.#generationOf(stored, key)
+      return await uploadBody(body, this.#sink(file, key, metadata, preconditionOpts, options), {
+        what: `${this.#where()}/${key}`,
+        partSize: this.#chunkSize,
+        // A resumable session takes its chunks in order, one at a time; the final one creates the object.
+        concurrency: 1,
+        finalPartCommits: true,
+        wholeDigest: 'md5',
+        writePath: options.writePath,
+        signal: options.signal,
+      })
     } catch (err) {
       if (!Buffer.isBuffer(body)) body.destroy()
-      // A 412 may be a retried request's, whose first attempt stored the object (the SDK does not say whether it
-      // retried): the PreconditionFailedError says "may have landed", and the core looks the write token up.
       throw this.#writeError(err, key, body, options.signal)
     }
   }
@@ -533,120 +458,114 @@ export class GcsJobStore extends AbstractJobStore {
   }
 
   /**
-   * Streams a body: in one request if it ends within a chunk, else as a chunked resumable upload. Memory stays
-   * around two chunks whatever the size.
+   * The requests of one write (see uploadBody): one multipart request, or a resumable session whose chunks go one
+   * at a time, with the final chunk (which creates the object) sent only after the digest sidecar was saved. A
+   * failed session is cancelled and its sidecar deleted; a final chunk whose answer was lost is recognised by the
+   * write ID (and kept only if whole).
    */
-  async #putStream(
+  #sink(
     file: File,
     key: string,
-    body: Readable,
-    metadata: FileMetadata,
+    base: FileMetadata,
     preconditionOpts: { ifGenerationMatch: number } | undefined,
     options: PutOptions,
-  ): Promise<FileMetadata> {
-    const { signal, contentLength } = options
-    // writePath 'multipart' (the conditional-write proof): even a tiny body goes as a resumable upload.
-    if (options.writePath !== 'multipart' && (contentLength === undefined || contentLength <= this.#chunkSize)) {
-      const head = await peek(body, this.#chunkSize, signal)
-      if (head.ended) {
-        if (contentLength !== undefined && head.data.length !== contentLength) {
-          throw new IntegrityError(`${key}: the body has ${head.data.length} bytes, ${contentLength} were announced`)
-        }
-        return this.#putSingle(file, key, head.data, withDigest(metadata, options), preconditionOpts)
+  ): UploadSink<void> {
+    const announced = (size: number): void => {
+      if (options.contentLength !== undefined && size !== options.contentLength) {
+        throw new IntegrityError(`${key}: the body has ${size} bytes, ${options.contentLength} were announced`)
       }
     }
+    const writeId = base.metadata?.[META_WRITE_ID] as string
     // The digest is known only once the body is all in, after the session (and its metadata) started: it goes into
     // the sidecar the metadata names, saved before the final chunk.
-    const digest = options.digest
-    const sidecar = digest !== undefined ? this.#name(`${DIGESTS_PREFIX}${key}~${metadata.metadata?.[META_WRITE_ID] as string}`) : undefined
-    if (sidecar !== undefined) metadata = { ...metadata, metadata: { ...metadata.metadata, [META_DIGEST_SIDECAR]: sidecar } }
-    const meter = new UploadMeter(
-      key,
-      contentLength,
-      sidecar !== undefined && digest !== undefined
-        ? async () => {
-            await this.#bucket.file(sidecar).save(Buffer.from(digest()), { resumable: false, contentType: 'text/plain' })
-          }
-        : undefined,
-    )
-    const uploading = this.#uploadBucket.file(file.name)
-    const upload = uploading.createWriteStream({
-      resumable: true,
-      chunkSize: this.#chunkSize,
-      metadata,
-      // Checked below against the generation actually stored; the SDK's check would delete any generation.
-      validation: false,
-      ...(preconditionOpts !== undefined ? { preconditionOpts } : {}),
-    })
+    const sidecar = options.digest !== undefined ? this.#name(`${DIGESTS_PREFIX}${key}~${writeId}`) : undefined
     let session: string | undefined
-    let lastActivity = Date.now()
-    upload.on('uri', (uri: string) => {
-      session = uri
-      lastActivity = Date.now()
-    })
-    // The SDK's uploader can stop without settling: no request outstanding, no 'error', no 'finish' (seen under
-    // injected faults; googleapis/nodejs-storage#2193 is one such path). Each of its requests is bounded by the
-    // request timeout, so when the upload is what holds the write up (the body is all in, or waits for the
-    // upload to take more) and no byte has moved for two timeouts, the write is abandoned; the catch below then
-    // finds out whether the object landed whole. A slow body (the caller's pace) is never a stall.
-    upload.on('progress', () => {
-      lastActivity = Date.now()
-    })
-    let meteredBytes = 0
-    const watchdog = setInterval(() => {
-      if (meter.bytes !== meteredBytes) {
-        meteredBytes = meter.bytes
-        lastActivity = Date.now()
-      }
-      const uploadHoldsUp = meter.writableFinished || meter.writableNeedDrain
-      if (!uploadHoldsUp || Date.now() - lastActivity < STALLED_UPLOAD_MS) return
-      upload.destroy(
-        new JobStoreError(`GCS resumable upload of ${this.#where()}/${key}: nothing moved for ${STALLED_UPLOAD_MS / 1000} s; abandoned`),
-      )
-    }, 5_000)
-    watchdog.unref()
-    // Which stream failed first: the pipeline destroys the others with the same error, so the body's `errored`
-    // alone cannot tell the caller's own failure (passed on as is) from the SDK's (mapped to a JobStoreError).
-    let firstFailure: 'body' | 'upload' | undefined
-    body.once('error', () => void (firstFailure ??= 'body'))
-    meter.once('error', () => void (firstFailure ??= 'upload'))
-    upload.once('error', () => void (firstFailure ??= 'upload'))
-    try {
-      // The SDK sends the final chunk (the one that creates the object) only after the stream ended: an error in
-      // the body, in the meter, or an abort destroys the pipeline first, and nothing is stored.
-      await pipeline(body, meter, upload, signal ? { signal } : {})
-    } catch (err) {
-      clearInterval(watchdog)
-      const dropSidecar = async (): Promise<void> => {
-        if (sidecar !== undefined) await this.#bucket.file(sidecar).delete({ ignoreNotFound: true }).catch(() => {})
-      }
-      const callersOwn = firstFailure === 'body' || (firstFailure === undefined && body.errored === err)
-      const failure = callersOwn || err instanceof JobStoreError ? err : this.#error(err, 'upload of', key, 'bucket')
-      // No session: starting it failed (a 429 on the session request, say), or the body failed before; nothing stored.
-      if (session === undefined) {
-        await dropSidecar()
-        throw failure
-      }
-      await this.#cancelSession(session)
-      // A session may have been finalized all the same: by the final chunk, whose answer was lost; or, on
-      // fake-gcs-server, by the status query (`Content-Range: bytes */*`) the SDK sends after a failed chunk, which
-      // the emulator takes for the last request and finalizes with the bytes it has. An object of this write is
-      // kept only if it is whole; a partial one is deleted (that very generation), never left visible.
-      const current = await this.#metadata(key).catch(() => undefined)
-      if (current?.metadata?.[META_WRITE_ID] === metadata.metadata?.[META_WRITE_ID] && current?.generation !== undefined) {
-        const whole = meter.md5()
-        if (whole !== undefined && Number(current.size) === meter.bytes && current.md5Hash === whole) return current
-        log('%s: deleting the partial object a failed resumable upload left', key)
-        await file.delete({ ifGenerationMatch: Number(current.generation) }).catch((deleteError: unknown) => {
-          log('cannot delete the partial upload of %s: %s', key, sanitize(deleteError).message)
+    let sidecarSaved = false
+    return {
+      putOnce: async (data) => {
+        announced(data.length)
+        return this.#generationOf(await this.#putSingle(file, key, data, withDigest(base, options), preconditionOpts), key)
+      },
+      begin: async () => {
+        const metadata = sidecar !== undefined ? { ...base, metadata: { ...base.metadata, [META_DIGEST_SIDECAR]: sidecar } } : base
+        const [uri] = await this.#uploadBucket.file(file.name).createResumableUpload({
+          metadata,
+          ...(preconditionOpts !== undefined ? { preconditionOpts } : {}),
         })
-      }
-      await dropSidecar()
-      throw failure
+        session = uri
+      },
+      putPart: async (part, signal) => {
+        await this.#putChunk(session as string, key, part, undefined, signal)
+      },
+      commit: async (_parts, body, signal, final) => {
+        announced(body.size)
+        if (sidecar !== undefined && options.digest !== undefined) {
+          await this.#bucket.file(sidecar).save(Buffer.from(options.digest()), { resumable: false, contentType: 'text/plain' })
+          sidecarSaved = true
+        }
+        let stored: FileMetadata
+        try {
+          stored = await this.#putChunk(session as string, key, final as UploadPart, body.size, signal)
+        } catch (err) {
+          if (err instanceof PreconditionFailedError || signal.aborted) throw err
+          // The final chunk may have landed, its answer lost: an object of this write is kept only if it is whole; a
+          // partial one is deleted (that very generation), never left visible.
+          const current = await this.#metadata(key).catch(() => undefined)
+          if (current?.metadata?.[META_WRITE_ID] !== writeId || current?.generation === undefined) throw err
+          if (Number(current.size) === body.size && current.md5Hash === body.digest) return this.#generationOf(current, key)
+          log('%s: deleting the partial object a failed resumable upload left', key)
+          await file.delete({ ifGenerationMatch: Number(current.generation) }).catch((deleteError: unknown) => {
+            log('cannot delete the partial upload of %s: %s', key, sanitize(deleteError).message)
+          })
+          throw err
+        }
+        await this.#checkStored(file, key, stored, body.size, body.digest as string)
+        return this.#generationOf(stored, key)
+      },
+      abort: async () => {
+        if (session !== undefined) await this.#cancelSession(session)
+        if (sidecarSaved && sidecar !== undefined) await this.#bucket.file(sidecar).delete({ ignoreNotFound: true }).catch(() => {})
+      },
     }
-    clearInterval(watchdog)
-    await this.#checkStored(file, key, uploading.metadata, meter.bytes, meter.md5() as string)
-    return uploading.metadata
+  }
+
+  /**
+   * PUTs one chunk of a resumable session, sent once (a failed chunk fails the write: see the constructor);
+   * `total` for the final chunk, which answers with the object's metadata. GCS may keep less than a chunk (its
+   * 308 says how much, in `Range`): the rest is sent again, a few times at most. Bounded by the request timeout.
+   */
+  async #putChunk(session: string, key: string, part: UploadPart, total: number | undefined, signal: AbortSignal): Promise<FileMetadata> {
+    const end = part.offset + part.data.length
+    for (let from = part.offset, attempt = 1; ; attempt++) {
+      const data = part.data.subarray(from - part.offset)
+      const range = data.length === 0 ? `bytes */${total ?? '*'}` : `bytes ${from}-${end - 1}/${total ?? '*'}`
+      let response: Response
+      try {
+        response = await fetch(session, {
+          method: 'PUT',
+          headers: { ...(await this.#authHeaders()), 'content-range': range, 'content-length': String(data.length) },
+          body: data,
+          signal: AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
+        })
+      } catch (err) {
+        throw this.#error(err, 'upload of', key, 'bucket')
+      }
+      const text = await response.text().catch(() => '')
+      if (total !== undefined && (response.status === 200 || response.status === 201)) return JSON.parse(text) as FileMetadata
+      if (response.status === 308) {
+        const persisted = Number(/^bytes=0-(\d+)$/.exec(response.headers.get('range') ?? '')?.[1] ?? -1) + 1
+        if (persisted === end && total === undefined) return {}
+        if (persisted >= from && persisted < end && attempt < 4) {
+          from = persisted
+          continue
+        }
+        throw new JobStoreError(`GCS resumable upload of ${key} to ${this.#where()}: the session kept ${persisted} bytes of the ${end} sent`)
+      }
+      const detail = { code: response.status, message: text.slice(0, 200) }
+      // Sent once: a failed condition is this write's own.
+      if (response.status === 412) throw new PreconditionFailedError(key, { cause: sanitize(detail), mayHaveLanded: false })
+      throw this.#error(detail, 'upload of', key, 'bucket')
+    }
   }
 
   /**
@@ -1110,61 +1029,68 @@ export class GcsJobStore extends AbstractJobStore {
     requireDigest = false,
   ): Promise<string | undefined> {
     const source = `gs://${sourceBucket}/${sourceName}`
-    for (let round = 1; ; round++) {
-      throwIfAborted(options.signal)
-      let metadata: FileMetadata
-      try {
-        ;[metadata] = await this.#storage.bucket(sourceBucket).file(sourceName).getMetadata()
-      } catch (err) {
-        if (isGcsNotFound(err)) throw missing(err)
-        throw mapGcsError(err, { action: 'metadata lookup of', where: source })
-      }
-      const generation = Number(metadata.generation)
-      const pinned = this.#storage
-        .bucket(sourceBucket)
-        .file(sourceName, Number.isSafeInteger(generation) ? { generation } : {})
-      const writeId = randomId()
-      const executable = options.executable === true || metadata.metadata?.[META_EXECUTABLE] === 'true'
-      // The copy carries the source's digest in its own metadata (never the source's sidecar). A source no store
-      // wrote has none: its MD5 (the service's) is adopted; without one (a composite object), an import is streamed
-      // so that the core hashes it.
-      const sourceMd5 = typeof metadata.md5Hash === 'string' ? `md5:${metadata.md5Hash}` : undefined
-      const digest =
-        (await this.#digestOf(this.#storage.bucket(sourceBucket), metadata.metadata ?? undefined)) ??
-        (isFileDigest(sourceMd5) ? sourceMd5 : undefined)
-      if (digest === undefined && requireDigest) return undefined
-      const preconditionOpts = this.#precondition(key, options)
-      try {
-        const [, response] = await pinned.copy(this.#bucket.file(this.#name(key)), {
-          contentType: 'application/octet-stream',
-          metadata: {
-            [META_EXECUTABLE]: executable ? 'true' : 'false',
-            [META_WRITE_ID]: writeId,
-            ...(digest !== undefined ? { [META_DIGEST]: digest } : {}),
-          },
-          ...(preconditionOpts !== undefined ? { preconditionOpts } : {}),
-        })
-        log('copied %s to %s/%s server-side (rewrite)', source, this.#where(), key)
-        const resource = (response as { resource?: FileMetadata } | undefined)?.resource
-        return this.#generationOf(resource ?? (await this.#metadata(key)) ?? {}, key)
-      } catch (err) {
-        if (err instanceof JobStoreError) throw err
-        const status = gcsStatus(err)
-        if (status === 412) {
-          const current = await this.#metadata(key).catch(() => undefined)
-          if (current?.metadata?.[META_WRITE_ID] === writeId) return this.#generationOf(current, key)
-          throw new PreconditionFailedError(key, { cause: sanitize(err) })
+    type Source = { size: number; pinned: File; metadata: FileMetadata; digest: string | undefined }
+    // One rewrite (the SDK follows its rewrite tokens), pinned to the source's generation.
+    const sink: CopySink<Source, never, string> = {
+      source: async () => {
+        let metadata: FileMetadata
+        try {
+          ;[metadata] = await this.#storage.bucket(sourceBucket).file(sourceName).getMetadata()
+        } catch (err) {
+          if (isGcsNotFound(err)) throw missing(err)
+          throw mapGcsError(err, { action: 'metadata lookup of', where: source })
         }
-        if (isGcsNotFound(err)) {
-          // The pinned generation went: the source was replaced (copy the new one) or deleted; or the target's
-          // bucket is missing.
-          const [exists] = await this.#storage.bucket(sourceBucket).file(sourceName).exists().catch(() => [true])
-          if (!exists) throw missing(err)
-          if (round < 3) continue
+        const generation = Number(metadata.generation)
+        const pinned = this.#storage
+          .bucket(sourceBucket)
+          .file(sourceName, Number.isSafeInteger(generation) ? { generation } : {})
+        // The copy carries the source's digest in its own metadata (never the source's sidecar). A source no store
+        // wrote has none: its MD5 (the service's) is adopted; without one (a composite object), an import is streamed
+        // so that the core hashes it.
+        const sourceMd5 = typeof metadata.md5Hash === 'string' ? `md5:${metadata.md5Hash}` : undefined
+        const digest =
+          (await this.#digestOf(this.#storage.bucket(sourceBucket), metadata.metadata ?? undefined)) ??
+          (isFileDigest(sourceMd5) ? sourceMd5 : undefined)
+        if (digest === undefined && requireDigest) return undefined
+        return { size: Number(metadata.size ?? 0), pinned, metadata, digest }
+      },
+      copyOnce: async ({ pinned, metadata, digest }) => {
+        const writeId = randomId()
+        const executable = options.executable === true || metadata.metadata?.[META_EXECUTABLE] === 'true'
+        const preconditionOpts = this.#precondition(key, options)
+        try {
+          const [, response] = await pinned.copy(this.#bucket.file(this.#name(key)), {
+            contentType: 'application/octet-stream',
+            metadata: {
+              [META_EXECUTABLE]: executable ? 'true' : 'false',
+              [META_WRITE_ID]: writeId,
+              ...(digest !== undefined ? { [META_DIGEST]: digest } : {}),
+            },
+            ...(preconditionOpts !== undefined ? { preconditionOpts } : {}),
+          })
+          log('copied %s to %s/%s server-side (rewrite)', source, this.#where(), key)
+          const resource = (response as { resource?: FileMetadata } | undefined)?.resource
+          return this.#generationOf(resource ?? (await this.#metadata(key)) ?? {}, key)
+        } catch (err) {
+          if (err instanceof JobStoreError) throw err
+          const status = gcsStatus(err)
+          if (status === 412) {
+            const current = await this.#metadata(key).catch(() => undefined)
+            if (current?.metadata?.[META_WRITE_ID] === writeId) return this.#generationOf(current, key)
+            throw new PreconditionFailedError(key, { cause: sanitize(err) })
+          }
+          if (isGcsNotFound(err)) {
+            // The pinned generation went: the source was replaced (copy the new one) or deleted; or the target's
+            // bucket is missing.
+            const [exists] = await this.#storage.bucket(sourceBucket).file(sourceName).exists().catch(() => [true])
+            if (!exists) throw missing(err)
+            throw new CopySourceChangedError({ cause: this.#error(err, `copy from ${source} to`, key, 'bucket') })
+          }
+          throw this.#error(err, `copy from ${source} to`, key, 'bucket')
         }
-        throw this.#error(err, `copy from ${source} to`, key, 'bucket')
-      }
+      },
     }
+    return copyObject(sink, { what: source, signal: options.signal })
   }
 
   #emulatorSigner(): Storage {

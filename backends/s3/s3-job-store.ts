@@ -20,7 +20,6 @@
  * - Version token: the ETag.
  */
 import { randomUUID } from 'node:crypto'
-import { setMaxListeners } from 'node:events'
 import { PassThrough, pipeline, Readable, Transform, type TransformCallback } from 'node:stream'
 import { debuglog } from 'node:util'
 import { crc32 } from 'node:zlib'
@@ -47,10 +46,12 @@ import {
 } from '@aws-sdk/client-s3'
 import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '../../src/abstract-job-store.js'
 import type { ConditionalWriteProofTarget } from '../../src/conditional-write-proof.js'
-import { chunk, forEachConcurrent, linkedAbortController, sleep, throwIfAborted } from '../../src/concurrency.js'
-import { AbortedError, IntegrityError, InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
+import { chunk, forEachConcurrent, sleep, throwIfAborted } from '../../src/concurrency.js'
+import { IntegrityError, InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
 import { checkLocatorPrefix, keys } from '../../src/ids.js'
+import { copyObject, CopySourceChangedError, type CopySink } from '../../src/copies.js'
 import { resumableRead } from '../../src/resumable-read.js'
+import { uploadBody, type UploadedBody, type UploadPart, type UploadSink } from '../../src/uploads.js'
 import { isFileDigest, readToBuffer } from '../../src/streams.js'
 import {
   objectReadOf,
@@ -387,9 +388,50 @@ export class S3JobStore extends AbstractJobStore {
       // The core's write token (the write-token protocol, see PreconditionFailedError), or one of ours.
       metadata: { [META_WRITE_ID]: options.writeToken ?? randomUUID(), ...(options.executable ? { [META_EXECUTABLE]: '1' } : {}) },
     }
-    // writePath 'multipart' (the conditional-write proof): even a tiny buffer goes as a one-part multipart upload.
-    if (Buffer.isBuffer(body) && options.writePath !== 'multipart') return this.#putSingle(write, body, options.signal)
-    return this.#putStream(write, Buffer.isBuffer(body) ? Readable.from([body]) : body)
+    return uploadBody(body, this.#sink(write), {
+      what: this.#url(fullKey),
+      partSize: this.#partSize,
+      maxParts: MAX_PARTS,
+      maxPartSize: MAX_PART_SIZE,
+      partsPerSizeStep: PARTS_PER_SIZE_STEP,
+      concurrency: this.#uploadConcurrency,
+      partDigest: 'crc32',
+      wholeDigest: 'crc32',
+      contentLength: options.contentLength,
+      writePath: options.writePath,
+      signal: options.signal,
+    })
+  }
+
+  /**
+   * The requests of one write (see uploadBody): one PutObject, or a multipart upload committed by
+   * CompleteMultipartUpload after the digest sidecar; a failed one is aborted, and its sidecar deleted unless the
+   * commit may have landed.
+   */
+  #sink(write: Write): UploadSink<CompletedPart> {
+    let uploadId: string | undefined
+    let sidecar: string | undefined
+    return {
+      putOnce: (data) => this.#putSingle(write, data, write.options.signal),
+      begin: async (signal) => {
+        uploadId = await this.#createUpload(write, true, signal)
+      },
+      putPart: (part, signal) => this.#uploadPart(write, uploadId as string, part, signal),
+      commit: async (parts, body, signal) => {
+        throwIfAborted(write.options.signal)
+        // The digest is known now, after the metadata was fixed: into the sidecar the metadata names, before the commit.
+        if (write.options.digest !== undefined) sidecar = await this.#putSidecar(write, write.options.digest(), signal)
+        return this.#complete(write, uploadId as string, parts, body, signal)
+      },
+      abort: async (failure) => {
+        if (uploadId !== undefined) await this.#abortUpload(write.fullKey, uploadId, { quiet: true })
+        // A commit that may have landed (the core settles it by the write token) keeps its sidecar: the object may
+        // name it. If the object is not this write's after all, clean() removes the orphan.
+        const mayHaveLanded =
+          (failure instanceof PreconditionFailedError && failure.mayHaveLanded !== false) || failure instanceof WriteMayHaveLandedError
+        if (sidecar !== undefined && !mayHaveLanded) await this.#deleteBatch([sidecar], undefined).catch(() => {})
+      },
+    }
   }
 
   /** The conditional-write proof's paths: PutObject, and multipart uploads committed by CompleteMultipartUpload. */
@@ -439,98 +481,20 @@ export class S3JobStore extends AbstractJobStore {
   }
 
   /**
-   * A stream: its first part decides. If the stream ends within one part, one PutObject; else a multipart upload
-   * with up to `uploadConcurrency` parts in flight while the next part is read, committed after the stream ended.
+   * Starts a multipart upload. An upload's CRC32 (`checksum`) is checked by S3 per part and for the whole object;
+   * a copy by parts has none: S3-compatible services want each part's checksum, which only S3 computes for copied
+   * parts (reads of the copy then check its size, and the SDK whatever checksum the service reports).
    */
-  async #putStream(write: Write, body: Readable): Promise<string> {
-    const signal = write.options.signal
-    const controller = linkedAbortController(signal)
-    setMaxListeners(0, controller.signal)
-    // Waiting for body bytes must end when the signal fires, too.
-    const onAbort = (): void => {
-      body.destroy(new AbortedError({ cause: signal?.reason }))
-    }
-    signal?.addEventListener('abort', onAbort, { once: true })
-    const base = Math.max(
-      this.#partSize,
-      Math.ceil((write.options.contentLength ?? 0) / MAX_PARTS / MIB) * MIB,
-    )
-    const partSize = (n: number): number => Math.min(MAX_PART_SIZE, base * 2 ** Math.floor((n - 1) / PARTS_PER_SIZE_STEP))
-    let uploadId: string | undefined
-    let committed = false
-    let sidecar: string | undefined
-    const parts: CompletedPart[] = []
-    const inFlight = new Set<Promise<void>>()
-    // Buffers of uploaded parts, reused for the next ones: memory stays at the parts in flight, whatever the GC does.
-    const spare: Buffer[] = []
-    let failure: { error: unknown } | undefined
-    let wholeCrc = 0
-    let total = 0
-    try {
-      for await (const part of readParts(body, partSize, spare)) {
-        if (part.number === 1 && part.last && write.options.writePath !== 'multipart') return await this.#putSingle(write, part.data, signal)
-        if (part.number > MAX_PARTS) {
-          throw new JobStoreError(`${this.#url(write.fullKey)}: more than ${MAX_PARTS} parts; pass contentLength`)
-        }
-        wholeCrc = crc32(part.data, wholeCrc)
-        total += part.data.length
-        uploadId ??= await this.#createUpload(write, controller.signal)
-        const id = uploadId
-        const upload = this.#uploadPart(write, id, part.number, part.data, controller.signal).then(
-          (done) => {
-            parts[part.number - 1] = done
-            spare.push(part.data)
-          },
-          (error: unknown) => {
-            if (failure !== undefined) return
-            failure = { error }
-            controller.abort(error)
-            // Stop reading now, not when the body next yields.
-            body.destroy(error as Error)
-          },
-        )
-        inFlight.add(upload)
-        void upload.finally(() => inFlight.delete(upload))
-        while (inFlight.size >= this.#uploadConcurrency && failure === undefined) await Promise.race(inFlight)
-        if (failure !== undefined) throw failure.error
-      }
-      await Promise.all(inFlight)
-      if (failure !== undefined) throw failure.error
-      throwIfAborted(signal)
-      // The digest is known now, after the metadata was fixed: into the sidecar the metadata names, before the commit.
-      if (write.options.digest !== undefined) sidecar = await this.#putSidecar(write, write.options.digest(), controller.signal)
-      const version = await this.#complete(write, uploadId as string, parts, wholeCrc, total, controller.signal)
-      committed = true
-      return version
-    } catch (err) {
-      // The first failure: a part's, else the body's own error (the caller's, passed on as it is).
-      const first = failure !== undefined ? failure.error : err
-      failure ??= { error: first }
-      controller.abort(first)
-      await Promise.allSettled(inFlight)
-      if (uploadId !== undefined && !committed) await this.#abortUpload(write.fullKey, uploadId, { quiet: true })
-      // A commit that may have landed (the core settles it by the write token) keeps its sidecar: the object may
-      // name it. If the object is not this write's after all, clean() removes the orphan.
-      const mayHaveLanded =
-        (first instanceof PreconditionFailedError && first.mayHaveLanded !== false) || first instanceof WriteMayHaveLandedError
-      if (sidecar !== undefined && !committed && !mayHaveLanded) await this.#deleteBatch([sidecar], undefined).catch(() => {})
-      throw first
-    } finally {
-      signal?.removeEventListener('abort', onAbort)
-      controller.dispose()
-    }
-  }
-
-  async #createUpload(write: Write, signal: AbortSignal): Promise<string> {
+  async #createUpload(write: Write, checksum: boolean, signal: AbortSignal | undefined): Promise<string> {
     const out = await this.#send<{ UploadId?: string }>(
       new CreateMultipartUploadCommand({
         Bucket: this.bucket,
         Key: write.fullKey,
         ContentType: 'application/octet-stream',
-        ChecksumAlgorithm: 'CRC32',
-        ChecksumType: 'FULL_OBJECT',
+        ...(checksum ? { ChecksumAlgorithm: 'CRC32', ChecksumType: 'FULL_OBJECT' } : {}),
+        // An upload's digest goes into the sidecar; a copy's metadata has the source's.
         Metadata:
-          write.options.digest !== undefined ? { ...write.metadata, [META_DIGEST_SIDECAR]: this.#sidecarKey(write) } : write.metadata,
+          checksum && write.options.digest !== undefined ? { ...write.metadata, [META_DIGEST_SIDECAR]: this.#sidecarKey(write) } : write.metadata,
       }),
       `CreateMultipartUpload ${this.#url(write.fullKey)}`,
       signal,
@@ -539,8 +503,9 @@ export class S3JobStore extends AbstractJobStore {
     return out.UploadId
   }
 
-  async #uploadPart(write: Write, uploadId: string, number: number, data: Buffer, signal: AbortSignal): Promise<CompletedPart> {
-    const checksum = crc32Base64(crc32(data))
+
+  async #uploadPart(write: Write, uploadId: string, part: UploadPart, signal: AbortSignal): Promise<CompletedPart> {
+    const { number, data, digest: checksum } = part
     const out = await this.#send<{ ETag?: string }>(
       new UploadPartCommand({
         Bucket: this.bucket,
@@ -598,14 +563,17 @@ export class S3JobStore extends AbstractJobStore {
     }
   }
 
-  /** Commits a multipart upload under the write's condition, with the CRC32 of the whole object for S3 to check. */
+  /**
+   * Commits a multipart upload under the write's condition, with the CRC32 of the whole object for S3 to check
+   * (`body`; a copy by parts has none). A copy settles a failure that may hide its success itself (see
+   * {@link #failedCopyCommit}).
+   */
   async #complete(
     write: Write,
     uploadId: string,
-    parts: CompletedPart[],
-    wholeCrc: number,
-    size: number,
-    signal: AbortSignal,
+    parts: readonly CompletedPart[],
+    body: UploadedBody | undefined,
+    signal: AbortSignal | undefined,
   ): Promise<string> {
     try {
       const out = await this.#sendRaw<{ ETag?: string }>(
@@ -613,16 +581,15 @@ export class S3JobStore extends AbstractJobStore {
           Bucket: this.bucket,
           Key: write.fullKey,
           UploadId: uploadId,
-          MultipartUpload: { Parts: parts },
-          ChecksumCRC32: crc32Base64(wholeCrc),
-          ChecksumType: 'FULL_OBJECT',
-          MpuObjectSize: size,
+          MultipartUpload: { Parts: [...parts] },
+          ...(body !== undefined ? { ChecksumCRC32: body.digest, ChecksumType: 'FULL_OBJECT', MpuObjectSize: body.size } : {}),
           ...conditions(write.options),
         }),
         signal,
       )
       return this.#etag(out.ETag, write)
     } catch (err) {
+      if (body === undefined) return await this.#failedCopyCommit(err, write, 'CompleteMultipartUpload', signal)
       this.#failedCommit(err, write, 'CompleteMultipartUpload', signal)
     }
   }
@@ -1086,11 +1053,11 @@ export class S3JobStore extends AbstractJobStore {
   }
 
   /**
-   * Copies `sourceBucket/sourceKey` to the store-relative `key` without the bytes leaving S3, keeping the
-   * executable flag (or setting it, `options.executable`) and honouring the write's conditions: one CopyObject
-   * (S3 computes the CRC32 of the copy) up to `threshold`, else a multipart upload of UploadPartCopy parts,
-   * committed under the conditions, aborted on failure. Every request is pinned to the source's ETag: a source
-   * replaced meanwhile is copied again from its new version, never mixed.
+   * Copies `sourceBucket/sourceKey` to the store-relative `key` without the bytes leaving S3 (the core's
+   * copyObject), keeping the executable flag (or setting it, `options.executable`) and honouring the write's
+   * conditions: one CopyObject (S3 computes the CRC32 of the copy) up to `threshold`, else a multipart upload of
+   * UploadPartCopy parts, committed under the conditions, aborted on failure. Every request is pinned to the
+   * source's ETag: a source replaced meanwhile is copied again from its new version, never mixed.
    */
   async #copyIn(
     sourceBucket: string,
@@ -1104,40 +1071,41 @@ export class S3JobStore extends AbstractJobStore {
     const signal = options.signal
     const source = `s3://${sourceBucket}/${sourceKey}`
     const copySource = `${sourceBucket}/${sourceKey.split('/').map(encodeURIComponent).join('/')}`
-    for (let round = 1; ; round++) {
-      throwIfAborted(signal)
-      let head: { ContentLength?: number; ETag?: string; Metadata?: Record<string, string>; ChecksumCRC32?: string; ChecksumType?: string }
-      try {
-        head = await this.#sendRaw(new HeadObjectCommand({ Bucket: sourceBucket, Key: sourceKey, ChecksumMode: 'ENABLED' }), signal)
-      } catch (err) {
-        const absent = headNotFound(err)
-        if (absent === 'absent' || (absent === 'unproven' && !(await this.#existsByGet(sourceBucket, sourceKey, signal)))) {
-          throw missing(err)
+    type Source = { size: number; etag: string; write: Write; pinned: { CopySource: string; CopySourceIfMatch: string } }
+    let uploadId: string | undefined
+    const sink: CopySink<Source, CompletedPart, string> = {
+      source: async () => {
+        let head: { ContentLength?: number; ETag?: string; Metadata?: Record<string, string>; ChecksumCRC32?: string; ChecksumType?: string }
+        try {
+          head = await this.#sendRaw(new HeadObjectCommand({ Bucket: sourceBucket, Key: sourceKey, ChecksumMode: 'ENABLED' }), signal)
+        } catch (err) {
+          const absent = headNotFound(err)
+          if (absent === 'absent' || (absent === 'unproven' && !(await this.#existsByGet(sourceBucket, sourceKey, signal)))) {
+            throw missing(err)
+          }
+          throw wrapS3Error(err, `HeadObject ${source}`, signal)
         }
-        throw wrapS3Error(err, `HeadObject ${source}`, signal)
-      }
-      if (head.ETag === undefined) throw new JobStoreError(`S3 HeadObject ${source}: no ETag in the answer`)
-      const size = head.ContentLength ?? 0
-      const executable = options.executable === true || head.Metadata?.[META_EXECUTABLE] === '1'
-      // The copy carries the source's digest, in its own metadata (a copy's metadata is set with the copy). A source
-      // no store wrote has none: its full-object CRC32, which S3 computed from its bytes, is adopted as the digest
-      // (the same algorithm as the core's); without one either, an import is streamed so that the core hashes it.
-      const sourceCrc = head.ChecksumType === 'FULL_OBJECT' && head.ChecksumCRC32 !== undefined ? head.ChecksumCRC32 : undefined
-      const digest = (await this.#digestOf(sourceBucket, head.Metadata, signal)) ?? (isFileDigest(sourceCrc) ? sourceCrc : undefined)
-      if (digest === undefined && requireDigest) return undefined
-      const write: Write = {
-        key,
-        fullKey: this.#full(key),
-        options,
-        metadata: {
-          [META_WRITE_ID]: randomUUID(),
-          ...(executable ? { [META_EXECUTABLE]: '1' } : {}),
-          ...(digest !== undefined ? { [META_DIGEST]: digest } : {}),
-        },
-      }
-      const pinned = { CopySource: copySource, CopySourceIfMatch: head.ETag }
-      try {
-        if (size > threshold) return await this.#copyInParts(write, pinned, size, source, threshold)
+        if (head.ETag === undefined) throw new JobStoreError(`S3 HeadObject ${source}: no ETag in the answer`)
+        const executable = options.executable === true || head.Metadata?.[META_EXECUTABLE] === '1'
+        // The copy carries the source's digest, in its own metadata (a copy's metadata is set with the copy). A source
+        // no store wrote has none: its full-object CRC32, which S3 computed from its bytes, is adopted as the digest
+        // (the same algorithm as the core's); without one either, an import is streamed so that the core hashes it.
+        const sourceCrc = head.ChecksumType === 'FULL_OBJECT' && head.ChecksumCRC32 !== undefined ? head.ChecksumCRC32 : undefined
+        const digest = (await this.#digestOf(sourceBucket, head.Metadata, signal)) ?? (isFileDigest(sourceCrc) ? sourceCrc : undefined)
+        if (digest === undefined && requireDigest) return undefined
+        const write: Write = {
+          key,
+          fullKey: this.#full(key),
+          options,
+          metadata: {
+            [META_WRITE_ID]: randomUUID(),
+            ...(executable ? { [META_EXECUTABLE]: '1' } : {}),
+            ...(digest !== undefined ? { [META_DIGEST]: digest } : {}),
+          },
+        }
+        return { size: head.ContentLength ?? 0, etag: head.ETag, write, pinned: { CopySource: copySource, CopySourceIfMatch: head.ETag } }
+      },
+      copyOnce: async ({ write, pinned, etag }) => {
         try {
           const out = await this.#sendRaw<{ CopyObjectResult?: { ETag?: string } }>(
             new CopyObjectCommand({
@@ -1156,47 +1124,21 @@ export class S3JobStore extends AbstractJobStore {
           return this.#etag(out.CopyObjectResult?.ETag, write)
         } catch (err) {
           // NoSuchKey: the source went (a missing target matters only to If-Match, which #failedCommit maps).
-          if (errorCode(err) === 'NoSuchKey' && options.ifMatch === undefined) throw new SourceChanged(err)
+          if (errorCode(err) === 'NoSuchKey' && options.ifMatch === undefined) throw new CopySourceChangedError({ cause: err })
           // 412: the target's condition, or the source's ETag pin; a HEAD of the source tells which.
           if (isPreconditionFailed(err)) {
             const now = await this.#sendRaw<{ ETag?: string }>(new HeadObjectCommand({ Bucket: sourceBucket, Key: sourceKey }), signal).catch(
               () => undefined,
             )
-            if (now?.ETag !== head.ETag) throw new SourceChanged(err)
+            if (now?.ETag !== etag) throw new CopySourceChangedError({ cause: err })
           }
           return await this.#failedCopyCommit(err, write, 'CopyObject', signal)
         }
-      } catch (err) {
-        // The source was replaced (or deleted) between the HEAD and the copy: copy its new version, or say it is gone.
-        if (!(err instanceof SourceChanged)) throw err
-        if (round >= 3) throw new JobStoreError(`${source} kept changing during a server-side copy`, { cause: err.cause })
-        log('%s changed during a server-side copy; copying it again', source)
-      }
-    }
-  }
-
-  /** A multipart upload of UploadPartCopy parts (`uploadConcurrency` in flight), committed under the conditions. */
-  async #copyInParts(
-    write: Write,
-    pinned: { CopySource: string; CopySourceIfMatch: string },
-    size: number,
-    source: string,
-    threshold: number,
-  ): Promise<string> {
-    const signal = write.options.signal
-    const partSize = Math.min(MAX_PART_SIZE, Math.max(Math.min(threshold, COPY_PART_SIZE), Math.ceil(size / MAX_PARTS)))
-    const ranges: { number: number; first: number; last: number }[] = []
-    for (let first = 0; first < size; first += partSize) {
-      ranges.push({ number: ranges.length + 1, first, last: Math.min(first + partSize, size) - 1 })
-    }
-    // No checksum algorithm on the upload: S3-compatible services want each part's checksum, which only S3 computes
-    // for copied parts. Reads of the copy then check its size (and the SDK whatever checksum the service reports).
-    const uploadId = await this.#createCopyUpload(write, signal)
-    let committed = false
-    try {
-      const parts: CompletedPart[] = []
-      await forEachConcurrent(ranges, this.#uploadConcurrency, async (range) => {
-        throwIfAborted(signal)
+      },
+      begin: async ({ write }) => {
+        uploadId = await this.#createUpload(write, false, signal)
+      },
+      copyPart: async ({ write, pinned }, range) => {
         let out: { CopyPartResult?: { ETag?: string } }
         try {
           out = await this.#sendRaw(
@@ -1206,65 +1148,42 @@ export class S3JobStore extends AbstractJobStore {
               UploadId: uploadId,
               PartNumber: range.number,
               ...pinned,
-              CopySourceRange: `bytes=${range.first}-${range.last}`,
+              CopySourceRange: `bytes=${range.offset}-${range.offset + range.count - 1}`,
             }),
             signal,
           )
         } catch (err) {
           // A part has no target condition: 412 is the source's ETag pin, NoSuchKey the source gone.
-          if (isPreconditionFailed(err) || errorCode(err) === 'NoSuchKey') throw new SourceChanged(err)
+          if (isPreconditionFailed(err) || errorCode(err) === 'NoSuchKey') throw new CopySourceChangedError({ cause: err })
           throw wrapS3Error(err, `UploadPartCopy ${range.number} of ${this.#url(write.fullKey)} from ${source}`, signal)
         }
         const etag = out.CopyPartResult?.ETag
         if (etag === undefined) throw new JobStoreError(`S3 UploadPartCopy ${range.number} of ${this.#url(write.fullKey)}: no ETag`)
-        parts[range.number - 1] = { PartNumber: range.number, ETag: etag }
-      })
-      throwIfAborted(signal)
-      let version: string
-      try {
-        const out = await this.#sendRaw<{ ETag?: string }>(
-          new CompleteMultipartUploadCommand({
-            Bucket: this.bucket,
-            Key: write.fullKey,
-            UploadId: uploadId,
-            MultipartUpload: { Parts: parts },
-            ...conditions(write.options),
-          }),
-          signal,
-        )
-        version = this.#etag(out.ETag, write)
-      } catch (err) {
-        version = await this.#failedCopyCommit(err, write, 'CompleteMultipartUpload', signal)
-      }
-      committed = true
-      log('copied %s to %s server-side (%d UploadPartCopy parts)', source, this.#url(write.fullKey), parts.length)
-      return version
-    } finally {
-      if (!committed) await this.#abortUpload(write.fullKey, uploadId, { quiet: true })
+        return { PartNumber: range.number, ETag: etag }
+      },
+      commit: async ({ write }, parts) => {
+        const version = await this.#complete(write, uploadId as string, parts, undefined, signal)
+        uploadId = undefined
+        log('copied %s to %s server-side (%d UploadPartCopy parts)', source, this.#url(write.fullKey), parts.length)
+        return version
+      },
+      abort: async ({ write }) => {
+        if (uploadId !== undefined) await this.#abortUpload(write.fullKey, uploadId, { quiet: true })
+        uploadId = undefined
+      },
     }
-  }
-
-  async #createCopyUpload(write: Write, signal: AbortSignal | undefined): Promise<string> {
-    const out = await this.#send<{ UploadId?: string }>(
-      new CreateMultipartUploadCommand({
-        Bucket: this.bucket,
-        Key: write.fullKey,
-        ContentType: 'application/octet-stream',
-        Metadata: write.metadata,
-      }),
-      `CreateMultipartUpload ${this.#url(write.fullKey)}`,
+    return copyObject(sink, {
+      what: source,
+      maxSingleCopy: threshold,
+      partSize: Math.min(threshold, COPY_PART_SIZE),
+      maxParts: MAX_PARTS,
+      maxPartSize: MAX_PART_SIZE,
+      concurrency: this.#uploadConcurrency,
       signal,
-    )
-    if (out.UploadId === undefined) throw new JobStoreError(`S3 CreateMultipartUpload ${this.#url(write.fullKey)}: no upload ID`)
-    return out.UploadId
+    })
   }
-}
 
-/** A copy's source changed (or went) between its HEAD and a copy request pinned to the HEAD's ETag. */
-class SourceChanged extends Error {
-  constructor(cause: unknown) {
-    super('the copy source changed', { cause })
-  }
+
 }
 
 // ------------------------------------------------------------------------------------------------ helpers
@@ -1318,93 +1237,6 @@ function crc32Base64(value: number): string {
   const out = Buffer.alloc(4)
   out.writeUInt32BE(value >>> 0)
   return out.toString('base64')
-}
-
-/**
- * Collects up to `capacity` bytes. The first part of a write grows as bytes come (small bodies stay small); the
- * later ones take a buffer of their size from `spare` (the buffers of parts already uploaded) or allocate one.
- */
-class PartBuffer {
-  readonly capacity: number
-  #buffer: Buffer
-  #length = 0
-  readonly #spare: Buffer[] | undefined
-
-  constructor(capacity: number, spare?: Buffer[]) {
-    this.capacity = capacity
-    this.#spare = spare
-    this.#buffer = Buffer.alloc(0)
-  }
-
-  get full(): boolean {
-    return this.#length === this.capacity
-  }
-
-  /** Appends what fits and returns the rest. */
-  append(data: Buffer): Buffer {
-    const take = Math.min(data.length, this.capacity - this.#length)
-    if (this.#length + take > this.#buffer.length) {
-      let grown: Buffer | undefined
-      if (this.#spare !== undefined) {
-        while (grown === undefined && this.#spare.length > 0) {
-          const candidate = this.#spare.pop() as Buffer
-          if (candidate.length === this.capacity) grown = candidate
-        }
-        grown ??= Buffer.allocUnsafe(this.capacity)
-      } else {
-        grown = Buffer.allocUnsafe(Math.min(this.capacity, Math.max(this.#length + take, this.#buffer.length * 2, 64 * 1024)))
-      }
-      this.#buffer.copy(grown, 0, 0, this.#length)
-      this.#buffer = grown
-    }
-    data.copy(this.#buffer, this.#length, 0, take)
-    this.#length += take
-    return data.subarray(take)
-  }
-
-  bytes(): Buffer {
-    return this.#buffer.subarray(0, this.#length)
-  }
-}
-
-/**
- * Cuts a stream into parts of `partSize(n)` bytes (the last one shorter). The first part is handed out once a
- * byte beyond it arrived or the stream ended (`last` then tells a single PutObject from a multipart upload); later
- * parts as soon as they are full. Put the buffers of uploaded parts in `spare` to have them reused.
- */
-async function* readParts(
-  body: Readable,
-  partSize: (n: number) => number,
-  spare: Buffer[],
-): AsyncGenerator<{ number: number; data: Buffer; last: boolean }> {
-  let number = 1
-  let filling = new PartBuffer(partSize(1))
-  let first: Buffer | undefined
-  for await (const chunk of body) {
-    let rest = toBuffer(chunk)
-    while (rest.length > 0) {
-      if (first !== undefined) {
-        yield { number: 1, data: first, last: false }
-        first = undefined
-      }
-      rest = filling.append(rest)
-      if (filling.full) {
-        if (number === 1) first = filling.bytes()
-        else yield { number, data: filling.bytes(), last: false }
-        number++
-        filling = new PartBuffer(partSize(number), spare)
-      }
-    }
-  }
-  if (first !== undefined) yield { number: 1, data: first, last: true }
-  else if (number === 1 || filling.bytes().length > 0) yield { number, data: filling.bytes(), last: true }
-}
-
-function toBuffer(chunk: unknown): Buffer {
-  if (Buffer.isBuffer(chunk)) return chunk
-  if (typeof chunk === 'string') return Buffer.from(chunk, 'utf8')
-  if (ArrayBuffer.isView(chunk)) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
-  throw new InvalidArgumentError(`a body stream yielded a ${typeof chunk}, not bytes`)
 }
 
 /** Groups a stream of items into arrays of `size`. */
