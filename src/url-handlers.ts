@@ -8,7 +8,7 @@
  * other `https:` URL still goes to the plain http(s) handler. Lazy claims (`registerLazyUrlClaim`) load a backend
  * module the first time one of its URLs is seen.
  */
-import { constants as fsConstants, createWriteStream } from 'node:fs'
+import { constants as fsConstants } from 'node:fs'
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { open, rename, rm, stat, chmod } from 'node:fs/promises'
@@ -262,8 +262,10 @@ export async function writeLocalFileAtomically(
 ): Promise<void> {
   const temp = join(dirname(path), `.${basename(path)}.${randomId()}.partial`)
   try {
-    const out = createWriteStream(temp, { flags: 'wx', mode: options.executable ? 0o777 : 0o666 })
-    await pipeline(body, out, options.signal ? { signal: options.signal } : {})
+    // Opened before the copy starts: a write stream that opens its file itself may create it after a body that
+    // failed at once was cleaned up below, leaving the temporary file behind (seen under load in the suite).
+    const handle = await open(temp, 'wx', options.executable ? 0o777 : 0o666)
+    await pipeline(body, handle.createWriteStream(), options.signal ? { signal: options.signal } : {})
     if (options.executable) {
       // The umask may have removed the owner's execute bit: an executable must stay one for its owner.
       const mode = (await stat(temp)).mode

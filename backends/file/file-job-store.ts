@@ -11,8 +11,10 @@
  *   process) the first time this instance uses it (cached in #knownDirs); records are opened with O_NOFOLLOW;
  *   walks go by the entries' own type (no link is descended). Only the final component of a file key may be a
  *   link: the links `importFile(…, {symlink: true})` stores. Anything else is an UnsafeStorePathError.
- * - The core's digest of a file: a symlink `<file>~<inode>.<birth time>` beside it whose target is the digest
- *   (`crc32-<hex>`), made before the file is committed; read with one `readlink` (see `#sidecarPath`).
+ * - The core's digest of a file (`crc32-<hex>`), set before the file is committed: the attribute
+ *   `user.jobstore.digest` of its inode (digest-attribute.ts: no extra inode, read with one `getxattr` and a `stat`);
+ *   where attributes are unavailable, and for linked-in files, a symlink `<file>~<inode>.<birth time>` beside it
+ *   whose target is the digest (read with one `readlink`: see `sidecarPath`).
  */
 import fs, { createReadStream, constants as fsConstants, type BigIntStats } from 'node:fs'
 import { chmod, copyFile, opendir, readdir, rm, rmdir } from 'node:fs/promises'
@@ -44,13 +46,17 @@ import {
   type MetadataCalls,
 } from './fs-calls.js'
 import { BREAK_SUFFIX, HOST_TAG, LOCK_SUFFIX, lockKey, processAlive, removeStaleLock, type KeyLock } from './key-lock.js'
+import { attributeCalls, type AttributeCalls } from './digest-attribute.js'
 import {
   AbstractJobStore,
   refuseLocalDestination,
+  type JobStoreConfig,
+  type JobStoreConfigInit,
   type JobStoreOptions,
+  type SignalOptions,
 } from '../../src/abstract-job-store.js'
 import { forEachConcurrent, throwIfAborted } from '../../src/concurrency.js'
-import { InvalidArgumentError, JobStoreError, UnsafeStorePathError } from '../../src/errors.js'
+import { InvalidArgumentError, JobStoreError, UnsafeStorePathError, UnsupportedOperationError } from '../../src/errors.js'
 import { keys, randomId } from '../../src/ids.js'
 import { createVerifyStream, verifyBytes } from '../../src/streams.js'
 import {
@@ -158,8 +164,8 @@ const DIGEST_TARGET = /^crc32-([0-9a-f]{8})$/
 const LINKED_TARGET = 'linked'
 const LINKED_REASON = 'a file importFile linked in: the caller’s own file, not a copy the store keeps a digest of'
 
-/** What a digest sidecar's target says: the file's digest, or that it is a linked-in file with none. */
-function digestOfSidecar(target: string): { digest?: string; unverifiable?: string } {
+/** What a digest attribute or a sidecar's target says: the file's digest, or that it is a linked-in file with none. */
+function digestOfText(target: string): { digest?: string; unverifiable?: string } {
   if (target === LINKED_TARGET) return { unverifiable: LINKED_REASON }
   const match = DIGEST_TARGET.exec(target)
   return match === null ? {} : { digest: Buffer.from(match[1] as string, 'hex').toString('base64') }
@@ -172,6 +178,25 @@ function digestOfSidecar(target: string): { digest?: string; unverifiable?: stri
 function noSidecar(err: unknown, path: string): Record<string, never> {
   if (isErrno(err, 'ENOENT', 'EINVAL', 'ENOTDIR')) return {}
   throw new JobStoreError(`cannot read the digest of ${path}`, { cause: err })
+}
+
+/**
+ * The config field that says where the store keeps file digests: `attribute` (digest-attribute.ts; sidecars only
+ * for linked-in files and where a write's attribute failed) or `sidecar`. Absent: a store of an earlier release,
+ * which has sidecars.
+ */
+export const DIGEST_LOCATION_FIELD = 'fileDigests'
+
+/** How `@napi-rs/xattr` reports a file system without user attributes: EOPNOTSUPP/ENOTSUP (95), ENOSYS (38). */
+const ATTRIBUTES_UNSUPPORTED = /\(os error (95|38)\)/
+
+function statOrUndefined(path: string): BigIntStats | undefined {
+  return fs.statSync(path, { bigint: true, throwIfNoEntry: false })
+}
+
+/** Whether `now` (a stat of the path) is still the inode `opened`. */
+function sameInode(now: BigIntStats | undefined, opened: BigIntStats): boolean {
+  return now !== undefined && now.ino === opened.ino && now.dev === opened.dev
 }
 
 /** `JOBSTORE_FILE_DIRECT_CALLS`: `1` or `0` (FileJobStoreOptions.directCalls), else undefined (by file system). */
@@ -196,6 +221,13 @@ export class FileJobStore extends AbstractJobStore {
   #realRoot: string | undefined
   /** How the digest sidecars' calls are made (FileJobStoreOptions.directCalls); decided on first use. */
   #calls: MetadataCalls | undefined
+  /**
+   * The digest attribute's calls, for writes: set by `initialize()`/`resume()` from the store's choice
+   * (DIGEST_LOCATION_FIELD); undefined before (a `copyTo` destination writes sidecars), in a store that keeps
+   * sidecars, without the module, or once the file system refused an attribute. Reads look for an attribute
+   * whenever the module is there, whatever the choice: a file's digest is where its writer could put it.
+   */
+  #attributes: AttributeCalls | undefined
 
   constructor(locator: string, options: FileJobStoreOptions = {}) {
     super(locator, options)
@@ -211,6 +243,56 @@ export class FileJobStore extends AbstractJobStore {
   #metadataCalls(): MetadataCalls | Promise<MetadataCalls> {
     if (this.#calls !== undefined) return this.#calls
     return isLocalFileSystem(this.root).then((local) => (this.#calls = local ? directCalls : threadPoolCalls))
+  }
+
+  /**
+   * Creates the store, and records in its config where this store keeps file digests: in attributes where the
+   * module is there and the folder's file system takes user attributes (tried on a temporary file), else in
+   * sidecars. Every process that opens the store later follows that choice (see `resume`).
+   */
+  override async initialize(config: JobStoreConfigInit = {}, options: SignalOptions = {}): Promise<JobStoreConfig> {
+    if (config[DIGEST_LOCATION_FIELD] !== undefined) {
+      throw new InvalidArgumentError(`${DIGEST_LOCATION_FIELD} is the file backend's own config field: the store sets it`)
+    }
+    await this.createStorage()
+    const location = (await this.#attributesWork()) ? 'attribute' : 'sidecar'
+    const made = await super.initialize({ ...config, [DIGEST_LOCATION_FIELD]: location }, options)
+    this.#attributes = location === 'attribute' ? attributeCalls : undefined
+    return made
+  }
+
+  /**
+   * Opens the store, and follows its choice of where file digests go (a store of an earlier release: sidecars).
+   * @throws UnsupportedOperationError when the store keeps digests in attributes and this process cannot read them
+   * (`@napi-rs/xattr` is not installed, or has no build for this platform): its reads would all fail their check.
+   */
+  override async resume(options: SignalOptions = {}): Promise<JobStoreConfig> {
+    const config = await super.resume(options)
+    const location = config[DIGEST_LOCATION_FIELD] ?? 'sidecar'
+    if (location === 'attribute' && attributeCalls === undefined) {
+      throw new UnsupportedOperationError(
+        `the job store at ${this.locator} keeps file digests in extended attributes, which this process cannot read: ` +
+          `install the optional dependency @napi-rs/xattr (it has builds for Linux, macOS and FreeBSD on x64 and arm64)`,
+      )
+    }
+    this.#attributes = location === 'attribute' ? attributeCalls : undefined
+    return config
+  }
+
+  /** Whether a digest attribute can be set on a file of this store (the module is there, the file system takes it). */
+  async #attributesWork(): Promise<boolean> {
+    if (attributeCalls === undefined) return false
+    const probe = this.#tempPath()
+    try {
+      await withFd(probe, 'wx', async () => {}, this.#fileMode)
+      await attributeCalls.set(probe, 'crc32-00000000')
+      return (await attributeCalls.get(probe)) === 'crc32-00000000'
+    } catch (err) {
+      log('no digest attributes in %s: %s', this.root, (err as Error).message)
+      return false
+    } finally {
+      await rm(probe, { force: true })
+    }
   }
 
   #path(key: string): string {
@@ -352,8 +434,8 @@ export class FileJobStore extends AbstractJobStore {
     body: Buffer | Readable,
     executable: boolean,
     signal: AbortSignal | undefined,
-    alongside?: (info: BigIntStats) => Promise<unknown>,
-  ): Promise<{ temp: string; token: string; info: BigIntStats }> {
+    digest?: { readonly text: () => string; readonly final: string },
+  ): Promise<{ temp: string; token: string; info: BigIntStats; sidecar?: string }> {
     const temp = this.#tempPath()
     const mode = executable ? this.#fileMode | 0o100 : this.#fileMode
     await this.#ensureDir(dirname(temp))
@@ -368,7 +450,7 @@ export class FileJobStore extends AbstractJobStore {
       fd = await open(temp, 'wx', mode)
     }
     let fdOpen = true
-    let beside: Promise<unknown> | undefined
+    let beside: Promise<string> | undefined
     try {
       if (Buffer.isBuffer(body)) {
         await writeAll(fd, body)
@@ -390,21 +472,50 @@ export class FileJobStore extends AbstractJobStore {
       }
       throwIfAborted(signal)
       const info = await fstat(fd, { bigint: true })
-      beside = alongside?.(info)
-      beside?.catch(() => {})
+      if (digest !== undefined) {
+        // On the inode, before the fsync (which makes the attribute durable with the bytes); else a sidecar, made
+        // while the file is fsynced and closed (its inode is allocated meanwhile, not after).
+        const text = digest.text()
+        if (!(await this.#setDigestAttribute(temp, text))) {
+          beside = this.#writeSidecar(digest.final, info, text)
+          beside.catch(() => {})
+        }
+      }
       // The umask may have dropped bits: the stored mode is the store's, not the process's. Only then a chmod
       // (one round trip to the thread pool less per write otherwise); it changes the ctime, not the token.
       if (Number(info.mode & 0o7777n) !== mode) await fchmod(fd, mode)
       if (this.#durable) await fsync(fd)
       fdOpen = false
       await close(fd)
-      await beside
-      return { temp, token: tokenOf(info), info }
+      const sidecar = await beside
+      return { temp, token: tokenOf(info), info, ...(sidecar === undefined ? {} : { sidecar }) }
     } catch (err) {
       if (fdOpen) await close(fd).catch(() => {})
-      await beside?.catch(() => {})
+      const made = await beside?.catch(() => undefined)
+      if (made !== undefined) await unlink(made).catch(() => {})
       await rm(temp, { force: true })
       throw err
+    }
+  }
+
+  /**
+   * Sets the digest attribute of the file at `path` (digest-attribute.ts); false where there are no attributes
+   * (the module is missing, or this file system refuses user attributes: then the store stops trying) or this one
+   * failed: the caller makes a sidecar instead.
+   */
+  async #setDigestAttribute(path: string, text: string): Promise<boolean> {
+    const calls = this.#attributes
+    if (calls === undefined) return false
+    try {
+      if ((this.#calls ?? (await this.#metadataCalls())) === directCalls) calls.setSync(path, text)
+      else await calls.set(path, text)
+      return true
+    } catch (err) {
+      if (ATTRIBUTES_UNSUPPORTED.test((err as Error).message)) {
+        this.#attributes = undefined
+        log('no user attributes on %s (%s): digests in sidecars', this.root, (err as Error).message)
+      }
+      return false
     }
   }
 
@@ -490,24 +601,19 @@ export class FileJobStore extends AbstractJobStore {
     throwIfAborted(options.signal)
     const final = this.#path(key)
     const { digest } = options
-    // The sidecar is made while the temporary file is fsynced (the digest is known once the body has ended), and
-    // is there before the commit makes the file visible.
-    let sidecar: Promise<string> | undefined
-    const writeSidecar =
-      digest === undefined
-        ? undefined
-        : (info: BigIntStats) => (sidecar = this.#writeSidecar(final, info, `crc32-${Buffer.from(digest(), 'base64').toString('hex')}`))
-    let temp: string | undefined
+    // The digest is known once the body has ended; it is on the file (or in its sidecar) before the commit makes
+    // the file visible.
+    const recorded =
+      digest === undefined ? undefined : { text: () => `crc32-${Buffer.from(digest(), 'base64').toString('hex')}`, final }
+    let written: { temp: string; token: string; sidecar?: string } | undefined
     try {
-      const written = await this.#writeTemp(body, options.executable ?? false, options.signal, writeSidecar)
-      temp = written.temp
+      written = await this.#writeTemp(body, options.executable ?? false, options.signal, recorded)
       throwIfAborted(options.signal)
-      await this.#commit(temp, final, key, options, sidecar !== undefined)
+      await this.#commit(written.temp, final, key, options, digest !== undefined)
       return written.token
     } catch (err) {
-      if (temp !== undefined) await rm(temp, { force: true })
-      const made = await sidecar?.catch(() => undefined)
-      if (made !== undefined) await unlink(made).catch(() => {})
+      if (written !== undefined) await rm(written.temp, { force: true })
+      if (written?.sidecar !== undefined) await unlink(written.sidecar).catch(() => {})
       throw err
     }
   }
@@ -529,10 +635,20 @@ export class FileJobStore extends AbstractJobStore {
     return path
   }
 
-  /** What the digest sidecar of the file at `path` (inode `info`) says: its digest, unverifiable, or nothing. */
-  async #readSidecar(path: string, info: BigIntStats): Promise<{ digest?: string; unverifiable?: string }> {
+  /**
+   * The digest of the file at `path` opened as inode `info`: its attribute, else its sidecar's (a linked-in file,
+   * a file system without attributes, a file of an earlier release), else nothing. The attribute is read by path:
+   * found on another inode (the file was replaced since it was opened), it is nothing, and #getFile reads again.
+   */
+  async #readDigest(path: string, info: BigIntStats): Promise<{ digest?: string; unverifiable?: string }> {
+    const calls = await this.#metadataCalls()
+    if (attributeCalls !== undefined) {
+      const direct = calls === directCalls
+      const text = direct ? attributeCalls.getSync(path) : await attributeCalls.get(path)
+      if (text !== undefined) return sameInode(direct ? statOrUndefined(path) : await stat(path, { bigint: true }).catch(() => undefined), info) ? digestOfText(text) : {}
+    }
     try {
-      return digestOfSidecar(await (await this.#metadataCalls()).readlink(sidecarPath(path, info)))
+      return digestOfText(await calls.readlink(sidecarPath(path, info)))
     } catch (err) {
       return noSidecar(err, path)
     }
@@ -577,8 +693,8 @@ export class FileJobStore extends AbstractJobStore {
     try {
       info = await fstat(fd, { bigint: true })
       if (!info.isFile()) throw new ObjectNotFoundError(key)
-      // The digest's sidecar is named by the inode: one readlink, in parallel with the read.
-      const sidecar = options.lookUpDigest === true ? this.#readSidecar(path, info) : undefined
+      // The digest (an attribute, or a sidecar named by the inode): looked up in parallel with the read.
+      const sidecar = options.lookUpDigest === true ? this.#readDigest(path, info) : undefined
       sidecar?.catch(() => {})
       // Job records, stats, small files: one read of the exact size, then close; the core takes the bytes as they
       // are (ObjectRead.data). A read stream would allocate a 256 KiB buffer and take two more trips to the thread
@@ -619,7 +735,7 @@ export class FileJobStore extends AbstractJobStore {
       const info = fs.fstatSync(fd, { bigint: true })
       if (!info.isFile()) throw new ObjectNotFoundError(key)
       if (info.size > SMALL_READ_BYTES) return undefined
-      const digest = options.lookUpDigest === true ? this.#readSidecarDirect(path, info) : {}
+      const digest = options.lookUpDigest === true ? this.#readDigestDirect(path, info) : {}
       const data = Buffer.allocUnsafe(Number(info.size))
       let filled = 0
       while (filled < data.length) {
@@ -640,9 +756,12 @@ export class FileJobStore extends AbstractJobStore {
     }
   }
 
-  #readSidecarDirect(path: string, info: BigIntStats): { digest?: string; unverifiable?: string } {
+  /** #readDigest with direct calls. */
+  #readDigestDirect(path: string, info: BigIntStats): { digest?: string; unverifiable?: string } {
+    const text = attributeCalls?.getSync(path)
+    if (text !== undefined) return sameInode(statOrUndefined(path), info) ? digestOfText(text) : {}
     try {
-      return digestOfSidecar(fs.readlinkSync(sidecarPath(path, info)))
+      return digestOfText(fs.readlinkSync(sidecarPath(path, info)))
     } catch (err) {
       return noSidecar(err, path)
     }
