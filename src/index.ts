@@ -68,6 +68,8 @@ export {
   type ObjectRead,
   type PreconditionFailure,
   type PutOptions,
+  type Storage,
+  type StorageHooks,
   type StoragePrimitives,
 } from './storage.js'
 export type { BodyWritable, StoreReadable } from './streams.js'

@@ -1,10 +1,14 @@
 /**
- * The storage primitives a backend supplies. `AbstractJobStore` builds every public method on these; a backend
- * maps them to its service and maps the service's errors to {@link ObjectNotFoundError} and
- * {@link PreconditionFailedError}. Keys are store-relative (`jobs/ab/abc…`), built by the core from validated IDs
- * and made only of `[A-Za-z0-9._%-]` segments joined by `/`, so they are safe as object keys and as file paths.
+ * The storage contract, in one place: the primitives a backend supplies ({@link StoragePrimitives}), the hooks it
+ * may override ({@link StorageHooks}), and {@link Storage}, the one object through which the core's modules
+ * (`src/core/`) reach a store's storage. `AbstractJobStore` declares the primitives and hooks as protected members
+ * (a backend implements them there) and hands the core a `Storage` bound to them; a backend maps them to its
+ * service and maps the service's errors to {@link ObjectNotFoundError} and {@link PreconditionFailedError}. Keys
+ * are store-relative (`jobs/ab/abc…`), built by the core from validated IDs and made only of `[A-Za-z0-9._%-]`
+ * segments joined by `/`, so they are safe as object keys and as file paths.
  */
 import { Readable } from 'node:stream'
+import type { ConditionalWriteProofTarget } from './conditional-write-proof.js'
 import { ConcurrentFileModificationError, NoSuchFileError } from './errors.js'
 
 /** What a backend knows about one stored object. */
@@ -156,10 +160,92 @@ export interface StoragePrimitives {
   deleteObjects(keys: readonly string[], options?: IoOptions): Promise<void>
   /** Every key under `prefix` (which ends with `/`), recursively, in pages; no order promised. */
   listObjects(prefix: string, options?: IoOptions): AsyncIterable<ListedObject>
-  /** Deletes everything this store owns, and nothing else (other prefixes of the same bucket stay). Idempotent. */
+  /**
+   * Deletes everything this store owns, and nothing else (other prefixes of the same bucket stay). Idempotent, also
+   * on a half-destroyed store.
+   */
   destroyStorage(options?: IoOptions): Promise<void>
   /** A URL from which the object can be read without credentials for at least `expiresInSeconds`. */
   getObjectUrl(key: string, expiresInSeconds: number): Promise<string>
+}
+
+/**
+ * What a backend may override; `AbstractJobStore` supplies the defaults (written once in `src/core/`, on the
+ * primitives).
+ */
+export interface StorageHooks {
+  /**
+   * Whether this backend stores the core's digest of every file it is given ({@link PutOptions.digest}) and hands
+   * it back from `getObject` ({@link ObjectInfo.digest}). Then, in a store that writes digests, a file found without
+   * one is an IntegrityError. A backend that cannot keep digests leaves this false: its files are checked against
+   * their size and the service's checksum only. Default false.
+   */
+  readonly keepsFileDigests: boolean
+  /**
+   * The store-relative name of one entry at the location under the layout's names, other than the config and the
+   * store marker (a job, a file, a leftover), or undefined when there is none. `initialize()`, `copyTo()` and
+   * `destroy()` ask when no marker or config of ours proves a store is there, so as not to adopt or delete data
+   * no store made. Default: the first key listed under the layout's prefixes.
+   */
+  findStoreData(options?: IoOptions): Promise<string | undefined>
+  /**
+   * Deletes everything the store holds but its marker, which `destroyStorage()` then removes with the rest: a
+   * destroy cut short leaves remains that the marker still proves are a store's (and that `destroy()` removes).
+   * Default: every key listed under the layout's prefixes, in batches of 1,000.
+   */
+  deleteStoreData(options?: IoOptions): Promise<void>
+  /**
+   * Removes leftovers of interrupted writes older than `olderThanMs` (temporary files, abandoned multipart
+   * uploads, uncommitted blocks). Returns how many it removed. Default: nothing to remove.
+   */
+  removeLeftovers(olderThanMs: number, options?: IoOptions): Promise<number>
+  /**
+   * Stores the local file at `path` at `key` by linking instead of copying, when the backend can and the caller
+   * allowed it (`importFile` with `hardlink`/`symlink`). Returns false to fall back to a copy. Default: false.
+   */
+  linkLocalFile(path: string, key: string, options: { hardlink: boolean; symlink: boolean }): Promise<boolean>
+  /**
+   * Server-side import: when `url` names an object in this backend's own service, copy it into `key` without the
+   * bytes passing through this process (S3 CopyObject, GCS rewrite, Azure copy from URL), keeping `executable`
+   * from the source. Return false to fall back to streaming. Throw `NoSuchFileError` when the source is missing.
+   * Default: false.
+   */
+  copyFromUrl(url: URL, key: string, options: PutOptions): Promise<boolean>
+  /**
+   * Server-side export of `key` to `url` (keeping the executable flag), when `url` is in this backend's own
+   * service; false, without I/O, to stream instead. `ObjectNotFoundError` when `key` is missing. Default: false.
+   */
+  copyToUrl(key: string, url: URL, options: IoOptions): Promise<boolean>
+  /**
+   * Puts the object at `key` at `localPath` (for `readFile`): by default a verified stream into a temporary file
+   * beside the target and a rename, so the file appears whole or not at all. The file backend links instead.
+   */
+  materializeObject(key: string, what: string, localPath: string, options: { symlink: boolean; signal?: AbortSignal }): Promise<void>
+  /**
+   * What the conditional-write proof at `initialize()`/`resume()` exercises (see `conditional-write-proof.ts`):
+   * the scope its verdict is kept under in this process (the service endpoint and bucket), and every path the
+   * backend commits conditional writes on, each reachable for a tiny body through {@link PutOptions.writePath}.
+   * Undefined: no proof, for a backend whose conditions are local guarantees (the file backend). Default: the
+   * single-request path, scoped by backend class and locator.
+   */
+  conditionalWriteProofTarget(): Promise<ConditionalWriteProofTarget | undefined>
+  /**
+   * What `close()` releases, called once: the backend's clients, connections and handles. Default: nothing (the
+   * file and memory backends hold nothing open between calls; the Azure and GCS SDKs have no way to close a client).
+   */
+  closeStorage(): Promise<void>
+}
+
+/**
+ * One store's storage as the core sees it: the backend's primitives and hooks, bound to the store, with the
+ * locator and the bound on parallel round trips. The core's modules (`src/core/`) reach storage only through this
+ * object, never through the store class; `AbstractJobStore` makes it, once per store.
+ */
+export interface Storage extends StoragePrimitives, StorageHooks {
+  /** The locator the store was opened with (for messages). */
+  readonly locator: string
+  /** Round trips in flight at once for bulk work. */
+  readonly concurrency: number
 }
 
 /** Thrown by primitives when a key does not exist. The core turns it into the error that fits the context. */
