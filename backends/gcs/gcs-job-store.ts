@@ -18,11 +18,10 @@
  *   chunk is sent (so never after the object appears), and the metadata names it (`jobstore-crc32-sidecar`).
  *   Rewrites carry the source's digest in the copy's metadata. Files are checked against it instead of the MD5.
  */
-import { createHash, generateKeyPairSync } from 'node:crypto'
-import { PassThrough, pipeline as pipelineCallback, Readable, Transform, type TransformCallback } from 'node:stream'
+import { generateKeyPairSync } from 'node:crypto'
+import { PassThrough, Readable } from 'node:stream'
 import { debuglog } from 'node:util'
 import {
-  CRC32C,
   IdempotencyStrategy,
   Storage,
   type Bucket,
@@ -45,7 +44,7 @@ import { checkLocatorPrefix, keys, randomId } from '../../src/ids.js'
 import { copyObject, CopySourceChangedError, type CopySink } from '../../src/copies.js'
 import { resumableRead } from '../../src/resumable-read.js'
 import { uploadBody, type UploadPart, type UploadSink } from '../../src/uploads.js'
-import { isFileDigest } from '../../src/streams.js'
+import { digestBase64, isFileDigest } from '../../src/streams.js'
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
@@ -216,28 +215,6 @@ function emulatorKey(): string {
 function withDigest(metadata: FileMetadata, options: PutOptions): FileMetadata {
   if (options.digest === undefined) return metadata
   return { ...metadata, metadata: { ...metadata.metadata, [META_DIGEST]: options.digest() } }
-}
-
-/** Verifies a CRC32C while streaming (for objects without an MD5, such as composite objects). */
-class Crc32cVerifier extends Transform {
-  readonly #crc = new CRC32C()
-  readonly #expected: string
-  readonly #what: string
-  constructor(what: string, expected: string) {
-    super()
-    this.#what = what
-    this.#expected = expected
-  }
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#crc.update(chunk)
-    callback(null, chunk)
-  }
-  override _flush(callback: TransformCallback): void {
-    if (this.#crc.toString() !== this.#expected) {
-      return callback(new IntegrityError(`${this.#what}: CRC32C of the bytes read does not match the stored checksum`))
-    }
-    callback()
-  }
 }
 
 /** A job store in a Google Cloud Storage bucket, optionally under a prefix. */
@@ -443,14 +420,12 @@ export class GcsJobStore extends AbstractJobStore {
     metadata: FileMetadata,
     preconditionOpts: { ifGenerationMatch: number } | undefined,
   ): Promise<FileMetadata> {
-    const md5 = createHash('md5').update(data).digest('base64')
-    const crc32c = new CRC32C()
-    crc32c.update(data)
+    const md5 = digestBase64('md5', data)
     await file.save(data, {
       resumable: false,
       // The SDK's own check deletes the object on a mismatch, whatever its generation by then: ours below is exact.
       validation: false,
-      metadata: { ...metadata, md5Hash: md5, crc32c: crc32c.toString() },
+      metadata: { ...metadata, md5Hash: md5, crc32c: digestBase64('crc32c', data) },
       ...(preconditionOpts !== undefined ? { preconditionOpts } : {}),
     })
     await this.#checkStored(file, key, file.metadata, data.length, md5)
@@ -688,8 +663,9 @@ export class GcsJobStore extends AbstractJobStore {
           throw this.#error(err, 'metadata lookup of', key)
         }
       }
-      // A body cut mid-way is resumed with ranged GETs of the same generation; the core checks the MD5 of all of it.
-      let body: Readable = resumableRead(this.#media(key, response, controller, signal), {
+      // A body cut mid-way is resumed with ranged GETs of the same generation; the core checks the MD5 of all of it
+      // (or the CRC32C, for objects without an MD5, such as composite objects).
+      const body: Readable = resumableRead(this.#media(key, response, controller, signal), {
         size,
         what: `${key} in ${this.#where()}`,
         signal,
@@ -700,9 +676,7 @@ export class GcsJobStore extends AbstractJobStore {
       })
       const md5 = hashes.get('md5')
       const crc32c = hashes.get('crc32c')
-      if (md5 === undefined && crc32c !== undefined) {
-        body = pipelineCallback(body, new Crc32cVerifier(`${key} in ${this.#where()}`, crc32c), () => {})
-      }
+      const checksum = md5 !== undefined ? { algorithm: 'md5', digest: md5 } : crc32c !== undefined ? { algorithm: 'crc32c', digest: crc32c } : undefined
       let digest: string | undefined
       try {
         digest = await this.#digestOf(this.#bucket, digestMeta)
@@ -718,7 +692,7 @@ export class GcsJobStore extends AbstractJobStore {
         ...writeTokenOf(writeToken),
         ...(digest !== undefined ? { digest } : {}),
         body,
-        ...(md5 !== undefined ? { checksum: { algorithm: 'md5', digest: md5 } } : {}),
+        ...(checksum !== undefined ? { checksum } : {}),
       }
     }
   }

@@ -20,9 +20,8 @@
  * - Version token: the ETag.
  */
 import { randomUUID } from 'node:crypto'
-import { PassThrough, pipeline, Readable, Transform, type TransformCallback } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import { debuglog } from 'node:util'
-import { crc32 } from 'node:zlib'
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -47,12 +46,12 @@ import {
 import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '../../src/abstract-job-store.js'
 import type { ConditionalWriteProofTarget } from '../../src/conditional-write-proof.js'
 import { chunk, forEachConcurrent, sleep, throwIfAborted } from '../../src/concurrency.js'
-import { IntegrityError, InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
+import { InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
 import { checkLocatorPrefix, keys } from '../../src/ids.js'
 import { copyObject, CopySourceChangedError, type CopySink } from '../../src/copies.js'
 import { resumableRead } from '../../src/resumable-read.js'
 import { uploadBody, type UploadedBody, type UploadPart, type UploadSink } from '../../src/uploads.js'
-import { isFileDigest, readToBuffer } from '../../src/streams.js'
+import { digestBase64, isFileDigest, readToBuffer } from '../../src/streams.js'
 import {
   objectReadOf,
   ObjectNotFoundError,
@@ -467,7 +466,7 @@ export class S3JobStore extends AbstractJobStore {
           Body: data,
           ContentLength: data.length,
           ContentType: 'application/octet-stream',
-          ChecksumCRC32: crc32Base64(crc32(data)),
+          ChecksumCRC32: digestBase64('crc32', data),
           // The whole body is here: its digest is known (for a stream, it ended within one part).
           Metadata: write.options.digest !== undefined ? { ...write.metadata, [META_DIGEST]: write.options.digest() } : write.metadata,
           ...conditions(write.options),
@@ -533,7 +532,7 @@ export class S3JobStore extends AbstractJobStore {
     const fullKey = this.#sidecarKey(write)
     const body = Buffer.from(digest)
     await this.#send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: fullKey, Body: body, ContentLength: body.length, ChecksumCRC32: crc32Base64(crc32(body)) }),
+      new PutObjectCommand({ Bucket: this.bucket, Key: fullKey, Body: body, ContentLength: body.length, ChecksumCRC32: digestBase64('crc32', body) }),
       `PutObject ${this.#url(fullKey)}`,
       signal,
     )
@@ -697,7 +696,8 @@ export class S3JobStore extends AbstractJobStore {
       throw new JobStoreError(`S3 GetObject ${this.#url(fullKey)}: incomplete answer (no body, length or ETag)`)
     }
     // A body cut mid-way is resumed with ranged GETs of the same ETag. The SDK checks the stored CRC32 of a
-    // whole body only: when the object has a full-object CRC32, it is checked here too, over all the bytes.
+    // whole body only: a full-object CRC32 goes to the core, which checks it over all the bytes (when the object
+    // has no digest of the core's).
     const what = `GetObject ${this.#url(fullKey)}`
     const resumed = resumableRead(guardBody(body, what), {
       size: out.ContentLength,
@@ -735,18 +735,11 @@ export class S3JobStore extends AbstractJobStore {
       ...writeTokenOf(out.Metadata),
       ...(digest !== undefined ? { digest } : {}),
     }
-    if (out.ContentLength <= SMALL_READ_BYTES) {
-      // Jobs, stats, small files: read whole here and checked once, handed to the core as bytes; no stream
-      // layers per read for the core to drain.
-      const data = await readToBuffer(resumed)
-      // The core checks its own digest, when the object has one: then not twice.
-      if (crc !== undefined && digest === undefined && crc32Base64(crc32(data)) !== crc) {
-        throw new IntegrityError(`${this.#url(fullKey)}: the bytes read do not match the CRC32 S3 stored`)
-      }
-      return objectReadOf(info, data)
-    }
-    const checkCrc = crc !== undefined && digest === undefined
-    return { ...info, body: checkCrc ? pipeline(resumed, new Crc32Check(crc, this.#url(fullKey)), () => {}) : resumed }
+    const checksum = crc !== undefined ? { algorithm: 'crc32', digest: crc } : undefined
+    // Jobs, stats, small files: read whole here and handed to the core as bytes; no stream layers per read for
+    // the core to drain.
+    if (out.ContentLength <= SMALL_READ_BYTES) return objectReadOf(info, await readToBuffer(resumed), checksum)
+    return { ...info, body: resumed, ...(checksum !== undefined ? { checksum } : {}) }
   }
 
   protected override async headObject(key: string, options: IoOptions = {}): Promise<ObjectInfo | undefined> {
@@ -1233,12 +1226,6 @@ function conditions(options: PutOptions): { IfNoneMatch?: string; IfMatch?: stri
   }
 }
 
-function crc32Base64(value: number): string {
-  const out = Buffer.alloc(4)
-  out.writeUInt32BE(value >>> 0)
-  return out.toString('base64')
-}
-
 /** Groups a stream of items into arrays of `size`. */
 async function* batches<T>(source: AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
   let batch: T[] = []
@@ -1250,28 +1237,6 @@ async function* batches<T>(source: AsyncIterable<T>, size: number): AsyncGenerat
     }
   }
   if (batch.length > 0) yield batch
-}
-
-/** Checks the CRC32 of everything that goes through against the object's full-object CRC32 (base64). */
-class Crc32Check extends Transform {
-  #crc = 0
-  readonly #expected: string
-  readonly #what: string
-  constructor(expected: string, what: string) {
-    super({ highWaterMark: 256 * 1024 })
-    this.#expected = expected
-    this.#what = what
-  }
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#crc = crc32(chunk, this.#crc)
-    callback(null, chunk)
-  }
-  override _flush(callback: TransformCallback): void {
-    if (crc32Base64(this.#crc) !== this.#expected) {
-      return callback(new IntegrityError(`${this.#what}: the bytes read do not match the CRC32 S3 stored`))
-    }
-    callback()
-  }
 }
 
 /**
