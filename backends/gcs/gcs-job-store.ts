@@ -40,7 +40,9 @@ import {
   NoSuchFileError,
   UnsupportedOperationError,
 } from '../../src/errors.js'
-import { checkLocatorPrefix, keys, randomId } from '../../src/ids.js'
+import { checkLocatorPrefix, randomId } from '../../src/ids.js'
+import { backendEntries, deleteListed, ownedNames } from '../../src/layout.js'
+import { paginate } from '../../src/pagination.js'
 import { copyObject, CopySourceChangedError, type CopySink } from '../../src/copies.js'
 import { resumableRead } from '../../src/resumable-read.js'
 import { uploadBody, type UploadPart, type UploadSink } from '../../src/uploads.js'
@@ -182,23 +184,7 @@ function normalizeEndpoint(value: string | undefined): string | undefined {
 const META_DIGEST = 'jobstore-crc32'
 const META_DIGEST_SIDECAR = 'jobstore-crc32-sidecar'
 /** Where resumable uploads keep their digest sidecars, under the store's prefix (see the module's TSDoc). */
-const DIGESTS_PREFIX = 'digests/'
-
-/** The store's top-level entries (from the core's key layout): a destroy removes these and nothing else. */
-const OWNED_PREFIXES = [
-  ...new Set(
-    [
-      keys.rootJob,
-      keys.jobsPrefix,
-      keys.filesPrefix,
-      keys.sharedPrefix,
-      keys.statsUnreadPrefix,
-      keys.statsReadPrefix,
-      keys.statsClaimsPrefix,
-      DIGESTS_PREFIX,
-    ].map((key) => `${key.split('/')[0]}/`),
-  ),
-]
+const DIGESTS_PREFIX = backendEntries.digests
 
 /** An in-process key for signing URLs for an emulator, which has no credentials and checks no signatures. */
 let emulatorSigningKey: string | undefined
@@ -289,6 +275,11 @@ export class GcsJobStore extends AbstractJobStore {
 
   #name(key: string): string {
     return this.prefix === '' ? key : `${this.prefix}/${key}`
+  }
+
+  /** The store-relative key of an object name in the bucket. */
+  #relative(name: string): string {
+    return this.prefix === '' ? name : name.slice(this.prefix.length + 1)
   }
 
   #error(err: unknown, action: string, key?: string, notFound?: NotFoundMeaning): JobStoreError {
@@ -733,35 +724,15 @@ export class GcsJobStore extends AbstractJobStore {
     const cutoff = Date.now() - olderThanMs
     const prefix = this.#name(DIGESTS_PREFIX)
     const orphans: string[] = []
-    let pageToken: string | undefined
-    do {
-      throwIfAborted(options.signal)
-      let files: File[]
-      let next: { pageToken?: string } | null | undefined
-      try {
-        ;[files, next] = (await this.#bucket.getFiles({
-          prefix,
-          autoPaginate: false,
-          maxResults: LIST_PAGE_SIZE,
-          fields: 'items(name,timeCreated),nextPageToken',
-          ...(pageToken !== undefined ? { pageToken } : {}),
-        })) as unknown as [File[], { pageToken?: string } | null]
-      } catch (err) {
-        if (gcsStatus(err) === 404) return 0
-        throw this.#error(err, 'listing of', DIGESTS_PREFIX, 'bucket')
-      }
-      await forEachConcurrent(files, this.concurrency, async (sidecar) => {
-        // Raw listing items (see listObjects), or File objects.
-        const created = Date.parse(String((sidecar as unknown as { timeCreated?: unknown }).timeCreated ?? sidecar.metadata?.timeCreated ?? ''))
-        if (!(created <= cutoff)) return
-        const name = sidecar.name.slice(prefix.length)
-        const at = name.lastIndexOf('~')
-        if (at < 0) return
-        const owner = await this.#metadata(name.slice(0, at)).catch(() => undefined)
-        if (owner?.metadata?.[META_DIGEST_SIDECAR] !== sidecar.name) orphans.push(sidecar.name)
-      })
-      pageToken = next?.pageToken
-    } while (pageToken !== undefined && pageToken !== '')
+    await forEachConcurrent(this.#listRaw(prefix, 'timeCreated', options.signal), this.concurrency, async (sidecar) => {
+      const created = Date.parse(String(sidecar.timeCreated ?? ''))
+      if (!(created <= cutoff)) return
+      const name = sidecar.name.slice(prefix.length)
+      const at = name.lastIndexOf('~')
+      if (at < 0) return
+      const owner = await this.#metadata(name.slice(0, at)).catch(() => undefined)
+      if (owner?.metadata?.[META_DIGEST_SIDECAR] !== sidecar.name) orphans.push(sidecar.name)
+    })
     await forEachConcurrent(orphans, this.concurrency, (name) => this.#bucket.file(name).delete({ ignoreNotFound: true }).then(() => {}))
     return orphans.length
   }
@@ -862,57 +833,59 @@ export class GcsJobStore extends AbstractJobStore {
 
   protected override async deleteObjects(keyList: readonly string[], options: IoOptions = {}): Promise<void> {
     // The JSON API's batch endpoint is not in the Node.js SDK: single deletes, many in flight.
-    await forEachConcurrent(keyList, this.concurrency, async (key) => {
-      throwIfAborted(options.signal)
-      try {
-        // Not the SDK's ignoreNotFound: it ignores any 404, whatever the reason.
-        await this.#bucket.file(this.#name(key)).delete()
-      } catch (err) {
-        if (isGcsNotFound(err)) return // no such object, or no bucket: nothing to delete
-        throw this.#error(err, 'delete of', key, 'bucket')
-      }
-    })
+    await forEachConcurrent(keyList, this.concurrency, (key) => this.#delete(this.#name(key), options.signal))
+  }
+
+  /** Deletes one object by its name in the bucket; a missing one (or bucket) is fine. */
+  async #delete(name: string, signal: AbortSignal | undefined): Promise<void> {
+    throwIfAborted(signal)
+    try {
+      // Not the SDK's ignoreNotFound: it ignores any 404, whatever the reason.
+      await this.#bucket.file(name).delete()
+    } catch (err) {
+      if (isGcsNotFound(err)) return // no such object, or no bucket: nothing to delete
+      throw this.#error(err, 'delete of', this.#relative(name), 'bucket')
+    }
   }
 
   protected override async *listObjects(prefix: string, options: IoOptions = {}): AsyncGenerator<ListedObject> {
-    const strip = this.prefix === '' ? 0 : this.prefix.length + 1
-    let pageToken: string | undefined
-    do {
-      throwIfAborted(options.signal)
-      let files: File[]
-      let next: { pageToken?: string } | null | undefined
-      try {
-        ;[files, next] = (await this.#bucket.getFiles({
-          prefix: this.#name(prefix),
-          autoPaginate: false,
-          maxResults: LIST_PAGE_SIZE,
-          fields: 'items(name,size),nextPageToken',
-          ...(pageToken !== undefined ? { pageToken } : {}),
-        })) as unknown as [File[], { pageToken?: string } | null]
-      } catch (err) {
-        if (isGcsNotFound(err)) return // no bucket: an empty store
-        throw this.#error(err, 'listing of', prefix, 'bucket')
-      }
-      for (const file of files) {
-        // With `fields`, the SDK hands out the listing's raw items (`size` on the item itself), not File objects.
-        const size = Number((file as unknown as { size?: unknown }).size ?? file.metadata?.size)
-        yield { key: file.name.slice(strip), ...(Number.isSafeInteger(size) ? { size } : {}) }
-      }
-      pageToken = next?.pageToken
-    } while (pageToken !== undefined && pageToken !== '')
+    for await (const item of this.#listRaw(this.#name(prefix), 'size', options.signal)) {
+      const size = Number(item.size)
+      yield { key: this.#relative(item.name), ...(Number.isSafeInteger(size) ? { size } : {}) }
+    }
+  }
+
+  /**
+   * The raw listing items (name and `field`) of every object under a bucket prefix; none when the bucket is
+   * missing. With `fields`, the SDK hands out the listing's items as they are, not File objects.
+   */
+  #listRaw(prefix: string, field: 'size' | 'timeCreated', signal: AbortSignal | undefined): AsyncGenerator<{ name: string } & Partial<Record<typeof field, unknown>>> {
+    type Item = { name: string } & Partial<Record<typeof field, unknown>>
+    return paginate<Item, string>(
+      async (pageToken) => {
+        try {
+          const [items, next] = (await this.#bucket.getFiles({
+            prefix,
+            autoPaginate: false,
+            maxResults: LIST_PAGE_SIZE,
+            fields: `items(name,${field}),nextPageToken`,
+            ...(pageToken !== undefined ? { pageToken } : {}),
+          })) as unknown as [Item[], { pageToken?: string } | null]
+          return { items, next: next?.pageToken }
+        } catch (err) {
+          if (isGcsNotFound(err)) return undefined // no bucket: an empty store
+          throw this.#error(err, 'listing of', this.#relative(prefix), 'bucket')
+        }
+      },
+      { signal },
+    )
   }
 
   protected override async destroyStorage(options: IoOptions = {}): Promise<void> {
-    // Only the store's own top-level entries: a store at the bucket's root must not take the stores under
+    // Only what the store owns (see ownedRoots): a store at the bucket's root must not take the stores under
     // prefixes of the same bucket with it. The bucket stays.
-    await this.deleteObjects([keys.config], options)
-    await Promise.all(
-      OWNED_PREFIXES.map((prefix) =>
-        forEachConcurrent(this.listObjects(prefix, options), this.concurrency, (object) =>
-          this.deleteObjects([object.key], options),
-        ),
-      ),
-    )
+    const names = ownedNames(this.#name(''), [DIGESTS_PREFIX], (prefix) => this.#listRaw(prefix, 'size', options.signal))
+    await deleteListed(names, ([name]) => this.#delete(name as string, options.signal), { batchSize: 1, concurrency: this.concurrency })
   }
 
   // ---------------------------------------------------------------- URLs
