@@ -19,7 +19,7 @@
  * - Public URLs: read-only SAS (account key from the connection string, or a user delegation key).
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { PassThrough, type Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { debuglog } from 'node:util'
 import {
   BlobSASPermissions,
@@ -47,9 +47,10 @@ import {
   NoSuchJobStoreError,
   UnsupportedOperationError,
 } from '../../src/errors.js'
-import { checkLocatorPrefix, keys } from '../../src/ids.js'
+import { checkLocatorPrefix } from '../../src/ids.js'
+import { isOwned, ownedRoots } from '../../src/layout.js'
 import { copyObject, CopySourceChangedError, type CopySink } from '../../src/copies.js'
-import { resumableRead } from '../../src/resumable-read.js'
+import { rangedRead } from '../../src/ranged-reads.js'
 import { uploadBody, type UploadSink } from '../../src/uploads.js'
 import { isFileDigest } from '../../src/streams.js'
 import {
@@ -597,36 +598,28 @@ export class AzureJobStore extends AbstractJobStore {
       if (isNotFound(err)) throw new ObjectNotFoundError(key, { cause: err })
       throw wrapAzureError(err, `download of ${this.#where(name)}`, options.signal)
     }
-    const guard = (source: Readable | undefined): Readable => {
-      if (source === undefined) throw new JobStoreError(`Azure Blob download of ${this.#where(name)} returned no body`)
-      // Errors of the SDK's stream are wrapped; destroying the returned stream releases the connection.
-      const guarded = new PassThrough({ highWaterMark: 256 * 1024 })
-      source.on('error', (err) => guarded.destroy(wrapAzureError(err, `download of ${this.#where(name)}`, options.signal)))
-      guarded.on('close', () => source.destroy())
-      source.pipe(guarded)
-      return guarded
-    }
     // The SDK resumes a download that ends early, but gives up when the connection closes mid-body (it calls that
     // an abort): such a read is resumed here, with ranged downloads of the same ETag. The core checks the MD5.
     const etag = response.etag
-    const body = resumableRead(guard(response.readableStreamBody as Readable | undefined), {
+    const what = `download of ${this.#where(name)}`
+    const bodyOf = (source: NodeJS.ReadableStream | undefined): Readable => {
+      if (source === undefined) throw new JobStoreError(`Azure Blob ${what} returned no body`)
+      return source as Readable
+    }
+    const body = rangedRead(bodyOf(response.readableStreamBody), {
       size: response.contentLength ?? 0,
-      what: this.#where(name),
+      what: `Azure Blob ${what}`,
       signal: options.signal,
-      reopen: async (offset) => {
-        try {
-          const rest = await container.getBlobClient(name).download(offset, undefined, {
-            ...(etag !== undefined ? { conditions: { ifMatch: etag } } : {}),
-            ...(options.signal ? { abortSignal: options.signal } : {}),
-          })
-          return guard(rest.readableStreamBody as Readable | undefined)
-        } catch (err) {
-          if (isPreconditionFailed(err) || isNotFound(err)) {
-            throw new JobStoreError(`Azure Blob download of ${this.#where(name)}: the blob was replaced or deleted while it was read`, { cause: err })
-          }
-          throw wrapAzureError(err, `download of ${this.#where(name)} (resuming at byte ${offset})`, options.signal)
-        }
+      highWaterMark: 256 * 1024,
+      openRange: async (offset) => {
+        const rest = await container.getBlobClient(name).download(offset, undefined, {
+          ...(etag !== undefined ? { conditions: { ifMatch: etag } } : {}),
+          ...(options.signal ? { abortSignal: options.signal } : {}),
+        })
+        return bodyOf(rest.readableStreamBody)
       },
+      versionGone: (err) => isPreconditionFailed(err) || isNotFound(err),
+      mapError: (err, offset) => wrapAzureError(err, offset === undefined ? what : `${what} (resuming at byte ${offset})`, options.signal),
     })
     const digest = response.contentMD5
     const writeToken = response.metadata?.[META_WRITE_TOKEN]
@@ -759,15 +752,14 @@ export class AzureJobStore extends AbstractJobStore {
   }
 
   /**
-   * Pages of every blob this store owns, uncommitted-only ones included: those under its prefix, or, for a
-   * store at the container's root, its top-level entries (the core's layout) and nothing else in the container.
+   * Pages of every blob this store owns (see ownedRoots), uncommitted-only ones included: a key root is listed
+   * too, as it may exist only as uncommitted blocks.
    */
   async *#ownedPages(signal: AbortSignal | undefined): AsyncGenerator<{ name: string; properties: { contentLength?: number; lastModified: Date } }[]> {
-    const roots = this.prefix === '' ? keys.rootEntries : [this.#namePrefix]
-    for (const root of roots) {
-      for await (const page of this.#listPages(root, true, signal)) {
-        yield root.endsWith('/') ? page : page.filter((item) => item.name === root)
-      }
+    const roots = ownedRoots(this.#namePrefix)
+    // Under a prefix, one listing of it, filtered (a nested store's blobs stay); at the root, one per entry.
+    for (const listed of this.prefix === '' ? roots : [this.#namePrefix]) {
+      for await (const page of this.#listPages(listed, true, signal)) yield page.filter((item) => isOwned(roots, item.name))
     }
   }
 

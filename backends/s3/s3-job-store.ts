@@ -20,7 +20,7 @@
  * - Version token: the ETag.
  */
 import { randomUUID } from 'node:crypto'
-import { PassThrough, Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { debuglog } from 'node:util'
 import {
   AbortMultipartUploadCommand,
@@ -47,9 +47,11 @@ import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '.
 import type { ConditionalWriteProofTarget } from '../../src/conditional-write-proof.js'
 import { chunk, forEachConcurrent, sleep, throwIfAborted } from '../../src/concurrency.js'
 import { InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
-import { checkLocatorPrefix, keys } from '../../src/ids.js'
+import { checkLocatorPrefix } from '../../src/ids.js'
+import { backendEntries, deleteListed, isOwned, ownedNames, ownedRoots } from '../../src/layout.js'
+import { paginate } from '../../src/pagination.js'
 import { copyObject, CopySourceChangedError, type CopySink } from '../../src/copies.js'
-import { resumableRead } from '../../src/resumable-read.js'
+import { rangedRead } from '../../src/ranged-reads.js'
 import { uploadBody, type UploadedBody, type UploadPart, type UploadSink } from '../../src/uploads.js'
 import { digestBase64, isFileDigest, readToBuffer } from '../../src/streams.js'
 import {
@@ -108,7 +110,7 @@ function writeTokenOf(metadata: Record<string, string> | undefined): { writeToke
 const META_DIGEST = 'jobstore-crc32'
 const META_DIGEST_SIDECAR = 'jobstore-crc32-sidecar'
 /** Where multipart uploads keep their digest sidecars, under the store's prefix (see the module's TSDoc). */
-const DIGESTS_PREFIX = 'digests/'
+const DIGESTS_PREFIX = backendEntries.digests
 
 // ------------------------------------------------------------------------------------------------ locators
 
@@ -214,6 +216,10 @@ export class S3JobStore extends AbstractJobStore {
   readonly #uploadConcurrency: number
   readonly #copyThreshold: number
   readonly #env: Record<string, string>
+  /** The store's prefix in the bucket as key names start with it: empty, or ending in `/`. */
+  readonly #namePrefix: string
+  /** What the store owns in the bucket (see ownedRoots). */
+  readonly #roots: readonly string[]
   #presignClient: Promise<S3Client> | undefined
 
   constructor(locator: string, options: S3JobStoreOptions = {}) {
@@ -221,6 +227,8 @@ export class S3JobStore extends AbstractJobStore {
     const parsed = parseS3Locator(locator)
     this.bucket = parsed.bucket
     this.prefix = parsed.prefix
+    this.#namePrefix = this.prefix === '' ? '' : `${this.prefix}/`
+    this.#roots = ownedRoots(this.#namePrefix, [DIGESTS_PREFIX])
     this.#partSize = options.partSize ?? DEFAULT_PART_SIZE
     if (!Number.isInteger(this.#partSize) || this.#partSize < MIN_PART_SIZE || this.#partSize > MAX_PART_SIZE) {
       throw new InvalidArgumentError(`partSize must be an integer from 5 MiB to 5 GiB, got ${options.partSize}`)
@@ -269,15 +277,6 @@ export class S3JobStore extends AbstractJobStore {
   /** The store-relative key of a bucket key. */
   #relative(fullKey: string): string {
     return this.prefix === '' ? fullKey : fullKey.slice(this.prefix.length + 1)
-  }
-
-  /** The store's roots in the bucket: its prefix, or (a store at the bucket's root) the entries of its layout. */
-  #roots(): string[] {
-    return this.prefix === '' ? ROOT_ENTRIES : [`${this.prefix}/`]
-  }
-
-  #owns(fullKey: string): boolean {
-    return this.#roots().some((root) => (root.endsWith('/') ? fullKey.startsWith(root) : fullKey === root))
   }
 
   async #send<Output>(
@@ -345,17 +344,12 @@ export class S3JobStore extends AbstractJobStore {
     const signal = options.signal
     await Promise.all([
       this.#abortUploads(() => true, signal),
-      forEachConcurrent(batches(this.#listRoots(signal), DELETE_BATCH), this.concurrency, (batch) =>
-        this.#deleteBatch(batch, signal),
+      deleteListed(
+        ownedNames(this.#namePrefix, [DIGESTS_PREFIX], (prefix) => this.#listRaw(prefix, signal)),
+        (batch) => this.#deleteBatch(batch, signal),
+        { batchSize: DELETE_BATCH, concurrency: this.concurrency },
       ),
     ])
-  }
-
-  async *#listRoots(signal: AbortSignal | undefined): AsyncGenerator<string> {
-    for (const root of this.#roots()) {
-      if (!root.endsWith('/')) yield root
-      else for await (const object of this.#listRaw(root, signal)) yield object.key
-    }
   }
 
   /** Every file's digest is in its metadata or a sidecar (see the module's TSDoc). */
@@ -699,25 +693,21 @@ export class S3JobStore extends AbstractJobStore {
     // whole body only: a full-object CRC32 goes to the core, which checks it over all the bytes (when the object
     // has no digest of the core's).
     const what = `GetObject ${this.#url(fullKey)}`
-    const resumed = resumableRead(guardBody(body, what), {
+    const resumed = rangedRead(body, {
       size: out.ContentLength,
-      what: this.#url(fullKey),
+      what: `S3 ${what}`,
       signal,
-      reopen: async (offset) => {
-        try {
-          const rest = await this.#sendRaw<{ Body?: unknown }>(
-            new GetObjectCommand({ Bucket: this.bucket, Key: fullKey, Range: `bytes=${offset}-`, IfMatch: etag }),
-            signal,
-          )
-          if (!(rest.Body instanceof Readable)) throw new JobStoreError(`S3 ${what}: no body in the answer`)
-          return guardBody(rest.Body, what)
-        } catch (err) {
-          if (isPreconditionFailed(err) || isNotFound(err)) {
-            throw new JobStoreError(`S3 ${what}: the object was replaced or deleted while it was read`, { cause: err })
-          }
-          throw wrapS3Error(err, `${what} (resuming at byte ${offset})`, signal)
-        }
+      openRange: async (offset) => {
+        const rest = await this.#sendRaw<{ Body?: unknown }>(
+          new GetObjectCommand({ Bucket: this.bucket, Key: fullKey, Range: `bytes=${offset}-`, IfMatch: etag }),
+          signal,
+        )
+        if (!(rest.Body instanceof Readable)) throw new JobStoreError(`S3 ${what}: no body in the answer`)
+        return rest.Body
       },
+      versionGone: (err) => isPreconditionFailed(err) || isNotFound(err),
+      mapError: (err, offset) =>
+        offset === undefined ? wrapS3Error(err, what) : wrapS3Error(err, `${what} (resuming at byte ${offset})`, signal),
     })
     const crc = out.ChecksumType === 'FULL_OBJECT' ? out.ChecksumCRC32 : undefined
     let digest: string | undefined
@@ -788,33 +778,31 @@ export class S3JobStore extends AbstractJobStore {
 
   protected override async *listObjects(prefix: string, options: IoOptions = {}): AsyncGenerator<ListedObject> {
     for await (const object of this.#listRaw(this.#full(prefix), options.signal)) {
-      yield { ...object, key: this.#relative(object.key) }
+      yield { key: this.#relative(object.key), ...(object.size !== undefined ? { size: object.size } : {}) }
     }
   }
 
-  /** Every object under a bucket prefix, one page fetched ahead. A missing bucket has none. */
-  async *#listRaw(prefix: string, signal: AbortSignal | undefined): AsyncGenerator<ListedObject> {
-    const fetchPage = async (token: string | undefined): Promise<ListObjectsV2CommandOutput | undefined> => {
-      try {
-        return await this.#sendRaw<ListObjectsV2CommandOutput>(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ...(token !== undefined ? { ContinuationToken: token } : {}) }),
-          signal,
+  /** Every object under a bucket prefix (full keys), one page fetched ahead. A missing bucket has none. */
+  #listRaw(prefix: string, signal: AbortSignal | undefined): AsyncGenerator<{ key: string; size?: number; modified?: Date }> {
+    return paginate(
+      async (token: string | undefined) => {
+        let out: ListObjectsV2CommandOutput
+        try {
+          out = await this.#sendRaw<ListObjectsV2CommandOutput>(
+            new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ...(token !== undefined ? { ContinuationToken: token } : {}) }),
+            signal,
+          )
+        } catch (err) {
+          if (isNoSuchBucket(err)) return undefined
+          throw wrapS3Error(err, `ListObjectsV2 s3://${this.bucket}/${prefix}`, signal)
+        }
+        const items = (out.Contents ?? []).flatMap((o) =>
+          o.Key === undefined ? [] : [{ key: o.Key, ...(o.Size !== undefined ? { size: o.Size } : {}), ...(o.LastModified !== undefined ? { modified: o.LastModified } : {}) }],
         )
-      } catch (err) {
-        if (isNoSuchBucket(err)) return undefined
-        throw wrapS3Error(err, `ListObjectsV2 s3://${this.bucket}/${prefix}`, signal)
-      }
-    }
-    let page: Promise<ListObjectsV2CommandOutput | undefined> | undefined = fetchPage(undefined)
-    while (page !== undefined) {
-      const out: ListObjectsV2CommandOutput | undefined = await page
-      const token: string | undefined = out?.IsTruncated ? out.NextContinuationToken : undefined
-      page = token !== undefined ? fetchPage(token) : undefined
-      page?.catch(() => {}) // observed at the next turn; the consumer may stop before
-      for (const object of out?.Contents ?? []) {
-        if (object.Key !== undefined) yield { key: object.Key, ...(object.Size !== undefined ? { size: object.Size } : {}) }
-      }
-    }
+        return { items, next: out.IsTruncated ? out.NextContinuationToken : undefined }
+      },
+      { ahead: true },
+    )
   }
 
   // ---------------------------------------------------------------------------------------------- deletes
@@ -869,17 +857,16 @@ export class S3JobStore extends AbstractJobStore {
       let found = false
       for await (const upload of this.#listUploads(`${this.prefix}/`, signal)) {
         found = true
-        if (this.#owns(upload.key)) yield upload
+        if (isOwned(this.#roots, upload.key)) yield upload
       }
       if (found) return
     }
-    for await (const upload of this.#listUploads(undefined, signal)) if (this.#owns(upload.key)) yield upload
+    for await (const upload of this.#listUploads(undefined, signal)) if (isOwned(this.#roots, upload.key)) yield upload
   }
 
-  async *#listUploads(prefix: string | undefined, signal: AbortSignal | undefined): AsyncGenerator<PendingUpload> {
-    let keyMarker: string | undefined
-    let uploadIdMarker: string | undefined
-    for (;;) {
+  #listUploads(prefix: string | undefined, signal: AbortSignal | undefined): AsyncGenerator<PendingUpload> {
+    type Markers = { KeyMarker?: string; UploadIdMarker?: string }
+    return paginate(async (markers: Markers | undefined) => {
       let out: {
         Uploads?: { Key?: string; UploadId?: string; Initiated?: Date }[]
         IsTruncated?: boolean
@@ -887,28 +874,21 @@ export class S3JobStore extends AbstractJobStore {
         NextUploadIdMarker?: string
       }
       try {
-        out = await this.#sendRaw(
-          new ListMultipartUploadsCommand({
-            Bucket: this.bucket,
-            ...(prefix !== undefined ? { Prefix: prefix } : {}),
-            ...(keyMarker !== undefined ? { KeyMarker: keyMarker } : {}),
-            ...(uploadIdMarker !== undefined ? { UploadIdMarker: uploadIdMarker } : {}),
-          }),
-          signal,
-        )
+        out = await this.#sendRaw(new ListMultipartUploadsCommand({ Bucket: this.bucket, ...(prefix !== undefined ? { Prefix: prefix } : {}), ...markers }), signal)
       } catch (err) {
-        if (isNoSuchBucket(err)) return
+        if (isNoSuchBucket(err)) return undefined
         throw wrapS3Error(err, `ListMultipartUploads s3://${this.bucket}/${prefix ?? ''}`, signal)
       }
-      for (const upload of out.Uploads ?? []) {
-        if (upload.Key !== undefined && upload.UploadId !== undefined) {
-          yield { key: upload.Key, uploadId: upload.UploadId, initiated: upload.Initiated }
-        }
+      const items = (out.Uploads ?? []).flatMap((u) =>
+        u.Key !== undefined && u.UploadId !== undefined ? [{ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated }] : [],
+      )
+      const more = out.IsTruncated === true && (out.NextKeyMarker !== undefined || out.NextUploadIdMarker !== undefined)
+      const next: Markers = {
+        ...(out.NextKeyMarker !== undefined ? { KeyMarker: out.NextKeyMarker } : {}),
+        ...(out.NextUploadIdMarker !== undefined ? { UploadIdMarker: out.NextUploadIdMarker } : {}),
       }
-      if (!out.IsTruncated || (out.NextKeyMarker === undefined && out.NextUploadIdMarker === undefined)) return
-      keyMarker = out.NextKeyMarker
-      uploadIdMarker = out.NextUploadIdMarker
-    }
+      return { items, next: more ? next : undefined }
+    })
   }
 
   async #abortUploads(select: (upload: PendingUpload) => boolean, signal: AbortSignal | undefined): Promise<number> {
@@ -939,28 +919,14 @@ export class S3JobStore extends AbstractJobStore {
   async #removeOrphanSidecars(cutoff: number, signal: AbortSignal | undefined): Promise<number> {
     const prefix = this.#full(DIGESTS_PREFIX)
     const orphans: string[] = []
-    let token: string | undefined
-    do {
-      let out: ListObjectsV2CommandOutput
-      try {
-        out = await this.#sendRaw<ListObjectsV2CommandOutput>(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ...(token !== undefined ? { ContinuationToken: token } : {}) }),
-          signal,
-        )
-      } catch (err) {
-        if (isNoSuchBucket(err)) return 0
-        throw wrapS3Error(err, `ListObjectsV2 s3://${this.bucket}/${prefix}`, signal)
-      }
-      await forEachConcurrent(out.Contents ?? [], this.concurrency, async (object) => {
-        if (object.Key === undefined || (object.LastModified?.getTime() ?? 0) > cutoff) return
-        const name = object.Key.slice(prefix.length)
-        const at = name.lastIndexOf('~')
-        if (at < 0) return
-        const metadata = (await this.#headers(this.#full(name.slice(0, at)), signal))?.Metadata
-        if (metadata?.[META_DIGEST_SIDECAR] !== object.Key) orphans.push(object.Key)
-      })
-      token = out.IsTruncated ? out.NextContinuationToken : undefined
-    } while (token !== undefined)
+    await forEachConcurrent(this.#listRaw(prefix, signal), this.concurrency, async (object) => {
+      if ((object.modified?.getTime() ?? 0) > cutoff) return
+      const name = object.key.slice(prefix.length)
+      const at = name.lastIndexOf('~')
+      if (at < 0) return
+      const metadata = (await this.#headers(this.#full(name.slice(0, at)), signal))?.Metadata
+      if (metadata?.[META_DIGEST_SIDECAR] !== object.key) orphans.push(object.key)
+    })
     await forEachConcurrent(chunk(orphans, DELETE_BATCH), this.concurrency, (batch) => this.#deleteBatch(batch, signal))
     return orphans.length
   }
@@ -1190,19 +1156,6 @@ interface Write {
   readonly metadata: Record<string, string>
 }
 
-/**
- * The entries of the store layout at its root (`config.json`, `jobs/`, `files/`…), from the core's key layout: what
- * a store at a bucket's root owns, so that destroying it never touches other prefixes of the bucket.
- */
-const ROOT_ENTRIES: string[] = [
-  ...new Set([
-    ...(Object.values(keys) as unknown[])
-      .filter((value): value is string => typeof value === 'string')
-      .map((value) => (value.includes('/') ? value.slice(0, value.indexOf('/') + 1) : value)),
-    DIGESTS_PREFIX,
-  ]),
-]
-
 /** The SDK's region chain (AWS_REGION, profiles…), with us-east-1 when it has none; resolved once per store. */
 function defaultRegionProvider(): () => Promise<string> {
   let region: Promise<string> | undefined
@@ -1224,33 +1177,6 @@ function conditions(options: PutOptions): { IfNoneMatch?: string; IfMatch?: stri
     ...(options.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
     ...(options.ifMatch !== undefined ? { IfMatch: options.ifMatch } : {}),
   }
-}
-
-/** Groups a stream of items into arrays of `size`. */
-async function* batches<T>(source: AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
-  let batch: T[] = []
-  for await (const item of source) {
-    batch.push(item)
-    if (batch.length >= size) {
-      yield batch
-      batch = []
-    }
-  }
-  if (batch.length > 0) yield batch
-}
-
-/**
- * The SDK's body, with its errors (a checksum mismatch, a lost connection) turned into JobStoreErrors. Destroying
- * the returned stream destroys the SDK's, which frees the connection.
- */
-function guardBody(body: Readable, what: string): Readable {
-  const out = new PassThrough({ highWaterMark: 64 * 1024 })
-  body.on('error', (err) => out.destroy(wrapS3Error(err, what)))
-  out.on('close', () => {
-    if (!body.destroyed) body.destroy()
-  })
-  body.pipe(out)
-  return out
 }
 
 // ------------------------------------------------------------------------------------------------ presigning
