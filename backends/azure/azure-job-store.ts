@@ -36,7 +36,7 @@ import {
   type UserDelegationKey,
 } from '@azure/storage-blob'
 import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '../../src/abstract-job-store.js'
-import { chunk, forEachConcurrent, sleep, throwIfAborted } from '../../src/concurrency.js'
+import { chunk, forEachConcurrent, throwIfAborted } from '../../src/concurrency.js'
 
 import type { ConditionalWriteProofTarget } from '../../src/conditional-write-proof.js'
 import {
@@ -44,10 +44,8 @@ import {
   InvalidImportExportUrlError,
   JobStoreError,
   NoSuchFileError,
-  NoSuchJobStoreError,
   UnsupportedOperationError,
 } from '../../src/errors.js'
-import { checkLocatorPrefix } from '../../src/ids.js'
 import { isOwned, ownedRoots } from '../../src/layout.js'
 import { copyObject, CopySourceChangedError, type CopySink } from '../../src/copies.js'
 import { rangedRead } from '../../src/ranged-reads.js'
@@ -73,69 +71,12 @@ import {
   isPreconditionFailed,
   wrapAzureError,
 } from './errors.js'
+import { isAzureBlobHttpsUrl, parseAzureLocator } from './locator.js'
+import { retryTransientAnswers } from './transient-retry.js'
+
+export { isAzureBlobHttpsUrl, parseAzureLocator, type AzureLocation } from './locator.js'
 
 const log = debuglog('jobstore:azure')
-
-/**
- * Answers that mean "try again" and that the storage SDK's retry policy does not retry: it retries 500, 503 and
- * lost connections only (storage-common StorageRetryPolicyV2), so a 408 (Azurite answers one under load), a 429,
- * a 502 or a 504 from a proxy failed the operation at once.
- */
-const TRANSIENT_STATUSES = new Set([408, 429, 502, 504])
-/** Tries per request for those answers: the SDK's default `maxTries` for the others. */
-const TRANSIENT_TRIES = 4
-
-/** The parts of core-rest-pipeline's request, response and pipeline the retry policy uses. */
-interface PipelineRequestLike {
-  readonly abortSignal?: AbortSignal
-}
-interface PipelineResponseLike {
-  readonly status: number
-  readonly headers: { get(name: string): string | undefined }
-  readonly readableStreamBody?: NodeJS.ReadableStream
-}
-interface CorePipelineLike {
-  addPolicy(
-    policy: {
-      name: string
-      sendRequest(request: PipelineRequestLike, next: (request: PipelineRequestLike) => Promise<PipelineResponseLike>): Promise<PipelineResponseLike>
-    },
-    options: { afterPhase: 'Retry' },
-  ): void
-}
-
-/**
- * Adds to the client's pipeline (shared by the container and blob clients made from it) a retry of the answers in
- * {@link TRANSIENT_STATUSES}: inside the SDK's retry policy and before signing, so every try is signed anew; with
- * exponential backoff (or the answer's `Retry-After`, up to 10 s). A write the service acted on before such an
- * answer is retried like one whose answer was lost: the core's write token recognises it. The SDK offers no option
- * for retried statuses, so the pipeline is reached through the client's `storageClientContext`.
- */
-function retryTransientAnswers(service: BlobServiceClient): void {
-  const pipeline = (service as unknown as { storageClientContext?: { pipeline?: CorePipelineLike } }).storageClientContext?.pipeline
-  if (typeof pipeline?.addPolicy !== 'function') {
-    log('this @azure/storage-blob has no storageClientContext.pipeline: 408/429/502/504 answers are not retried')
-    return
-  }
-  pipeline.addPolicy(
-    {
-      name: 'jobstoreTransientAnswerRetry',
-      async sendRequest(request, next) {
-        for (let attempt = 1; ; attempt++) {
-          const response = await next(request)
-          if (!TRANSIENT_STATUSES.has(response.status) || attempt >= TRANSIENT_TRIES) return response
-          // A streamed answer (a download) holds its connection until its body is consumed.
-          ;(response.readableStreamBody as { destroy?: () => void } | undefined)?.destroy?.()
-          const retryAfter = Number(response.headers.get('retry-after'))
-          const backoff = 250 * 2 ** (attempt - 1) * (0.5 + Math.random())
-          log('HTTP %d: try %d of %d', response.status, attempt + 1, TRANSIENT_TRIES)
-          await sleep(Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter * 1000, 10_000) : backoff, request.abortSignal)
-        }
-      },
-    },
-    { afterPhase: 'Retry' },
-  )
-}
 
 const MiB = 1024 * 1024
 /** Default block size: also the largest stream sent as a single Put Blob. */
@@ -170,46 +111,6 @@ const MAX_SYNC_COPY = 256 * MiB
 const COPY_BLOCK_SIZE = 100 * MiB
 /** Lifetime of the read SAS a server-side copy hands the service for its source. */
 const COPY_SAS_SECONDS = 3600
-
-/**
- * `https://<account>.blob.core.windows.net/<container>/<blob>` without a query: a blob the Azure URL handler
- * claims from the plain https handler. With a query (a SAS token, a snapshot) the URL stays a plain https URL.
- */
-export function isAzureBlobHttpsUrl(url: URL): boolean {
-  return url.protocol === 'https:' && url.search === '' && /^[a-z0-9]{3,24}\.blob\.core\.windows\.net$/.test(url.hostname)
-}
-
-/** The parts of an `azure://account/container[/prefix]` locator. */
-export interface AzureLocation {
-  readonly account: string
-  readonly container: string
-  /** Without leading or trailing `/`; empty when the store owns the whole container. */
-  readonly prefix: string
-}
-
-/**
- * Parses `azure://account/container[/prefix]`. The account must be a storage account name (3-24 lowercase
- * letters and digits), the container a container name (3-63 lowercase letters, digits and single hyphens), the
- * prefix plain segments (`[A-Za-z0-9._-]`, no `.`/`..`, no empty segments). No user info, query or fragment.
- */
-export function parseAzureLocator(locator: string): AzureLocation {
-  const match = /^azure:\/\/([^/]*)\/([^/]*)(?:\/(.*))?$/i.exec(locator)
-  if (match === null) {
-    throw new InvalidArgumentError(`invalid Azure locator ${JSON.stringify(locator)}: expected azure://account/container[/prefix]`)
-  }
-  const [, account = '', container = '', rest = ''] = match
-  if (!/^[a-z0-9]{3,24}$/.test(account)) {
-    throw new InvalidArgumentError(
-      `invalid storage account ${JSON.stringify(account)} in locator ${locator}: 3 to 24 lowercase letters and digits`,
-    )
-  }
-  if (!/^[a-z0-9](?:[a-z0-9]|-(?!-)){1,61}[a-z0-9]$/.test(container)) {
-    throw new InvalidArgumentError(
-      `invalid container ${JSON.stringify(container)} in locator ${locator}: 3 to 63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit`,
-    )
-  }
-  return { account, container, prefix: checkLocatorPrefix(rest, locator) }
-}
 
 /** Options of the Azure backend. */
 export interface AzureJobStoreOptions extends JobStoreOptions {

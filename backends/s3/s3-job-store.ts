@@ -45,10 +45,10 @@ import {
 } from '@aws-sdk/client-s3'
 import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '../../src/abstract-job-store.js'
 import type { ConditionalWriteProofTarget } from '../../src/conditional-write-proof.js'
-import { chunk, forEachConcurrent, sleep, throwIfAborted } from '../../src/concurrency.js'
+import { chunk, forEachConcurrent, mapConcurrent, sleep, throwIfAborted } from '../../src/concurrency.js'
 import { InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
-import { checkLocatorPrefix } from '../../src/ids.js'
-import { backendEntries, deleteListed, isOwned, ownedNames, ownedRoots } from '../../src/layout.js'
+import { deleteListed, isOwned, ownedNames, ownedRoots } from '../../src/layout.js'
+import { DIGEST_METADATA, DIGESTS_PREFIX, digestFromMetadata, removeOrphanSidecars, sidecarKey } from '../../src/digest-sidecars.js'
 import { paginate } from '../../src/pagination.js'
 import { copyObject, CopySourceChangedError, type CopySink } from '../../src/copies.js'
 import { rangedRead } from '../../src/ranged-reads.js'
@@ -76,6 +76,10 @@ import {
   retryRequestTimeouts,
   wrapS3Error,
 } from './errors.js'
+import { parseS3Locator } from './locator.js'
+import { presignGet } from './presign.js'
+
+export { checkBucketName, parseS3Locator, type S3Locator } from './locator.js'
 
 const log = debuglog('jobstore:s3')
 
@@ -107,65 +111,8 @@ function writeTokenOf(metadata: Record<string, string> | undefined): { writeToke
   return token !== undefined ? { writeToken: token } : {}
 }
 /** The core's digest of the object (base64 CRC32, see FILE_DIGEST_ALGORITHM), or, for a multipart upload, the full key of its sidecar. */
-const META_DIGEST = 'jobstore-crc32'
-const META_DIGEST_SIDECAR = 'jobstore-crc32-sidecar'
-/** Where multipart uploads keep their digest sidecars, under the store's prefix (see the module's TSDoc). */
-const DIGESTS_PREFIX = backendEntries.digests
-
-// ------------------------------------------------------------------------------------------------ locators
-
-/** What an S3 locator names. */
-export interface S3Locator {
-  readonly bucket: string
-  /** Store prefix without leading or trailing `/`; empty for a store at the bucket's root. */
-  readonly prefix: string
-  /** Region given by the locator (`aws:region:bucket`), if any. */
-  readonly region?: string
-}
-
-const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/
-const REGION_NAME = /^[a-z]{2}(-[a-z0-9]+)+-\d+$/
-
-/** Throws {@link InvalidArgumentError} unless `bucket` is a valid S3 bucket name. */
-export function checkBucketName(bucket: string, locator: string): string {
-  if (
-    !BUCKET_NAME.test(bucket) ||
-    bucket.includes('..') ||
-    bucket.includes('.-') ||
-    bucket.includes('-.') ||
-    /^\d+\.\d+\.\d+\.\d+$/.test(bucket)
-  ) {
-    throw new InvalidArgumentError(
-      `invalid bucket name ${JSON.stringify(bucket)} in locator ${locator}: 3 to 63 characters of [a-z0-9.-], ` +
-        'starting and ending with a letter or digit',
-    )
-  }
-  return bucket
-}
-
-/**
- * Parses `s3://bucket[/prefix]` or Toil's `aws:region:bucket` (a bucket in that region, no prefix). The prefix is
- * made of plain `[A-Za-z0-9._-]` segments, so it never yields `//`, `.`/`..` segments or a leading `/`.
- */
-export function parseS3Locator(locator: string): S3Locator {
-  if (typeof locator !== 'string') throw new InvalidArgumentError('the S3 locator must be a string')
-  const s3 = /^s3:\/\/([^/]*)(\/.*)?$/is.exec(locator)
-  if (s3 !== null) {
-    const bucket = checkBucketName(s3[1] ?? '', locator)
-    const rest = s3[2] ?? ''
-    if (rest.startsWith('//')) throw new InvalidArgumentError(`invalid S3 locator ${locator}: empty prefix segment`)
-    return { bucket, prefix: checkLocatorPrefix(rest, locator) }
-  }
-  const aws = /^aws:([^:]*):([^:]*)$/i.exec(locator)
-  if (aws !== null) {
-    const region = aws[1] ?? ''
-    if (!REGION_NAME.test(region)) {
-      throw new InvalidArgumentError(`invalid region ${JSON.stringify(region)} in locator ${locator} (e.g. us-west-2)`)
-    }
-    return { bucket: checkBucketName(aws[2] ?? '', locator), prefix: '', region }
-  }
-  throw new InvalidArgumentError(`invalid S3 locator ${JSON.stringify(locator)}: use s3://bucket[/prefix] or aws:region:bucket`)
-}
+const META_DIGEST = DIGEST_METADATA.digest
+const META_DIGEST_SIDECAR = DIGEST_METADATA.sidecar
 
 // ------------------------------------------------------------------------------------------------ the store
 
@@ -518,7 +465,7 @@ export class S3JobStore extends AbstractJobStore {
 
   /** The full key of the digest sidecar of a multipart write: named by the write's ID, so writers never share one. */
   #sidecarKey(write: Write): string {
-    return this.#full(`${DIGESTS_PREFIX}${write.key}~${write.metadata[META_WRITE_ID]}`)
+    return this.#full(sidecarKey(write.key, write.metadata[META_WRITE_ID] as string))
   }
 
   /** Puts the digest sidecar of a multipart write; returns its full key. */
@@ -533,27 +480,18 @@ export class S3JobStore extends AbstractJobStore {
     return fullKey
   }
 
-  /**
-   * The core's digest of an object, from its metadata: there, or in the sidecar the metadata names (in `bucket`).
-   * Undefined when it has none, or its sidecar is gone (the core then reports the file as stored without one).
-   */
-  async #digestOf(bucket: string, metadata: Record<string, string> | undefined, signal: AbortSignal | undefined): Promise<string | undefined> {
-    const inline = metadata?.[META_DIGEST]
-    if (inline !== undefined) return isFileDigest(inline) ? inline : undefined
-    const sidecar = metadata?.[META_DIGEST_SIDECAR]
-    if (sidecar === undefined) return undefined
-    try {
-      const out = await this.#sendRaw<{ Body?: unknown }>(new GetObjectCommand({ Bucket: bucket, Key: sidecar }), signal)
-      if (!(out.Body instanceof Readable)) return undefined
-      const digest = (await readToBuffer(out.Body)).toString('latin1')
-      return isFileDigest(digest) ? digest : undefined
-    } catch (err) {
-      if (isNotFound(err)) {
+  /** The core's digest of an object, from its metadata (see digestFromMetadata), its sidecar in `bucket`. */
+  #digestOf(bucket: string, metadata: Record<string, string> | undefined, signal: AbortSignal | undefined): Promise<string | undefined> {
+    return digestFromMetadata(metadata, async (sidecar) => {
+      try {
+        const out = await this.#sendRaw<{ Body?: unknown }>(new GetObjectCommand({ Bucket: bucket, Key: sidecar }), signal)
+        return out.Body instanceof Readable ? (await readToBuffer(out.Body)).toString('latin1') : undefined
+      } catch (err) {
+        if (!isNotFound(err)) throw wrapS3Error(err, `GetObject s3://${bucket}/${sidecar}`, signal)
         log('the digest sidecar %s is missing', sidecar)
         return undefined
       }
-      throw wrapS3Error(err, `GetObject s3://${bucket}/${sidecar}`, signal)
-    }
+    })
   }
 
   /**
@@ -911,24 +849,17 @@ export class S3JobStore extends AbstractJobStore {
     return aborted + sidecars
   }
 
-  /**
-   * Deletes the digest sidecars older than `cutoff` whose object is gone or is another write's (replaced, deleted,
-   * or a write that failed before its commit). Costs a listing of `digests/` and a HEAD per sidecar: only
-   * multipart objects have one.
-   */
-  async #removeOrphanSidecars(cutoff: number, signal: AbortSignal | undefined): Promise<number> {
+  /** Deletes the orphan digest sidecars older than `cutoff` (see removeOrphanSidecars): a HEAD per sidecar. */
+  #removeOrphanSidecars(cutoff: number, signal: AbortSignal | undefined): Promise<number> {
     const prefix = this.#full(DIGESTS_PREFIX)
-    const orphans: string[] = []
-    await forEachConcurrent(this.#listRaw(prefix, signal), this.concurrency, async (object) => {
-      if ((object.modified?.getTime() ?? 0) > cutoff) return
-      const name = object.key.slice(prefix.length)
-      const at = name.lastIndexOf('~')
-      if (at < 0) return
-      const metadata = (await this.#headers(this.#full(name.slice(0, at)), signal))?.Metadata
-      if (metadata?.[META_DIGEST_SIDECAR] !== object.key) orphans.push(object.key)
+    return removeOrphanSidecars({
+      sidecars: mapConcurrent(this.#listRaw(prefix, signal), 1, async (o) => ({ name: o.key, created: o.modified?.getTime() ?? 0 })),
+      prefix,
+      cutoff,
+      namedBy: async (key) => (await this.#headers(this.#full(key), signal))?.Metadata?.[META_DIGEST_SIDECAR],
+      deleteNames: (names) => forEachConcurrent(chunk(names, DELETE_BATCH), this.concurrency, (batch) => this.#deleteBatch(batch, signal)),
+      concurrency: this.concurrency,
     })
-    await forEachConcurrent(chunk(orphans, DELETE_BATCH), this.concurrency, (batch) => this.#deleteBatch(batch, signal))
-    return orphans.length
   }
 
   // ---------------------------------------------------------------------------------------------- URLs
@@ -1177,84 +1108,4 @@ function conditions(options: PutOptions): { IfNoneMatch?: string; IfMatch?: stri
     ...(options.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
     ...(options.ifMatch !== undefined ? { IfMatch: options.ifMatch } : {}),
   }
-}
-
-// ------------------------------------------------------------------------------------------------ presigning
-
-/** The parts of the SDK's HttpRequest that presigning touches. */
-interface SignableRequest {
-  protocol: string
-  hostname: string
-  port?: number
-  path: string
-  query: Record<string, string | string[] | null>
-  headers: Record<string, string>
-}
-
-type SignerConstructor = new (init: {
-  credentials: unknown
-  region: unknown
-  service: string
-  sha256: unknown
-  uriEscapePath: boolean
-  applyChecksum: boolean
-}) => { presign(request: SignableRequest, options: { expiresIn: number; unsignableHeaders: Set<string> }): Promise<unknown> }
-
-/**
- * A presigned GET URL, made with what @aws-sdk/client-s3 already has (its middleware stack builds the request,
- * its SigV4 signer signs the query string), as @aws-sdk/s3-request-presigner does.
- */
-async function presignGet(client: S3Client, bucket: string, key: string, expiresIn: number): Promise<string> {
-  const command = new GetObjectCommand({ Bucket: bucket, Key: key })
-  const stack = client.middlewareStack.clone()
-  // The runtime config has the SDK's signer class (SignatureV4MultiRegion); its public type does not say so.
-  const config = client.config as typeof client.config & { signerConstructor: SignerConstructor }
-  let url: string | undefined
-  const intercept = () => async (args: { request: unknown }) => {
-    const request = args.request as SignableRequest
-    for (const name of Object.keys(request.headers)) {
-      const lower = name.toLowerCase()
-      if (lower.startsWith('amz-sdk-') || lower === 'x-amz-user-agent' || lower === 'x-amz-checksum-mode') {
-        delete request.headers[name]
-      }
-    }
-    request.headers['X-Amz-Content-Sha256'] = 'UNSIGNED-PAYLOAD'
-    request.headers['host'] ??= `${request.hostname}${request.port !== undefined ? `:${request.port}` : ''}`
-    const signer = new config.signerConstructor({
-      credentials: config.credentials,
-      region: config.region,
-      service: 's3',
-      sha256: config.sha256,
-      uriEscapePath: false,
-      applyChecksum: false,
-    })
-    const signed = (await signer.presign(request, {
-      expiresIn,
-      unsignableHeaders: new Set(['content-type']),
-    })) as unknown as SignableRequest
-    url = formatUrl(signed)
-    return { response: {}, output: { $metadata: {} } }
-  }
-  stack.addRelativeTo(intercept as never, {
-    name: 'jobstorePresignGet',
-    relation: 'before',
-    toMiddleware: 'httpSigningMiddleware',
-    override: true,
-  })
-  await command.resolveMiddleware(stack as never, config, {})({ input: command.input } as never)
-  if (url === undefined) throw new JobStoreError('presigning produced no URL')
-  return url
-}
-
-function formatUrl(request: SignableRequest): string {
-  const escape = (s: string): string =>
-    encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
-  const query: string[] = []
-  for (const [name, value] of Object.entries(request.query)) {
-    for (const v of Array.isArray(value) ? value : [value]) {
-      query.push(v === null ? escape(name) : `${escape(name)}=${escape(v)}`)
-    }
-  }
-  const port = request.port !== undefined ? `:${request.port}` : ''
-  return `${request.protocol}//${request.hostname}${port}${request.path}${query.length > 0 ? `?${query.join('&')}` : ''}`
 }
