@@ -21,22 +21,16 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import { debuglog } from 'node:util'
-import {
-  BlobSASPermissions,
-  BlobServiceClient,
-  StorageSharedKeyCredential,
-  type BlobClient,
-  type BlobGenerateSasUrlOptions,
-  type BlobRequestConditions,
-  type BlockBlobClient,
-  type BlockBlobUploadOptions,
-  type ContainerClient,
-  type HttpAuthorization,
-  type RestError,
-  type UserDelegationKey,
+import type {
+  BlobClient,
+  BlobRequestConditions,
+  BlockBlobClient,
+  BlockBlobUploadOptions,
+  ContainerClient,
+  HttpAuthorization,
 } from '@azure/storage-blob'
 import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '../../src/abstract-job-store.js'
-import { chunk, forEachConcurrent, throwIfAborted } from '../../src/concurrency.js'
+import { forEachConcurrent, throwIfAborted } from '../../src/concurrency.js'
 
 import type { ConditionalWriteProofTarget } from '../../src/conditional-write-proof.js'
 import {
@@ -63,16 +57,17 @@ import {
 import {
   errorCode,
   httpStatus,
-  isAbort,
   isContainerNotFound,
   isInvalidBlockList,
   isNotFound,
-  isNotFoundCode,
   isPreconditionFailed,
   wrapAzureError,
 } from './errors.js'
 import { isAzureBlobHttpsUrl, parseAzureLocator } from './locator.js'
-import { retryTransientAnswers } from './transient-retry.js'
+import { BlobDeleter } from './batch-delete.js'
+import { ReadSasSigner } from './sas.js'
+import { clientsFromConnectionString, tokenClients, type Clients } from './clients.js'
+import { blockId, blocksDiscarded, deleteIfUncommittedOnly, removeStagedBlocks, StagedBlocks } from './staged-blocks.js'
 
 export { isAzureBlobHttpsUrl, parseAzureLocator, type AzureLocation } from './locator.js'
 
@@ -87,8 +82,6 @@ const MAX_BLOCKS = 50_000
 const MAX_BLOCK_SIZE = 4000 * MiB
 /** Buffer bodies up to this size go in one Put Blob (they are in memory already). */
 const MAX_SINGLE_PUT = 256 * MiB
-/** Sub-requests per Blob Batch request (the service's limit). */
-const BATCH_SIZE = 256
 const LIST_PAGE_SIZE = 5000
 /** Metadata keys must be C# identifiers; Azure lowercases them. */
 const META_EXECUTABLE = 'jobstoreexecutable'
@@ -101,10 +94,6 @@ const META_DIGEST = 'jobstorecrc32'
 function withDigest(write: Write): Record<string, string> {
   return write.options.digest !== undefined ? { ...write.metadata, [META_DIGEST]: write.options.digest() } : write.metadata
 }
-/** SAS validity starts this much in the past, for clocks that run behind the service's. */
-const SAS_CLOCK_SKEW_MS = 5 * 60_000
-/** User delegation keys (and so SAS signed with them) live at most 7 days. */
-const MAX_DELEGATION_MS = 7 * 24 * 3600_000
 /** Copy Blob From URL copies up to this much in one synchronous request; larger blobs go block by block. */
 const MAX_SYNC_COPY = 256 * MiB
 /** Block size of server-side block copies (Put Block From URL), raised to fit 50,000 blocks. */
@@ -134,13 +123,6 @@ export interface AzureJobStoreOptions extends JobStoreOptions {
   readonly syncCopyLimit?: number
 }
 
-interface Clients {
-  readonly service: BlobServiceClient
-  readonly container: ContainerClient
-  /** True when signed in with a token credential (SAS then need a user delegation key). */
-  readonly tokenAuth: boolean
-}
-
 /** What one `putObject` call carries around. */
 interface Write {
   readonly key: string
@@ -163,20 +145,6 @@ function md5(data: Buffer): Buffer {
   return createHash('md5').update(data).digest()
 }
 
-/** Block IDs: base64 of a fixed-length string, as Azure requires all IDs of one blob to have the same length. */
-function blockId(writeId: string, index: number): string {
-  return Buffer.from(`${writeId}-${String(index).padStart(7, '0')}`).toString('base64')
-}
-
-/** The blocks one write staged: whether it sent any, and the service's date of the earliest answer. */
-class StagedBlocks {
-  sent = false
-  first: Date | undefined
-  answered(date: Date | undefined): void {
-    if (date !== undefined && (this.first === undefined || date < this.first)) this.first = date
-  }
-}
-
 /** A server-side copy the service cannot do (501 to Put Block From URL: Azurite): the core streams instead. */
 class CopyDeclined extends Error {}
 
@@ -188,13 +156,13 @@ export class AzureJobStore extends AbstractJobStore {
   readonly #namePrefix: string
   readonly #blockSize: number
   readonly #uploadConcurrency: number
-  #batchDelete: boolean
+  readonly #deleter: BlobDeleter
   readonly #listPageSize: number
   readonly #syncCopyLimit: number
   /** The service answered 501 to Put Block From URL (Azurite): large copies stream through this process. */
   #blockCopyUnsupported = false
   #clients: Promise<Clients> | undefined
-  #delegationKey: { key: UserDelegationKey; expiresOn: number } | undefined
+  readonly #signer = new ReadSasSigner()
 
   constructor(locator: string, options: AzureJobStoreOptions = {}) {
     super(locator, options)
@@ -211,7 +179,7 @@ export class AzureJobStore extends AbstractJobStore {
     if (!Number.isInteger(this.#uploadConcurrency) || this.#uploadConcurrency < 1) {
       throw new InvalidArgumentError(`uploadConcurrency must be a positive integer, got ${options.uploadConcurrency}`)
     }
-    this.#batchDelete = options.batchDelete ?? true
+    this.#deleter = new BlobDeleter(options.batchDelete ?? true, this.concurrency, (name) => this.#where(name))
     this.#listPageSize = options.listPageSize ?? LIST_PAGE_SIZE
     if (!Number.isInteger(this.#listPageSize) || this.#listPageSize < 1 || this.#listPageSize > LIST_PAGE_SIZE) {
       throw new InvalidArgumentError(`listPageSize must be an integer from 1 to ${LIST_PAGE_SIZE}, got ${options.listPageSize}`)
@@ -223,45 +191,13 @@ export class AzureJobStore extends AbstractJobStore {
     // A connection string is checked now, so that a wrong one fails at open time rather than at the first write.
     const connectionString = process.env['AZURE_STORAGE_CONNECTION_STRING']
     if (connectionString !== undefined && connectionString.trim() !== '') {
-      this.#clients = Promise.resolve(this.#fromConnectionString(connectionString))
+      this.#clients = Promise.resolve(clientsFromConnectionString(connectionString, this.account, this.container, this.locator))
     }
-  }
-
-  #fromConnectionString(connectionString: string): Clients {
-    let service: BlobServiceClient
-    try {
-      service = BlobServiceClient.fromConnectionString(connectionString)
-    } catch {
-      // The SDK's message may quote the string: it stays out of ours.
-      throw new InvalidArgumentError('AZURE_STORAGE_CONNECTION_STRING is not a valid Azure Storage connection string')
-    }
-    retryTransientAnswers(service)
-    if (service.accountName !== this.account) {
-      throw new InvalidArgumentError(
-        `AZURE_STORAGE_CONNECTION_STRING is for storage account ${JSON.stringify(service.accountName)}, but the locator ${this.locator} names account ${JSON.stringify(this.account)}`,
-      )
-    }
-    return { service, container: service.getContainerClient(this.container), tokenAuth: false }
-  }
-
-  async #tokenClients(): Promise<Clients> {
-    let identity: typeof import('@azure/identity')
-    try {
-      identity = await import('@azure/identity')
-    } catch (err) {
-      throw new JobStoreError(
-        'AZURE_STORAGE_CONNECTION_STRING is not set and @azure/identity cannot be loaded: install it (npm install @azure/identity) to sign in with DefaultAzureCredential',
-        { cause: err, code: 'UNSUPPORTED' },
-      )
-    }
-    const service = new BlobServiceClient(`https://${this.account}.blob.core.windows.net`, new identity.DefaultAzureCredential())
-    retryTransientAnswers(service)
-    return { service, container: service.getContainerClient(this.container), tokenAuth: true }
   }
 
   #connect(): Promise<Clients> {
     if (this.#clients === undefined) {
-      const clients = this.#tokenClients()
+      const clients = tokenClients(this.account, this.container)
       this.#clients = clients
       clients.catch(() => {
         if (this.#clients === clients) this.#clients = undefined
@@ -396,89 +332,13 @@ export class AzureJobStore extends AbstractJobStore {
           return response.etag ?? ''
         } catch (err) {
           if (isPreconditionFailed(err)) throw new PreconditionFailedError(write.key, { cause: err })
-          if (isInvalidBlockList(err)) return await this.#blocksDiscarded(write, err, staged.first)
+          if (isInvalidBlockList(err)) return await blocksDiscarded(write, err, staged.first, this.#where(write.blob.name))
           throw wrapAzureError(err, what, signal)
         }
       },
       abort: async (failure) => {
-        if (!committing || !(failure instanceof PreconditionFailedError)) await this.#removeStagedBlocks(write, staged)
+        if (!committing || !(failure instanceof PreconditionFailedError)) await removeStagedBlocks(write, staged)
       },
-    }
-  }
-
-  /**
-   * The commit named blocks the service no longer has: a concurrent commit or delete of the same blob discarded
-   * this write's uncommitted blocks (Azure keeps one set of uncommitted blocks per blob name). Decides what that
-   * means for this write.
-   */
-  async #blocksDiscarded(write: Write, err: unknown, firstStaged: Date | undefined): Promise<string> {
-    let current: { etag?: string; lastModified?: Date } | undefined
-    try {
-      current = await write.blob.getProperties()
-    } catch (headError) {
-      if (!isNotFound(headError)) throw headError
-    }
-    const { ifNoneMatch, ifMatch } = write.options
-    if ((ifNoneMatch && current !== undefined) || (ifMatch !== undefined && current?.etag !== ifMatch)) {
-      throw new PreconditionFailedError(write.key, { cause: err })
-    }
-    if (!ifNoneMatch && ifMatch === undefined && current?.lastModified !== undefined && firstStaged !== undefined) {
-      // Last writer wins, and another writer committed after this one began: this write took effect first and was
-      // replaced at once. Its version token matches nothing, as the version it would name is gone.
-      if (current.lastModified.getTime() >= Math.floor(firstStaged.getTime() / 1000) * 1000) {
-        log('%s: superseded by a concurrent commit while uploading', write.key)
-        return `"superseded-${write.writeId}"`
-      }
-    }
-    throw new JobStoreError(
-      `Azure Blob upload of ${this.#where(write.blob.name)} failed: its staged blocks were discarded by a concurrent write or cleanup of the same blob before the commit; nothing was stored, try again`,
-      { cause: err },
-    )
-  }
-
-  /**
-   * Removes this write's uncommitted blocks after a failure, when no committed blob has them: the name then
-   * exists only as uncommitted blocks, and deleting it removes them. When a committed blob is there, Azure has no
-   * call to drop uncommitted blocks without rewriting the blob: they stay until its next commit (on Azure also
-   * its next Put Blob) or Azure's garbage collection after 7 days.
-   */
-  async #removeStagedBlocks(write: Write, staged: StagedBlocks): Promise<void> {
-    // A block whose answer was lost (an abort, a reset) may be there all the same.
-    if (!staged.sent) return
-    try {
-      const fallback = staged.first !== undefined ? new Date(staged.first.getTime() - 1000) : undefined
-      if (!(await this.#deleteIfUncommittedOnly(write.blob, fallback))) {
-        log('%s: a committed blob keeps the uncommitted blocks of a failed write until its next commit', write.key)
-      }
-    } catch (err) {
-      log('%s: uncommitted blocks of a failed write not removed: %s', write.key, (err as Error).message)
-    }
-  }
-
-  /**
-   * Deletes `blob` if it exists only as uncommitted blocks; true if it did. A HEAD first (404: no committed
-   * blob), then a delete with `If-Unmodified-Since` a second before the HEAD's answer (by the service's clock),
-   * so that a blob another writer commits in between stays. `fallback` is the condition when the 404 carries no
-   * date.
-   */
-  async #deleteIfUncommittedOnly(blob: BlobClient, fallback?: Date): Promise<boolean> {
-    let since = fallback
-    try {
-      await blob.getProperties()
-      return false
-    } catch (err) {
-      if (!isNotFound(err)) throw err
-      const date = (err as RestError).response?.headers.get('date')
-      const seen = date === undefined ? NaN : Date.parse(date)
-      if (!Number.isNaN(seen)) since = new Date(Math.floor(seen / 1000) * 1000 - 1000)
-    }
-    if (since === undefined) return false
-    try {
-      await blob.delete({ conditions: { ifUnmodifiedSince: since } })
-      return true
-    } catch (err) {
-      if (isNotFound(err) || isPreconditionFailed(err)) return false
-      throw err
     }
   }
 
@@ -564,51 +424,9 @@ export class AzureJobStore extends AbstractJobStore {
     await this.#deleteNames(keys.map((key) => this.#name(key)), options.signal)
   }
 
-  /** Deletes blobs by name: Blob Batch requests of 256 in parallel; missing blobs are fine. */
+  /** Deletes blobs by name (see BlobDeleter); missing blobs are fine. */
   async #deleteNames(names: readonly string[], signal: AbortSignal | undefined): Promise<void> {
-    if (names.length === 0) return
-    const container = await this.#containerClient()
-    await forEachConcurrent(chunk(names, BATCH_SIZE), this.concurrency, async (part) => {
-      throwIfAborted(signal)
-      if (this.#batchDelete && part.length > 1) {
-        let response
-        try {
-          response = await container.getBlobBatchClient().deleteBlobs(
-            part.map((name) => container.getBlobClient(name)),
-            { deleteSnapshots: 'include', ...(signal ? { abortSignal: signal } : {}) },
-          )
-        } catch (err) {
-          if (isAbort(err, signal)) throw wrapAzureError(err, 'batch delete', signal)
-          if (isContainerNotFound(err)) return
-          // A service that refuses batches (some emulators, some account kinds): single deletes from now on,
-          // if they work. A transient failure (5xx, a lost connection) only falls back for this batch.
-          log('batch delete failed (%s): falling back to single deletes', (err as Error).message)
-          await this.#deleteEach(container, part, signal)
-          const status = httpStatus(err)
-          if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) this.#batchDelete = false
-          return
-        }
-        // A missing blob is fine; a 404 with another code (or none) is not proof that it is gone.
-        const failed = response.subResponses.find((sub) => sub.status >= 300 && !(sub.status === 404 && isNotFoundCode(sub.errorCode)))
-        if (failed !== undefined) {
-          throw new JobStoreError(
-            `Azure Blob delete of ${this.#where(decodeURIComponent(new URL(failed._request.url).pathname))} failed: ${failed.errorCode ?? 'Error'} (HTTP ${failed.status})`,
-          )
-        }
-        return
-      }
-      await this.#deleteEach(container, part, signal)
-    })
-  }
-
-  async #deleteEach(container: ContainerClient, names: readonly string[], signal: AbortSignal | undefined): Promise<void> {
-    await forEachConcurrent(names, this.concurrency, async (name) => {
-      try {
-        await container.getBlobClient(name).delete({ deleteSnapshots: 'include', ...(signal ? { abortSignal: signal } : {}) })
-      } catch (err) {
-        if (!isNotFound(err)) throw wrapAzureError(err, `delete of ${this.#where(name)}`, signal)
-      }
-    })
+    if (names.length > 0) await this.#deleter.delete(await this.#containerClient(), names, signal)
   }
 
   protected override async *listObjects(prefix: string, options: IoOptions = {}): AsyncGenerator<ListedObject> {
@@ -678,43 +496,12 @@ export class AzureJobStore extends AbstractJobStore {
   protected override async getObjectUrl(key: string, expiresInSeconds: number): Promise<string> {
     const clients = await this.#connect()
     const blob = clients.container.getBlobClient(this.#name(key))
-    const now = Date.now()
-    const sas: BlobGenerateSasUrlOptions = {
-      permissions: BlobSASPermissions.parse('r'),
-      startsOn: new Date(now - SAS_CLOCK_SKEW_MS),
-      expiresOn: new Date(now + expiresInSeconds * 1000),
-    }
-    try {
-      if (clients.service.credential instanceof StorageSharedKeyCredential) return await blob.generateSasUrl(sas)
-      if (clients.tokenAuth) {
-        return await blob.generateUserDelegationSasUrl(sas, await this.#userDelegationKey(clients.service, now, expiresInSeconds))
-      }
-    } catch (err) {
-      throw wrapAzureError(err, `signing a URL for ${this.#where(blob.name)}`)
-    }
-    throw new UnsupportedOperationError(
-      'cannot sign public URLs: AZURE_STORAGE_CONNECTION_STRING has no AccountKey (a SAS connection string); use one with an account key, or DefaultAzureCredential',
-    )
-  }
-
-  async #userDelegationKey(service: BlobServiceClient, now: number, expiresInSeconds: number): Promise<UserDelegationKey> {
-    const needed = now + expiresInSeconds * 1000
-    if (needed > now + MAX_DELEGATION_MS - 60_000) {
-      throw new UnsupportedOperationError(
-        `public URLs signed with Entra ID credentials live at most 7 days; ${expiresInSeconds} s was asked (lower publicUrlExpirySeconds)`,
-      )
-    }
-    const cached = this.#delegationKey
-    if (cached !== undefined && cached.expiresOn >= needed) return cached.key
-    const expiresOn = now + MAX_DELEGATION_MS - 60_000
-    const key = await service.getUserDelegationKey(new Date(now - SAS_CLOCK_SKEW_MS), new Date(expiresOn))
-    this.#delegationKey = { key, expiresOn }
-    return key
+    return this.#signer.sign(clients, blob, expiresInSeconds, this.#where(blob.name))
   }
 
   /**
    * Removes blob names that exist only as uncommitted blocks (writes killed or failed before their commit) whose
-   * first block is older than `olderThanMs` (see {@link #deleteIfUncommittedOnly}: a blob committed meanwhile
+   * first block is older than `olderThanMs` (see deleteIfUncommittedOnly: a blob committed meanwhile
    * stays). Uncommitted blocks beside a committed blob cannot be removed without rewriting the blob; Azure drops
    * them at the blob's next write, or after 7 days.
    */
@@ -727,7 +514,7 @@ export class AzureJobStore extends AbstractJobStore {
       const candidates = page.filter((item) => item.properties.contentLength === 0 && item.properties.lastModified.getTime() <= cutoff)
       await forEachConcurrent(candidates, this.concurrency, async (item) => {
         try {
-          if (await this.#deleteIfUncommittedOnly(container.getBlobClient(item.name))) removed++
+          if (await deleteIfUncommittedOnly(container.getBlobClient(item.name))) removed++
         } catch (err) {
           throw wrapAzureError(err, `removal of the abandoned upload ${this.#where(item.name)}`, options.signal)
         }
@@ -912,7 +699,7 @@ export class AzureJobStore extends AbstractJobStore {
         return true
       },
       abort: async ({ write }, failure) => {
-        if (!(failure instanceof PreconditionFailedError)) await this.#removeStagedBlocks(write, staged)
+        if (!(failure instanceof PreconditionFailedError)) await removeStagedBlocks(write, staged)
       },
     }
     try {

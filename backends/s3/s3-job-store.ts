@@ -23,17 +23,14 @@ import { randomUUID } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { debuglog } from 'node:util'
 import {
-  AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CopyObjectCommand,
-  CreateBucketCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
-  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -45,7 +42,7 @@ import {
 } from '@aws-sdk/client-s3'
 import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '../../src/abstract-job-store.js'
 import type { ConditionalWriteProofTarget } from '../../src/conditional-write-proof.js'
-import { chunk, forEachConcurrent, mapConcurrent, sleep, throwIfAborted } from '../../src/concurrency.js'
+import { chunk, forEachConcurrent, mapConcurrent, throwIfAborted } from '../../src/concurrency.js'
 import { InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
 import { deleteListed, isOwned, ownedNames, ownedRoots } from '../../src/layout.js'
 import { DIGEST_METADATA, DIGESTS_PREFIX, digestFromMetadata, removeOrphanSidecars, sidecarKey } from '../../src/digest-sidecars.js'
@@ -76,10 +73,13 @@ import {
   retryRequestTimeouts,
   wrapS3Error,
 } from './errors.js'
+import { abortUpload, headers, headersByGet, pendingUploads, send, type ObjectHeaders, type PendingUpload } from './calls.js'
+import { clientConfigOf, createBucket, regionOf, s3Environment } from './client.js'
 import { parseS3Locator } from './locator.js'
 import { presignGet } from './presign.js'
 
 export { checkBucketName, parseS3Locator, type S3Locator } from './locator.js'
+export type { PendingUpload } from './calls.js'
 
 const log = debuglog('jobstore:s3')
 
@@ -100,7 +100,6 @@ const DELETE_BATCH = 1000
 const SMALL_READ_BYTES = 256 * 1024
 /** SigV4 presigned URLs live at most 7 days. */
 const MAX_PRESIGN_SECONDS = 7 * 24 * 3600
-const DEFAULT_REGION = 'us-east-1'
 /** User metadata (`x-amz-meta-…`): the executable flag, and a random ID per write to recognise our own writes. */
 const META_EXECUTABLE = 'jobstore-executable'
 const META_WRITE_ID = 'jobstore-write'
@@ -139,18 +138,8 @@ export interface S3JobStoreOptions extends JobStoreOptions {
   readonly multipartCopyThreshold?: number
 }
 
-/** One multipart upload in progress under a store. */
-export interface PendingUpload {
-  /** Full object key in the bucket. */
-  readonly key: string
-  readonly uploadId: string
-  readonly initiated: Date | undefined
-}
-
 /** A job store in an S3 bucket, optionally under a prefix. */
 
-/** The headers of an object the store reads: from a HeadObject, or from a GetObject whose body is dropped. */
-type ObjectHeaders = { ContentLength?: number; ETag?: string; Metadata?: Record<string, string> }
 export class S3JobStore extends AbstractJobStore {
   /** The bucket. */
   readonly bucket: string
@@ -188,22 +177,8 @@ export class S3JobStore extends AbstractJobStore {
     if (!Number.isInteger(this.#copyThreshold) || this.#copyThreshold < MIN_PART_SIZE || this.#copyThreshold > MAX_SINGLE_COPY) {
       throw new InvalidArgumentError(`multipartCopyThreshold must be an integer from 5 MiB to 5 GiB, got ${options.multipartCopyThreshold}`)
     }
-    this.#env = {}
-    for (const name of ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL', 'AWS_REGION']) {
-      const value = process.env[name]
-      if (value !== undefined && value !== '') this.#env[name] = value
-    }
-    const endpoint = this.#env['AWS_ENDPOINT_URL_S3'] ?? this.#env['AWS_ENDPOINT_URL']
-    const overrides = options.clientConfig ?? {}
-    this.#customEndpoint = endpoint !== undefined || overrides.endpoint !== undefined
-    this.#clientConfig = {
-      region: parsed.region ?? defaultRegionProvider(),
-      // With `Expect: 100-continue` the SDK opens a new connection per request; parts would never reuse one.
-      expectContinueHeader: false,
-      ...(endpoint !== undefined ? { endpoint } : {}),
-      ...(this.#customEndpoint ? { forcePathStyle: true } : { followRegionRedirects: true }),
-      ...overrides,
-    }
+    this.#env = s3Environment()
+    ;({ config: this.#clientConfig, customEndpoint: this.#customEndpoint } = clientConfigOf(parsed.region, this.#env, options.clientConfig))
     this.#client = new S3Client(this.#clientConfig)
     retryRequestTimeouts(this.#client)
   }
@@ -239,52 +214,18 @@ export class S3JobStore extends AbstractJobStore {
   }
 
   /** Sends without wrapping errors (for callers that look at them). */
-  async #sendRaw<Output>(command: { readonly input: object }, signal: AbortSignal | undefined): Promise<Output> {
-    return (await this.#client.send(command as never, signal ? { abortSignal: signal } : {})) as Output
+  #sendRaw<Output>(command: { readonly input: object }, signal: AbortSignal | undefined): Promise<Output> {
+    return send<Output>(this.#client, command, signal)
   }
 
   // ---------------------------------------------------------------------------------------------- lifecycle
 
   protected override async createStorage(options: IoOptions = {}): Promise<void> {
-    const signal = options.signal
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.#sendRaw(new HeadBucketCommand({ Bucket: this.bucket }), signal)
-        return
-      } catch (err) {
-        // A 404 without a code goes on to CreateBucket, whose answer has a body and decides.
-        if (headNotFound(err) === undefined) throw wrapS3Error(err, `HeadBucket s3://${this.bucket}`, signal)
-      }
-      const region = await this.#region()
-      try {
-        await this.#sendRaw(
-          new CreateBucketCommand({
-            Bucket: this.bucket,
-            ...(region !== DEFAULT_REGION ? { CreateBucketConfiguration: { LocationConstraint: region as never } } : {}),
-          }),
-          signal,
-        )
-        return
-      } catch (err) {
-        const code = errorCode(err)
-        // Another process created it meanwhile.
-        if (code === 'BucketAlreadyOwnedByYou') return
-        if (code === 'BucketAlreadyExists') {
-          throw new JobStoreError(`the bucket ${this.bucket} exists and belongs to another account`, { cause: err })
-        }
-        // A concurrent creation still in progress: look again shortly.
-        if (code === 'OperationAborted' && attempt < 10) {
-          await sleep(200 * (attempt + 1), signal)
-          continue
-        }
-        throw wrapS3Error(err, `CreateBucket s3://${this.bucket}`, signal)
-      }
-    }
+    await createBucket(this.#client, this.bucket, options.signal)
   }
 
-  async #region(): Promise<string> {
-    const region = this.#client.config.region
-    return typeof region === 'function' ? await region() : String(region)
+  #region(): Promise<string> {
+    return regionOf(this.#client)
   }
 
   protected override async destroyStorage(options: IoOptions = {}): Promise<void> {
@@ -364,7 +305,7 @@ export class S3JobStore extends AbstractJobStore {
         return this.#complete(write, uploadId as string, parts, body, signal)
       },
       abort: async (failure) => {
-        if (uploadId !== undefined) await this.#abortUpload(write.fullKey, uploadId, { quiet: true })
+        if (uploadId !== undefined) await abortUpload(this.#client, this.bucket, write.fullKey, uploadId, { quiet: true })
         // A commit that may have landed (the core settles it by the write token) keeps its sidecar: the object may
         // name it. If the object is not this write's after all, clean() removes the orphan.
         const mayHaveLanded =
@@ -581,27 +522,6 @@ export class S3JobStore extends AbstractJobStore {
     return etag
   }
 
-  /**
-   * Aborts an upload; false if it was gone already. `quiet` (cleaning up after a failed write): a failure is
-   * logged, never thrown over the write's own error; removeLeftovers gets the upload later.
-   */
-  async #abortUpload(
-    fullKey: string,
-    uploadId: string,
-    options: { quiet?: boolean; signal?: AbortSignal | undefined },
-  ): Promise<boolean> {
-    try {
-      // Not under the write's signal: a write aborted by it must still abort its upload.
-      await this.#sendRaw(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: fullKey, UploadId: uploadId }), options.signal)
-      return true
-    } catch (err) {
-      if (isNoSuchUpload(err)) return false
-      if (!options.quiet) throw wrapS3Error(err, `AbortMultipartUpload ${this.#url(fullKey)}`, options.signal)
-      log('cannot abort the multipart upload %s of %s: %s', uploadId, fullKey, errorCode(err))
-      return false
-    }
-  }
-
   // ---------------------------------------------------------------------------------------------- reads
 
   protected override async getObject(key: string, options: IoOptions = {}): Promise<ObjectRead> {
@@ -678,40 +598,9 @@ export class S3JobStore extends AbstractJobStore {
     return { key, size: out.ContentLength ?? 0, version: out.ETag, executable: out.Metadata?.[META_EXECUTABLE] === '1', ...writeTokenOf(out.Metadata) }
   }
 
-  /**
-   * The headers of the object at `fullKey` (a HEAD), or undefined when the service's coded answer says it is absent.
-   * A 404 without a code proves nothing: a GET's answer decides, and if the key is there (made meanwhile, or a HEAD
-   * the server answered wrongly), the GET's headers are the metadata.
-   */
-  async #headers(fullKey: string, signal: AbortSignal | undefined): Promise<ObjectHeaders | undefined> {
-    try {
-      return await this.#sendRaw<ObjectHeaders>(new HeadObjectCommand({ Bucket: this.bucket, Key: fullKey }), signal)
-    } catch (err) {
-      const missing = headNotFound(err)
-      if (missing === 'absent') return undefined
-      if (missing === undefined) throw wrapS3Error(err, `HeadObject ${this.#url(fullKey)}`, signal)
-      return this.#headersByGet(this.bucket, fullKey, signal)
-    }
-  }
-
-  /**
-   * Whether a key exists, by a GET: the proof a HEAD's 404 lacks (AWS S3 sends no error code with it), as a GET's
-   * error answer has a body with the code. Only asked after such a 404; the body of a key that exists is dropped.
-   */
-  async #existsByGet(bucket: string, fullKey: string, signal: AbortSignal | undefined): Promise<boolean> {
-    return (await this.#headersByGet(bucket, fullKey, signal)) !== undefined
-  }
-
-  /** The object's headers from a GET (its body dropped), or undefined when the GET's coded answer says it is absent. */
-  async #headersByGet(bucket: string, fullKey: string, signal: AbortSignal | undefined): Promise<ObjectHeaders | undefined> {
-    try {
-      const out = await this.#sendRaw<ObjectHeaders & { Body?: unknown }>(new GetObjectCommand({ Bucket: bucket, Key: fullKey }), signal)
-      if (out.Body instanceof Readable) out.Body.destroy()
-      return out
-    } catch (err) {
-      if (isNotFound(err)) return undefined
-      throw wrapS3Error(err, `GetObject s3://${bucket}/${fullKey} (after a HEAD answered 404 without an error code)`, signal)
-    }
+  /** The headers of the object at `fullKey`, undefined when it is absent (see headers: a HEAD's 404 proves nothing). */
+  #headers(fullKey: string, signal: AbortSignal | undefined): Promise<ObjectHeaders | undefined> {
+    return headers(this.#client, this.bucket, fullKey, signal)
   }
 
   protected override async *listObjects(prefix: string, options: IoOptions = {}): AsyncGenerator<ListedObject> {
@@ -785,54 +674,15 @@ export class S3JobStore extends AbstractJobStore {
 
   // ---------------------------------------------------------------------------------------------- leftovers
 
-  /**
-   * The multipart uploads in progress under this store. S3 filters them by prefix; MinIO matches `Prefix` only
-   * against whole keys, so a prefixed listing that finds nothing is repeated unfiltered and filtered here.
-   */
-  async *pendingUploads(options: IoOptions = {}): AsyncGenerator<PendingUpload> {
-    const signal = options.signal
-    if (this.prefix !== '') {
-      let found = false
-      for await (const upload of this.#listUploads(`${this.prefix}/`, signal)) {
-        found = true
-        if (isOwned(this.#roots, upload.key)) yield upload
-      }
-      if (found) return
-    }
-    for await (const upload of this.#listUploads(undefined, signal)) if (isOwned(this.#roots, upload.key)) yield upload
-  }
-
-  #listUploads(prefix: string | undefined, signal: AbortSignal | undefined): AsyncGenerator<PendingUpload> {
-    type Markers = { KeyMarker?: string; UploadIdMarker?: string }
-    return paginate(async (markers: Markers | undefined) => {
-      let out: {
-        Uploads?: { Key?: string; UploadId?: string; Initiated?: Date }[]
-        IsTruncated?: boolean
-        NextKeyMarker?: string
-        NextUploadIdMarker?: string
-      }
-      try {
-        out = await this.#sendRaw(new ListMultipartUploadsCommand({ Bucket: this.bucket, ...(prefix !== undefined ? { Prefix: prefix } : {}), ...markers }), signal)
-      } catch (err) {
-        if (isNoSuchBucket(err)) return undefined
-        throw wrapS3Error(err, `ListMultipartUploads s3://${this.bucket}/${prefix ?? ''}`, signal)
-      }
-      const items = (out.Uploads ?? []).flatMap((u) =>
-        u.Key !== undefined && u.UploadId !== undefined ? [{ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated }] : [],
-      )
-      const more = out.IsTruncated === true && (out.NextKeyMarker !== undefined || out.NextUploadIdMarker !== undefined)
-      const next: Markers = {
-        ...(out.NextKeyMarker !== undefined ? { KeyMarker: out.NextKeyMarker } : {}),
-        ...(out.NextUploadIdMarker !== undefined ? { UploadIdMarker: out.NextUploadIdMarker } : {}),
-      }
-      return { items, next: more ? next : undefined }
-    })
+  /** The multipart uploads in progress under this store (see pendingUploads in ./calls.ts). */
+  pendingUploads(options: IoOptions = {}): AsyncGenerator<PendingUpload> {
+    return pendingUploads(this.#client, this.bucket, this.#namePrefix, (key) => isOwned(this.#roots, key), options.signal)
   }
 
   async #abortUploads(select: (upload: PendingUpload) => boolean, signal: AbortSignal | undefined): Promise<number> {
     let aborted = 0
     await forEachConcurrent(this.pendingUploads(signal ? { signal } : {}), this.concurrency, async (upload) => {
-      if (select(upload) && (await this.#abortUpload(upload.key, upload.uploadId, { signal }))) {
+      if (select(upload) && (await abortUpload(this.#client, this.bucket, upload.key, upload.uploadId, { signal }))) {
         aborted++
       }
     })
@@ -970,7 +820,7 @@ export class S3JobStore extends AbstractJobStore {
           head = await this.#sendRaw(new HeadObjectCommand({ Bucket: sourceBucket, Key: sourceKey, ChecksumMode: 'ENABLED' }), signal)
         } catch (err) {
           const absent = headNotFound(err)
-          if (absent === 'absent' || (absent === 'unproven' && !(await this.#existsByGet(sourceBucket, sourceKey, signal)))) {
+          if (absent === 'absent' || (absent === 'unproven' && !((await headersByGet(this.#client, sourceBucket, sourceKey, signal)) !== undefined))) {
             throw missing(err)
           }
           throw wrapS3Error(err, `HeadObject ${source}`, signal)
@@ -1058,7 +908,7 @@ export class S3JobStore extends AbstractJobStore {
         return version
       },
       abort: async ({ write }) => {
-        if (uploadId !== undefined) await this.#abortUpload(write.fullKey, uploadId, { quiet: true })
+        if (uploadId !== undefined) await abortUpload(this.#client, this.bucket, write.fullKey, uploadId, { quiet: true })
         uploadId = undefined
       },
     }
@@ -1085,22 +935,6 @@ interface Write {
   readonly fullKey: string
   readonly options: PutOptions
   readonly metadata: Record<string, string>
-}
-
-/** The SDK's region chain (AWS_REGION, profiles…), with us-east-1 when it has none; resolved once per store. */
-function defaultRegionProvider(): () => Promise<string> {
-  let region: Promise<string> | undefined
-  return () =>
-    (region ??= (async () => {
-      const probe = new S3Client({})
-      try {
-        return await probe.config.region()
-      } catch {
-        return DEFAULT_REGION
-      } finally {
-        probe.destroy()
-      }
-    })())
 }
 
 function conditions(options: PutOptions): { IfNoneMatch?: string; IfMatch?: string } {
