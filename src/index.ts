@@ -93,6 +93,20 @@ export { createVerifyStream, verifyBytes, FILE_DIGEST_ALGORITHM } from './stream
 export { partSizeOf, uploadBody, type UploadedBody, type UploadPart, type UploadPlan, type UploadSink } from './uploads.js'
 // For backend authors: same-service (server-side) copies, orchestrated once.
 export { copyObject, CopySourceChangedError, type CopyPlan, type CopyRange, type CopySink } from './copies.js'
+// For backend authors: ranged reads resumed where a body broke off, listing pagination, the store's top-level
+// entries and bounded deletes of a listing, digest sidecars (see docs/writing-a-backend.md).
+export { guardBody, rangedRead, type RangedReadOptions } from './ranged-reads.js'
+export { pages, paginate, type Page, type PagesOptions } from './pagination.js'
+export { backendEntries, deleteListed, isOwned, ownedNames, ownedRoots, storeEntries } from './layout.js'
+export {
+  DIGEST_METADATA,
+  DIGESTS_PREFIX,
+  digestFromMetadata,
+  removeOrphanSidecars,
+  sidecarKey,
+  type OrphanSidecarOptions,
+} from './digest-sidecars.js'
+export { digestBase64, newHasher, type Hasher } from './streams.js'
 export type { ConditionalWritePath, ConditionalWriteProofTarget } from './conditional-write-proof.js'
 export type { WritePath } from './storage.js'
 export {

@@ -48,7 +48,10 @@ export interface ObjectInfo {
 
 /** An expected digest of a whole object, as stored by the service, for the core to verify while streaming. */
 export interface ExpectedChecksum {
-  /** A `node:crypto` hash name (`md5`, `sha256`, `sha1`), or `crc32` (node:zlib; digest: 4 bytes big-endian). */
+  /**
+   * A `node:crypto` hash name (`md5`, `sha256`, `sha1`), `crc32` (node:zlib) or `crc32c` (S3's and GCS's CRCs;
+   * digest: 4 bytes big-endian).
+   */
   readonly algorithm: string
   /** The digest, base64. */
   readonly digest: string
@@ -65,8 +68,9 @@ export interface ObjectRead extends ObjectInfo {
   readonly data?: Buffer
   /**
    * The service's digest of the object, when it has one the core can check. The core verifies it and the size
-   * while streaming and fails the stream with `IntegrityError` on a mismatch. A backend whose SDK already
-   * verifies a checksum leaves this out.
+   * while streaming and fails the stream with `IntegrityError` on a mismatch (for a file with the core's own
+   * {@link ObjectInfo.digest}, that digest is checked instead). A backend whose SDK already verifies a checksum of
+   * every byte it hands out leaves this out.
    */
   readonly checksum?: ExpectedChecksum
 }

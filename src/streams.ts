@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto'
 import { crc32 } from 'node:zlib'
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream'
+import { crc32c } from './crc32c.js'
 import { IntegrityError } from './errors.js'
 import type { ExpectedChecksum, PutOptions } from './storage.js'
 
@@ -82,21 +83,33 @@ export interface Hasher {
   digest(encoding: 'base64'): string
 }
 
-/** A {@link Hasher} of a `node:crypto` algorithm (`md5`, `sha256`…) or `crc32` (digest: 4 bytes big-endian). */
+/** The CRC algorithms {@link newHasher} knows besides node:crypto's: CRC32 (node:zlib) and CRC32C (GCS's). */
+const CRCS: Readonly<Record<string, (data: Uint8Array, previous?: number) => number>> = { crc32, crc32c }
+
+/**
+ * A {@link Hasher} of a `node:crypto` algorithm (`md5`, `sha256`…), `crc32` or `crc32c` (digests of a CRC: its 4
+ * bytes big-endian, as S3 and GCS give them).
+ */
 export function newHasher(algorithm: string): Hasher {
-  if (algorithm !== 'crc32') return createHash(algorithm)
+  const crc = CRCS[algorithm]
+  if (crc === undefined) return createHash(algorithm)
   let value = 0
   const hasher: Hasher = {
     update(data) {
-      value = crc32(data, value)
+      value = crc(data, value)
       return hasher
     },
-    digest: () => crc32Base64(value),
+    digest: () => crcBase64(value),
   }
   return hasher
 }
 
-function crc32Base64(value: number): string {
+/** The digest (base64) of bytes in memory, in one of {@link newHasher}'s algorithms. */
+export function digestBase64(algorithm: string, data: Buffer): string {
+  return newHasher(algorithm).update(data).digest('base64')
+}
+
+function crcBase64(value: number): string {
   const out = Buffer.alloc(4)
   out.writeUInt32BE(value >>> 0)
   return out.toString('base64')

@@ -19,24 +19,18 @@
  * - Public URLs: read-only SAS (account key from the connection string, or a user delegation key).
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { PassThrough, type Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { debuglog } from 'node:util'
-import {
-  BlobSASPermissions,
-  BlobServiceClient,
-  StorageSharedKeyCredential,
-  type BlobClient,
-  type BlobGenerateSasUrlOptions,
-  type BlobRequestConditions,
-  type BlockBlobClient,
-  type BlockBlobUploadOptions,
-  type ContainerClient,
-  type HttpAuthorization,
-  type RestError,
-  type UserDelegationKey,
+import type {
+  BlobClient,
+  BlobRequestConditions,
+  BlockBlobClient,
+  BlockBlobUploadOptions,
+  ContainerClient,
+  HttpAuthorization,
 } from '@azure/storage-blob'
 import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '../../src/abstract-job-store.js'
-import { chunk, forEachConcurrent, sleep, throwIfAborted } from '../../src/concurrency.js'
+import { forEachConcurrent, throwIfAborted } from '../../src/concurrency.js'
 
 import type { ConditionalWriteProofTarget } from '../../src/conditional-write-proof.js'
 import {
@@ -44,12 +38,11 @@ import {
   InvalidImportExportUrlError,
   JobStoreError,
   NoSuchFileError,
-  NoSuchJobStoreError,
   UnsupportedOperationError,
 } from '../../src/errors.js'
-import { checkLocatorPrefix, keys } from '../../src/ids.js'
+import { isOwned, ownedRoots } from '../../src/layout.js'
 import { copyObject, CopySourceChangedError, type CopySink } from '../../src/copies.js'
-import { resumableRead } from '../../src/resumable-read.js'
+import { rangedRead } from '../../src/ranged-reads.js'
 import { uploadBody, type UploadSink } from '../../src/uploads.js'
 import { isFileDigest } from '../../src/streams.js'
 import {
@@ -64,77 +57,21 @@ import {
 import {
   errorCode,
   httpStatus,
-  isAbort,
   isContainerNotFound,
   isInvalidBlockList,
   isNotFound,
-  isNotFoundCode,
   isPreconditionFailed,
   wrapAzureError,
 } from './errors.js'
+import { isAzureBlobHttpsUrl, parseAzureLocator } from './locator.js'
+import { BlobDeleter } from './batch-delete.js'
+import { ReadSasSigner } from './sas.js'
+import { clientsFromConnectionString, tokenClients, type Clients } from './clients.js'
+import { blockId, blocksDiscarded, deleteIfUncommittedOnly, removeStagedBlocks, StagedBlocks } from './staged-blocks.js'
+
+export { isAzureBlobHttpsUrl, parseAzureLocator, type AzureLocation } from './locator.js'
 
 const log = debuglog('jobstore:azure')
-
-/**
- * Answers that mean "try again" and that the storage SDK's retry policy does not retry: it retries 500, 503 and
- * lost connections only (storage-common StorageRetryPolicyV2), so a 408 (Azurite answers one under load), a 429,
- * a 502 or a 504 from a proxy failed the operation at once.
- */
-const TRANSIENT_STATUSES = new Set([408, 429, 502, 504])
-/** Tries per request for those answers: the SDK's default `maxTries` for the others. */
-const TRANSIENT_TRIES = 4
-
-/** The parts of core-rest-pipeline's request, response and pipeline the retry policy uses. */
-interface PipelineRequestLike {
-  readonly abortSignal?: AbortSignal
-}
-interface PipelineResponseLike {
-  readonly status: number
-  readonly headers: { get(name: string): string | undefined }
-  readonly readableStreamBody?: NodeJS.ReadableStream
-}
-interface CorePipelineLike {
-  addPolicy(
-    policy: {
-      name: string
-      sendRequest(request: PipelineRequestLike, next: (request: PipelineRequestLike) => Promise<PipelineResponseLike>): Promise<PipelineResponseLike>
-    },
-    options: { afterPhase: 'Retry' },
-  ): void
-}
-
-/**
- * Adds to the client's pipeline (shared by the container and blob clients made from it) a retry of the answers in
- * {@link TRANSIENT_STATUSES}: inside the SDK's retry policy and before signing, so every try is signed anew; with
- * exponential backoff (or the answer's `Retry-After`, up to 10 s). A write the service acted on before such an
- * answer is retried like one whose answer was lost: the core's write token recognises it. The SDK offers no option
- * for retried statuses, so the pipeline is reached through the client's `storageClientContext`.
- */
-function retryTransientAnswers(service: BlobServiceClient): void {
-  const pipeline = (service as unknown as { storageClientContext?: { pipeline?: CorePipelineLike } }).storageClientContext?.pipeline
-  if (typeof pipeline?.addPolicy !== 'function') {
-    log('this @azure/storage-blob has no storageClientContext.pipeline: 408/429/502/504 answers are not retried')
-    return
-  }
-  pipeline.addPolicy(
-    {
-      name: 'jobstoreTransientAnswerRetry',
-      async sendRequest(request, next) {
-        for (let attempt = 1; ; attempt++) {
-          const response = await next(request)
-          if (!TRANSIENT_STATUSES.has(response.status) || attempt >= TRANSIENT_TRIES) return response
-          // A streamed answer (a download) holds its connection until its body is consumed.
-          ;(response.readableStreamBody as { destroy?: () => void } | undefined)?.destroy?.()
-          const retryAfter = Number(response.headers.get('retry-after'))
-          const backoff = 250 * 2 ** (attempt - 1) * (0.5 + Math.random())
-          log('HTTP %d: try %d of %d', response.status, attempt + 1, TRANSIENT_TRIES)
-          await sleep(Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter * 1000, 10_000) : backoff, request.abortSignal)
-        }
-      },
-    },
-    { afterPhase: 'Retry' },
-  )
-}
 
 const MiB = 1024 * 1024
 /** Default block size: also the largest stream sent as a single Put Blob. */
@@ -145,8 +82,6 @@ const MAX_BLOCKS = 50_000
 const MAX_BLOCK_SIZE = 4000 * MiB
 /** Buffer bodies up to this size go in one Put Blob (they are in memory already). */
 const MAX_SINGLE_PUT = 256 * MiB
-/** Sub-requests per Blob Batch request (the service's limit). */
-const BATCH_SIZE = 256
 const LIST_PAGE_SIZE = 5000
 /** Metadata keys must be C# identifiers; Azure lowercases them. */
 const META_EXECUTABLE = 'jobstoreexecutable'
@@ -159,56 +94,12 @@ const META_DIGEST = 'jobstorecrc32'
 function withDigest(write: Write): Record<string, string> {
   return write.options.digest !== undefined ? { ...write.metadata, [META_DIGEST]: write.options.digest() } : write.metadata
 }
-/** SAS validity starts this much in the past, for clocks that run behind the service's. */
-const SAS_CLOCK_SKEW_MS = 5 * 60_000
-/** User delegation keys (and so SAS signed with them) live at most 7 days. */
-const MAX_DELEGATION_MS = 7 * 24 * 3600_000
 /** Copy Blob From URL copies up to this much in one synchronous request; larger blobs go block by block. */
 const MAX_SYNC_COPY = 256 * MiB
 /** Block size of server-side block copies (Put Block From URL), raised to fit 50,000 blocks. */
 const COPY_BLOCK_SIZE = 100 * MiB
 /** Lifetime of the read SAS a server-side copy hands the service for its source. */
 const COPY_SAS_SECONDS = 3600
-
-/**
- * `https://<account>.blob.core.windows.net/<container>/<blob>` without a query: a blob the Azure URL handler
- * claims from the plain https handler. With a query (a SAS token, a snapshot) the URL stays a plain https URL.
- */
-export function isAzureBlobHttpsUrl(url: URL): boolean {
-  return url.protocol === 'https:' && url.search === '' && /^[a-z0-9]{3,24}\.blob\.core\.windows\.net$/.test(url.hostname)
-}
-
-/** The parts of an `azure://account/container[/prefix]` locator. */
-export interface AzureLocation {
-  readonly account: string
-  readonly container: string
-  /** Without leading or trailing `/`; empty when the store owns the whole container. */
-  readonly prefix: string
-}
-
-/**
- * Parses `azure://account/container[/prefix]`. The account must be a storage account name (3-24 lowercase
- * letters and digits), the container a container name (3-63 lowercase letters, digits and single hyphens), the
- * prefix plain segments (`[A-Za-z0-9._-]`, no `.`/`..`, no empty segments). No user info, query or fragment.
- */
-export function parseAzureLocator(locator: string): AzureLocation {
-  const match = /^azure:\/\/([^/]*)\/([^/]*)(?:\/(.*))?$/i.exec(locator)
-  if (match === null) {
-    throw new InvalidArgumentError(`invalid Azure locator ${JSON.stringify(locator)}: expected azure://account/container[/prefix]`)
-  }
-  const [, account = '', container = '', rest = ''] = match
-  if (!/^[a-z0-9]{3,24}$/.test(account)) {
-    throw new InvalidArgumentError(
-      `invalid storage account ${JSON.stringify(account)} in locator ${locator}: 3 to 24 lowercase letters and digits`,
-    )
-  }
-  if (!/^[a-z0-9](?:[a-z0-9]|-(?!-)){1,61}[a-z0-9]$/.test(container)) {
-    throw new InvalidArgumentError(
-      `invalid container ${JSON.stringify(container)} in locator ${locator}: 3 to 63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit`,
-    )
-  }
-  return { account, container, prefix: checkLocatorPrefix(rest, locator) }
-}
 
 /** Options of the Azure backend. */
 export interface AzureJobStoreOptions extends JobStoreOptions {
@@ -230,13 +121,6 @@ export interface AzureJobStoreOptions extends JobStoreOptions {
    * maximum 256 MiB (the service's limit for Copy Blob From URL).
    */
   readonly syncCopyLimit?: number
-}
-
-interface Clients {
-  readonly service: BlobServiceClient
-  readonly container: ContainerClient
-  /** True when signed in with a token credential (SAS then need a user delegation key). */
-  readonly tokenAuth: boolean
 }
 
 /** What one `putObject` call carries around. */
@@ -261,20 +145,6 @@ function md5(data: Buffer): Buffer {
   return createHash('md5').update(data).digest()
 }
 
-/** Block IDs: base64 of a fixed-length string, as Azure requires all IDs of one blob to have the same length. */
-function blockId(writeId: string, index: number): string {
-  return Buffer.from(`${writeId}-${String(index).padStart(7, '0')}`).toString('base64')
-}
-
-/** The blocks one write staged: whether it sent any, and the service's date of the earliest answer. */
-class StagedBlocks {
-  sent = false
-  first: Date | undefined
-  answered(date: Date | undefined): void {
-    if (date !== undefined && (this.first === undefined || date < this.first)) this.first = date
-  }
-}
-
 /** A server-side copy the service cannot do (501 to Put Block From URL: Azurite): the core streams instead. */
 class CopyDeclined extends Error {}
 
@@ -286,13 +156,13 @@ export class AzureJobStore extends AbstractJobStore {
   readonly #namePrefix: string
   readonly #blockSize: number
   readonly #uploadConcurrency: number
-  #batchDelete: boolean
+  readonly #deleter: BlobDeleter
   readonly #listPageSize: number
   readonly #syncCopyLimit: number
   /** The service answered 501 to Put Block From URL (Azurite): large copies stream through this process. */
   #blockCopyUnsupported = false
   #clients: Promise<Clients> | undefined
-  #delegationKey: { key: UserDelegationKey; expiresOn: number } | undefined
+  readonly #signer = new ReadSasSigner()
 
   constructor(locator: string, options: AzureJobStoreOptions = {}) {
     super(locator, options)
@@ -309,7 +179,7 @@ export class AzureJobStore extends AbstractJobStore {
     if (!Number.isInteger(this.#uploadConcurrency) || this.#uploadConcurrency < 1) {
       throw new InvalidArgumentError(`uploadConcurrency must be a positive integer, got ${options.uploadConcurrency}`)
     }
-    this.#batchDelete = options.batchDelete ?? true
+    this.#deleter = new BlobDeleter(options.batchDelete ?? true, this.concurrency, (name) => this.#where(name))
     this.#listPageSize = options.listPageSize ?? LIST_PAGE_SIZE
     if (!Number.isInteger(this.#listPageSize) || this.#listPageSize < 1 || this.#listPageSize > LIST_PAGE_SIZE) {
       throw new InvalidArgumentError(`listPageSize must be an integer from 1 to ${LIST_PAGE_SIZE}, got ${options.listPageSize}`)
@@ -321,45 +191,13 @@ export class AzureJobStore extends AbstractJobStore {
     // A connection string is checked now, so that a wrong one fails at open time rather than at the first write.
     const connectionString = process.env['AZURE_STORAGE_CONNECTION_STRING']
     if (connectionString !== undefined && connectionString.trim() !== '') {
-      this.#clients = Promise.resolve(this.#fromConnectionString(connectionString))
+      this.#clients = Promise.resolve(clientsFromConnectionString(connectionString, this.account, this.container, this.locator))
     }
-  }
-
-  #fromConnectionString(connectionString: string): Clients {
-    let service: BlobServiceClient
-    try {
-      service = BlobServiceClient.fromConnectionString(connectionString)
-    } catch {
-      // The SDK's message may quote the string: it stays out of ours.
-      throw new InvalidArgumentError('AZURE_STORAGE_CONNECTION_STRING is not a valid Azure Storage connection string')
-    }
-    retryTransientAnswers(service)
-    if (service.accountName !== this.account) {
-      throw new InvalidArgumentError(
-        `AZURE_STORAGE_CONNECTION_STRING is for storage account ${JSON.stringify(service.accountName)}, but the locator ${this.locator} names account ${JSON.stringify(this.account)}`,
-      )
-    }
-    return { service, container: service.getContainerClient(this.container), tokenAuth: false }
-  }
-
-  async #tokenClients(): Promise<Clients> {
-    let identity: typeof import('@azure/identity')
-    try {
-      identity = await import('@azure/identity')
-    } catch (err) {
-      throw new JobStoreError(
-        'AZURE_STORAGE_CONNECTION_STRING is not set and @azure/identity cannot be loaded: install it (npm install @azure/identity) to sign in with DefaultAzureCredential',
-        { cause: err, code: 'UNSUPPORTED' },
-      )
-    }
-    const service = new BlobServiceClient(`https://${this.account}.blob.core.windows.net`, new identity.DefaultAzureCredential())
-    retryTransientAnswers(service)
-    return { service, container: service.getContainerClient(this.container), tokenAuth: true }
   }
 
   #connect(): Promise<Clients> {
     if (this.#clients === undefined) {
-      const clients = this.#tokenClients()
+      const clients = tokenClients(this.account, this.container)
       this.#clients = clients
       clients.catch(() => {
         if (this.#clients === clients) this.#clients = undefined
@@ -494,89 +332,13 @@ export class AzureJobStore extends AbstractJobStore {
           return response.etag ?? ''
         } catch (err) {
           if (isPreconditionFailed(err)) throw new PreconditionFailedError(write.key, { cause: err })
-          if (isInvalidBlockList(err)) return await this.#blocksDiscarded(write, err, staged.first)
+          if (isInvalidBlockList(err)) return await blocksDiscarded(write, err, staged.first, this.#where(write.blob.name))
           throw wrapAzureError(err, what, signal)
         }
       },
       abort: async (failure) => {
-        if (!committing || !(failure instanceof PreconditionFailedError)) await this.#removeStagedBlocks(write, staged)
+        if (!committing || !(failure instanceof PreconditionFailedError)) await removeStagedBlocks(write, staged)
       },
-    }
-  }
-
-  /**
-   * The commit named blocks the service no longer has: a concurrent commit or delete of the same blob discarded
-   * this write's uncommitted blocks (Azure keeps one set of uncommitted blocks per blob name). Decides what that
-   * means for this write.
-   */
-  async #blocksDiscarded(write: Write, err: unknown, firstStaged: Date | undefined): Promise<string> {
-    let current: { etag?: string; lastModified?: Date } | undefined
-    try {
-      current = await write.blob.getProperties()
-    } catch (headError) {
-      if (!isNotFound(headError)) throw headError
-    }
-    const { ifNoneMatch, ifMatch } = write.options
-    if ((ifNoneMatch && current !== undefined) || (ifMatch !== undefined && current?.etag !== ifMatch)) {
-      throw new PreconditionFailedError(write.key, { cause: err })
-    }
-    if (!ifNoneMatch && ifMatch === undefined && current?.lastModified !== undefined && firstStaged !== undefined) {
-      // Last writer wins, and another writer committed after this one began: this write took effect first and was
-      // replaced at once. Its version token matches nothing, as the version it would name is gone.
-      if (current.lastModified.getTime() >= Math.floor(firstStaged.getTime() / 1000) * 1000) {
-        log('%s: superseded by a concurrent commit while uploading', write.key)
-        return `"superseded-${write.writeId}"`
-      }
-    }
-    throw new JobStoreError(
-      `Azure Blob upload of ${this.#where(write.blob.name)} failed: its staged blocks were discarded by a concurrent write or cleanup of the same blob before the commit; nothing was stored, try again`,
-      { cause: err },
-    )
-  }
-
-  /**
-   * Removes this write's uncommitted blocks after a failure, when no committed blob has them: the name then
-   * exists only as uncommitted blocks, and deleting it removes them. When a committed blob is there, Azure has no
-   * call to drop uncommitted blocks without rewriting the blob: they stay until its next commit (on Azure also
-   * its next Put Blob) or Azure's garbage collection after 7 days.
-   */
-  async #removeStagedBlocks(write: Write, staged: StagedBlocks): Promise<void> {
-    // A block whose answer was lost (an abort, a reset) may be there all the same.
-    if (!staged.sent) return
-    try {
-      const fallback = staged.first !== undefined ? new Date(staged.first.getTime() - 1000) : undefined
-      if (!(await this.#deleteIfUncommittedOnly(write.blob, fallback))) {
-        log('%s: a committed blob keeps the uncommitted blocks of a failed write until its next commit', write.key)
-      }
-    } catch (err) {
-      log('%s: uncommitted blocks of a failed write not removed: %s', write.key, (err as Error).message)
-    }
-  }
-
-  /**
-   * Deletes `blob` if it exists only as uncommitted blocks; true if it did. A HEAD first (404: no committed
-   * blob), then a delete with `If-Unmodified-Since` a second before the HEAD's answer (by the service's clock),
-   * so that a blob another writer commits in between stays. `fallback` is the condition when the 404 carries no
-   * date.
-   */
-  async #deleteIfUncommittedOnly(blob: BlobClient, fallback?: Date): Promise<boolean> {
-    let since = fallback
-    try {
-      await blob.getProperties()
-      return false
-    } catch (err) {
-      if (!isNotFound(err)) throw err
-      const date = (err as RestError).response?.headers.get('date')
-      const seen = date === undefined ? NaN : Date.parse(date)
-      if (!Number.isNaN(seen)) since = new Date(Math.floor(seen / 1000) * 1000 - 1000)
-    }
-    if (since === undefined) return false
-    try {
-      await blob.delete({ conditions: { ifUnmodifiedSince: since } })
-      return true
-    } catch (err) {
-      if (isNotFound(err) || isPreconditionFailed(err)) return false
-      throw err
     }
   }
 
@@ -597,36 +359,28 @@ export class AzureJobStore extends AbstractJobStore {
       if (isNotFound(err)) throw new ObjectNotFoundError(key, { cause: err })
       throw wrapAzureError(err, `download of ${this.#where(name)}`, options.signal)
     }
-    const guard = (source: Readable | undefined): Readable => {
-      if (source === undefined) throw new JobStoreError(`Azure Blob download of ${this.#where(name)} returned no body`)
-      // Errors of the SDK's stream are wrapped; destroying the returned stream releases the connection.
-      const guarded = new PassThrough({ highWaterMark: 256 * 1024 })
-      source.on('error', (err) => guarded.destroy(wrapAzureError(err, `download of ${this.#where(name)}`, options.signal)))
-      guarded.on('close', () => source.destroy())
-      source.pipe(guarded)
-      return guarded
-    }
     // The SDK resumes a download that ends early, but gives up when the connection closes mid-body (it calls that
     // an abort): such a read is resumed here, with ranged downloads of the same ETag. The core checks the MD5.
     const etag = response.etag
-    const body = resumableRead(guard(response.readableStreamBody as Readable | undefined), {
+    const what = `download of ${this.#where(name)}`
+    const bodyOf = (source: NodeJS.ReadableStream | undefined): Readable => {
+      if (source === undefined) throw new JobStoreError(`Azure Blob ${what} returned no body`)
+      return source as Readable
+    }
+    const body = rangedRead(bodyOf(response.readableStreamBody), {
       size: response.contentLength ?? 0,
-      what: this.#where(name),
+      what: `Azure Blob ${what}`,
       signal: options.signal,
-      reopen: async (offset) => {
-        try {
-          const rest = await container.getBlobClient(name).download(offset, undefined, {
-            ...(etag !== undefined ? { conditions: { ifMatch: etag } } : {}),
-            ...(options.signal ? { abortSignal: options.signal } : {}),
-          })
-          return guard(rest.readableStreamBody as Readable | undefined)
-        } catch (err) {
-          if (isPreconditionFailed(err) || isNotFound(err)) {
-            throw new JobStoreError(`Azure Blob download of ${this.#where(name)}: the blob was replaced or deleted while it was read`, { cause: err })
-          }
-          throw wrapAzureError(err, `download of ${this.#where(name)} (resuming at byte ${offset})`, options.signal)
-        }
+      highWaterMark: 256 * 1024,
+      openRange: async (offset) => {
+        const rest = await container.getBlobClient(name).download(offset, undefined, {
+          ...(etag !== undefined ? { conditions: { ifMatch: etag } } : {}),
+          ...(options.signal ? { abortSignal: options.signal } : {}),
+        })
+        return bodyOf(rest.readableStreamBody)
       },
+      versionGone: (err) => isPreconditionFailed(err) || isNotFound(err),
+      mapError: (err, offset) => wrapAzureError(err, offset === undefined ? what : `${what} (resuming at byte ${offset})`, options.signal),
     })
     const digest = response.contentMD5
     const writeToken = response.metadata?.[META_WRITE_TOKEN]
@@ -670,51 +424,9 @@ export class AzureJobStore extends AbstractJobStore {
     await this.#deleteNames(keys.map((key) => this.#name(key)), options.signal)
   }
 
-  /** Deletes blobs by name: Blob Batch requests of 256 in parallel; missing blobs are fine. */
+  /** Deletes blobs by name (see BlobDeleter); missing blobs are fine. */
   async #deleteNames(names: readonly string[], signal: AbortSignal | undefined): Promise<void> {
-    if (names.length === 0) return
-    const container = await this.#containerClient()
-    await forEachConcurrent(chunk(names, BATCH_SIZE), this.concurrency, async (part) => {
-      throwIfAborted(signal)
-      if (this.#batchDelete && part.length > 1) {
-        let response
-        try {
-          response = await container.getBlobBatchClient().deleteBlobs(
-            part.map((name) => container.getBlobClient(name)),
-            { deleteSnapshots: 'include', ...(signal ? { abortSignal: signal } : {}) },
-          )
-        } catch (err) {
-          if (isAbort(err, signal)) throw wrapAzureError(err, 'batch delete', signal)
-          if (isContainerNotFound(err)) return
-          // A service that refuses batches (some emulators, some account kinds): single deletes from now on,
-          // if they work. A transient failure (5xx, a lost connection) only falls back for this batch.
-          log('batch delete failed (%s): falling back to single deletes', (err as Error).message)
-          await this.#deleteEach(container, part, signal)
-          const status = httpStatus(err)
-          if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) this.#batchDelete = false
-          return
-        }
-        // A missing blob is fine; a 404 with another code (or none) is not proof that it is gone.
-        const failed = response.subResponses.find((sub) => sub.status >= 300 && !(sub.status === 404 && isNotFoundCode(sub.errorCode)))
-        if (failed !== undefined) {
-          throw new JobStoreError(
-            `Azure Blob delete of ${this.#where(decodeURIComponent(new URL(failed._request.url).pathname))} failed: ${failed.errorCode ?? 'Error'} (HTTP ${failed.status})`,
-          )
-        }
-        return
-      }
-      await this.#deleteEach(container, part, signal)
-    })
-  }
-
-  async #deleteEach(container: ContainerClient, names: readonly string[], signal: AbortSignal | undefined): Promise<void> {
-    await forEachConcurrent(names, this.concurrency, async (name) => {
-      try {
-        await container.getBlobClient(name).delete({ deleteSnapshots: 'include', ...(signal ? { abortSignal: signal } : {}) })
-      } catch (err) {
-        if (!isNotFound(err)) throw wrapAzureError(err, `delete of ${this.#where(name)}`, signal)
-      }
-    })
+    if (names.length > 0) await this.#deleter.delete(await this.#containerClient(), names, signal)
   }
 
   protected override async *listObjects(prefix: string, options: IoOptions = {}): AsyncGenerator<ListedObject> {
@@ -759,15 +471,14 @@ export class AzureJobStore extends AbstractJobStore {
   }
 
   /**
-   * Pages of every blob this store owns, uncommitted-only ones included: those under its prefix, or, for a
-   * store at the container's root, its top-level entries (the core's layout) and nothing else in the container.
+   * Pages of every blob this store owns (see ownedRoots), uncommitted-only ones included: a key root is listed
+   * too, as it may exist only as uncommitted blocks.
    */
   async *#ownedPages(signal: AbortSignal | undefined): AsyncGenerator<{ name: string; properties: { contentLength?: number; lastModified: Date } }[]> {
-    const roots = this.prefix === '' ? keys.rootEntries : [this.#namePrefix]
-    for (const root of roots) {
-      for await (const page of this.#listPages(root, true, signal)) {
-        yield root.endsWith('/') ? page : page.filter((item) => item.name === root)
-      }
+    const roots = ownedRoots(this.#namePrefix)
+    // Under a prefix, one listing of it, filtered (a nested store's blobs stay); at the root, one per entry.
+    for (const listed of this.prefix === '' ? roots : [this.#namePrefix]) {
+      for await (const page of this.#listPages(listed, true, signal)) yield page.filter((item) => isOwned(roots, item.name))
     }
   }
 
@@ -785,43 +496,12 @@ export class AzureJobStore extends AbstractJobStore {
   protected override async getObjectUrl(key: string, expiresInSeconds: number): Promise<string> {
     const clients = await this.#connect()
     const blob = clients.container.getBlobClient(this.#name(key))
-    const now = Date.now()
-    const sas: BlobGenerateSasUrlOptions = {
-      permissions: BlobSASPermissions.parse('r'),
-      startsOn: new Date(now - SAS_CLOCK_SKEW_MS),
-      expiresOn: new Date(now + expiresInSeconds * 1000),
-    }
-    try {
-      if (clients.service.credential instanceof StorageSharedKeyCredential) return await blob.generateSasUrl(sas)
-      if (clients.tokenAuth) {
-        return await blob.generateUserDelegationSasUrl(sas, await this.#userDelegationKey(clients.service, now, expiresInSeconds))
-      }
-    } catch (err) {
-      throw wrapAzureError(err, `signing a URL for ${this.#where(blob.name)}`)
-    }
-    throw new UnsupportedOperationError(
-      'cannot sign public URLs: AZURE_STORAGE_CONNECTION_STRING has no AccountKey (a SAS connection string); use one with an account key, or DefaultAzureCredential',
-    )
-  }
-
-  async #userDelegationKey(service: BlobServiceClient, now: number, expiresInSeconds: number): Promise<UserDelegationKey> {
-    const needed = now + expiresInSeconds * 1000
-    if (needed > now + MAX_DELEGATION_MS - 60_000) {
-      throw new UnsupportedOperationError(
-        `public URLs signed with Entra ID credentials live at most 7 days; ${expiresInSeconds} s was asked (lower publicUrlExpirySeconds)`,
-      )
-    }
-    const cached = this.#delegationKey
-    if (cached !== undefined && cached.expiresOn >= needed) return cached.key
-    const expiresOn = now + MAX_DELEGATION_MS - 60_000
-    const key = await service.getUserDelegationKey(new Date(now - SAS_CLOCK_SKEW_MS), new Date(expiresOn))
-    this.#delegationKey = { key, expiresOn }
-    return key
+    return this.#signer.sign(clients, blob, expiresInSeconds, this.#where(blob.name))
   }
 
   /**
    * Removes blob names that exist only as uncommitted blocks (writes killed or failed before their commit) whose
-   * first block is older than `olderThanMs` (see {@link #deleteIfUncommittedOnly}: a blob committed meanwhile
+   * first block is older than `olderThanMs` (see deleteIfUncommittedOnly: a blob committed meanwhile
    * stays). Uncommitted blocks beside a committed blob cannot be removed without rewriting the blob; Azure drops
    * them at the blob's next write, or after 7 days.
    */
@@ -834,7 +514,7 @@ export class AzureJobStore extends AbstractJobStore {
       const candidates = page.filter((item) => item.properties.contentLength === 0 && item.properties.lastModified.getTime() <= cutoff)
       await forEachConcurrent(candidates, this.concurrency, async (item) => {
         try {
-          if (await this.#deleteIfUncommittedOnly(container.getBlobClient(item.name))) removed++
+          if (await deleteIfUncommittedOnly(container.getBlobClient(item.name))) removed++
         } catch (err) {
           throw wrapAzureError(err, `removal of the abandoned upload ${this.#where(item.name)}`, options.signal)
         }
@@ -1019,7 +699,7 @@ export class AzureJobStore extends AbstractJobStore {
         return true
       },
       abort: async ({ write }, failure) => {
-        if (!(failure instanceof PreconditionFailedError)) await this.#removeStagedBlocks(write, staged)
+        if (!(failure instanceof PreconditionFailedError)) await removeStagedBlocks(write, staged)
       },
     }
     try {

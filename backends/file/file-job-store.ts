@@ -58,6 +58,7 @@ import {
 import { forEachConcurrent, throwIfAborted } from '../../src/concurrency.js'
 import { InvalidArgumentError, JobStoreError, UnsafeStorePathError, UnsupportedOperationError } from '../../src/errors.js'
 import { keys, randomId } from '../../src/ids.js'
+import { backendEntries, storeEntries } from '../../src/layout.js'
 import { createVerifyStream, verifyBytes } from '../../src/streams.js'
 import {
   objectReadOf,
@@ -93,9 +94,9 @@ export interface FileJobStoreOptions extends JobStoreOptions {
   readonly directCalls?: boolean
 }
 
-/** Top-level entries the store owns: `destroy()` removes these and nothing else in the folder. */
-const OWNED_ENTRIES = ['config.json', 'meta', 'jobs', 'files', 'shared', 'stats', 'tmp']
-const TEMP_DIR = 'tmp'
+const TEMP_DIR = backendEntries.temp.slice(0, -1)
+/** Top-level entries the store owns (the layout's, see src/layout.ts): `destroy()` removes these and nothing else in the folder. */
+const OWNED_ENTRIES = storeEntries([backendEntries.temp]).map((entry) => entry.replace(/\/$/, ''))
 /** Names of our temporary files: `<host>-<pid>-<random>.tmp` (see #tempPath). Nothing else in tmp/ is touched. */
 const TEMP_NAME = /^[A-Za-z0-9]{1,32}-\d+-[0-9a-hjkmnp-tv-z]{26}\.tmp$/
 const MARKER_NAME = basename(keys.storeMarker)

@@ -18,11 +18,10 @@
  *   chunk is sent (so never after the object appears), and the metadata names it (`jobstore-crc32-sidecar`).
  *   Rewrites carry the source's digest in the copy's metadata. Files are checked against it instead of the MD5.
  */
-import { createHash, generateKeyPairSync } from 'node:crypto'
-import { PassThrough, pipeline as pipelineCallback, Readable, Transform, type TransformCallback } from 'node:stream'
+import { generateKeyPairSync } from 'node:crypto'
+import type { Readable } from 'node:stream'
 import { debuglog } from 'node:util'
 import {
-  CRC32C,
   IdempotencyStrategy,
   Storage,
   type Bucket,
@@ -32,7 +31,7 @@ import {
 } from '@google-cloud/storage'
 import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '../../src/abstract-job-store.js'
 import type { ConditionalWriteProofTarget } from '../../src/conditional-write-proof.js'
-import { forEachConcurrent, sleep, throwIfAborted } from '../../src/concurrency.js'
+import { forEachConcurrent, mapConcurrent, throwIfAborted } from '../../src/concurrency.js'
 import {
   AbortedError,
   IntegrityError,
@@ -41,11 +40,14 @@ import {
   NoSuchFileError,
   UnsupportedOperationError,
 } from '../../src/errors.js'
-import { checkLocatorPrefix, keys, randomId } from '../../src/ids.js'
+import { randomId } from '../../src/ids.js'
+import { deleteListed, ownedNames } from '../../src/layout.js'
+import { DIGEST_METADATA, DIGESTS_PREFIX, digestFromMetadata, removeOrphanSidecars, sidecarKey } from '../../src/digest-sidecars.js'
+import { paginate } from '../../src/pagination.js'
 import { copyObject, CopySourceChangedError, type CopySink } from '../../src/copies.js'
 import { resumableRead } from '../../src/resumable-read.js'
 import { uploadBody, type UploadPart, type UploadSink } from '../../src/uploads.js'
-import { isFileDigest } from '../../src/streams.js'
+import { digestBase64, isFileDigest } from '../../src/streams.js'
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
@@ -56,6 +58,10 @@ import {
   type PutOptions,
 } from '../../src/storage.js'
 import { gcsStatus, isGcsNotFound, mapGcsError, sanitize, type NotFoundMeaning } from './errors.js'
+import { cancelSession, fetchMedia, mediaBody, putChunk, type GcsContext } from './http.js'
+import { normalizeEndpoint, parseGcsLocator } from './locator.js'
+
+export { isValidBucketName, parseGcsLocator, type GcsLocation } from './locator.js'
 
 const log = debuglog('jobstore:gcs')
 
@@ -75,22 +81,12 @@ const META_WRITE_ID = 'jobstore-write-id'
 function writeTokenOf(value: unknown): { writeToken?: string } {
   return typeof value === 'string' && value !== '' ? { writeToken: value } : {}
 }
-const GET_ATTEMPTS = 4
 /**
  * Time a JSON API request may take before it is abandoned (and retried). The SDK documents a 60 s default, but its
  * service layer overwrites the request's timeout with the client's `timeout` option, so without one a request whose
  * answer never comes hangs forever (seen under the fault tests).
  */
 const REQUEST_TIMEOUT_MS = 60_000
-
-/** Where a GCS store lives. */
-export interface GcsLocation {
-  readonly bucket: string
-  /** Store prefix inside the bucket, without leading or trailing `/`; empty for the whole bucket. */
-  readonly prefix: string
-  /** Project from a Toil `google:project:name` locator (used to create the bucket). */
-  readonly projectId?: string
-}
 
 /** Options of the GCS backend. */
 export interface GcsJobStoreOptions extends JobStoreOptions {
@@ -110,96 +106,9 @@ export interface GcsJobStoreOptions extends JobStoreOptions {
   readonly storageOptions?: StorageOptions
 }
 
-function invalidLocator(locator: string, why: string): InvalidArgumentError {
-  const shown = JSON.stringify(locator.length > 200 ? `${locator.slice(0, 200)}…` : locator)
-  return new InvalidArgumentError(`invalid GCS locator ${shown}: ${why}`)
-}
-
-/** Checks a bucket name against GCS's naming rules. */
-export function isValidBucketName(name: string): boolean {
-  if (!/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(name)) return false
-  const parts = name.split('.')
-  if (parts.some((part) => part === '' || part.length > 63)) return false
-  if (parts.length === 1 && name.length > 63) return false
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(name)) return false
-  return !name.startsWith('goog') && !/g[o0][o0]gle/.test(name)
-}
-
-/**
- * Parses `gs://bucket[/prefix]`, `google:project:name` or `google:name` (Toil's: the bucket is `name--toil`).
- * Strict: no query, fragment, credentials, port, percent-escapes, `.`/`..` segments or odd characters.
- */
-export function parseGcsLocator(locator: string): GcsLocation {
-  if (typeof locator !== 'string') throw new InvalidArgumentError('the GCS locator must be a string')
-  // Characters that have no business in a locator: controls, spaces, and URL syntax we do not accept.
-  if (/[\u0000-\u0020\u007f-\u00a0?#@\\%"'<>^`{|}]/.test(locator)) {
-    throw invalidLocator(locator, 'only letters, digits and . _ - / : are allowed (no query, fragment, credentials, escapes or spaces)')
-  }
-  const gs = /^gs:\/\/([^/]*)(?:\/(.*))?$/i.exec(locator)
-  if (gs !== null) {
-    const bucket = gs[1] ?? ''
-    if (!isValidBucketName(bucket)) throw invalidLocator(locator, `"${bucket}" is not a valid bucket name`)
-    let prefix: string
-    try {
-      prefix = checkLocatorPrefix(gs[2] ?? '', locator)
-    } catch {
-      throw invalidLocator(locator, "prefix segments must be [A-Za-z0-9._-], not '.' or '..', at most 512 characters in all")
-    }
-    if (/^\/|\/\//.test(gs[2] ?? '')) throw invalidLocator(locator, 'empty segment in the prefix')
-    return { bucket, prefix }
-  }
-  const google = /^google:(.*)$/i.exec(locator)
-  if (google !== null) {
-    const rest = google[1] ?? ''
-    const colon = rest.indexOf(':')
-    const projectId = colon >= 0 ? rest.slice(0, colon) : undefined
-    const name = colon >= 0 ? rest.slice(colon + 1) : rest
-    if (projectId !== undefined && !/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/.test(projectId)) {
-      throw invalidLocator(locator, `"${projectId}" is not a valid project ID`)
-    }
-    const bucket = `${name}--toil`
-    if (name === '' || !isValidBucketName(bucket)) {
-      throw invalidLocator(locator, `"${name}" does not make a valid bucket name ("${bucket}")`)
-    }
-    return projectId === undefined ? { bucket, prefix: '' } : { bucket, prefix: '', projectId }
-  }
-  throw invalidLocator(locator, 'expected gs://bucket[/prefix] or google:project:name')
-}
-
-/** `http://host:port` from `STORAGE_EMULATOR_HOST` forms: `host:port`, `http://host:port`, `…/storage/v1`. */
-function normalizeEndpoint(value: string | undefined): string | undefined {
-  if (value === undefined || value.trim() === '') return undefined
-  let endpoint = value.trim()
-  if (!/^https?:\/\//i.test(endpoint)) endpoint = `http://${endpoint}`
-  try {
-    const url = new URL(endpoint)
-    return `${url.origin}${url.pathname.replace(/\/+$/, '').replace(/\/storage\/v1$/, '')}`
-  } catch (err) {
-    throw new InvalidArgumentError(`invalid GCS endpoint ${JSON.stringify(value)}`, { cause: err })
-  }
-}
-
 /** Custom metadata: the core's digest of a file (base64 CRC32, see FILE_DIGEST_ALGORITHM), or the name of the sidecar that holds it. */
-const META_DIGEST = 'jobstore-crc32'
-const META_DIGEST_SIDECAR = 'jobstore-crc32-sidecar'
-/** Where resumable uploads keep their digest sidecars, under the store's prefix (see the module's TSDoc). */
-const DIGESTS_PREFIX = 'digests/'
-
-/** The store's top-level entries (from the core's key layout): a destroy removes these and nothing else. */
-const OWNED_PREFIXES = [
-  ...new Set(
-    [
-      keys.rootJob,
-      keys.jobsPrefix,
-      keys.filesPrefix,
-      keys.sharedPrefix,
-      keys.statsUnreadPrefix,
-      keys.statsReadPrefix,
-      keys.statsClaimsPrefix,
-      DIGESTS_PREFIX,
-    ].map((key) => `${key.split('/')[0]}/`),
-  ),
-]
+const META_DIGEST = DIGEST_METADATA.digest
+const META_DIGEST_SIDECAR = DIGEST_METADATA.sidecar
 
 /** An in-process key for signing URLs for an emulator, which has no credentials and checks no signatures. */
 let emulatorSigningKey: string | undefined
@@ -216,28 +125,6 @@ function emulatorKey(): string {
 function withDigest(metadata: FileMetadata, options: PutOptions): FileMetadata {
   if (options.digest === undefined) return metadata
   return { ...metadata, metadata: { ...metadata.metadata, [META_DIGEST]: options.digest() } }
-}
-
-/** Verifies a CRC32C while streaming (for objects without an MD5, such as composite objects). */
-class Crc32cVerifier extends Transform {
-  readonly #crc = new CRC32C()
-  readonly #expected: string
-  readonly #what: string
-  constructor(what: string, expected: string) {
-    super()
-    this.#what = what
-    this.#expected = expected
-  }
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#crc.update(chunk)
-    callback(null, chunk)
-  }
-  override _flush(callback: TransformCallback): void {
-    if (this.#crc.toString() !== this.#expected) {
-      return callback(new IntegrityError(`${this.#what}: CRC32C of the bytes read does not match the stored checksum`))
-    }
-    callback()
-  }
 }
 
 /** A job store in a Google Cloud Storage bucket, optionally under a prefix. */
@@ -258,6 +145,8 @@ export class GcsJobStore extends AbstractJobStore {
   /** Where the credentials come from (an option's object or path; undefined: ADC): half of "same service". */
   readonly #credentialSource: unknown
   #signer: Storage | undefined
+  /** What the requests made without the SDK (./http.ts) need of the store. */
+  readonly #http: GcsContext
 
   constructor(locator: string, options: GcsJobStoreOptions = {}) {
     super(locator, options)
@@ -304,6 +193,14 @@ export class GcsJobStore extends AbstractJobStore {
     uploadStorage.baseUrl = this.#storage.baseUrl
     this.#uploadBucket = uploadStorage.bucket(this.bucketName)
     this.#credentialSource = options.storageOptions?.authClient ?? options.storageOptions?.credentials ?? options.storageOptions?.keyFilename
+    this.#http = {
+      where: this.#where(),
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+      mediaUrl: (key) => `${this.#storage.baseUrl}/b/${encodeURIComponent(this.bucketName)}/o/${encodeURIComponent(this.#name(key))}?alt=media`,
+      authHeaders: () => this.#authHeaders(),
+      metadata: (key) => this.#metadata(key),
+      error: (err, action, key, notFound) => this.#error(err, action, key, notFound),
+    }
   }
 
   #where(): string {
@@ -312,6 +209,11 @@ export class GcsJobStore extends AbstractJobStore {
 
   #name(key: string): string {
     return this.prefix === '' ? key : `${this.prefix}/${key}`
+  }
+
+  /** The store-relative key of an object name in the bucket. */
+  #relative(name: string): string {
+    return this.prefix === '' ? name : name.slice(this.prefix.length + 1)
   }
 
   #error(err: unknown, action: string, key?: string, notFound?: NotFoundMeaning): JobStoreError {
@@ -443,14 +345,12 @@ export class GcsJobStore extends AbstractJobStore {
     metadata: FileMetadata,
     preconditionOpts: { ifGenerationMatch: number } | undefined,
   ): Promise<FileMetadata> {
-    const md5 = createHash('md5').update(data).digest('base64')
-    const crc32c = new CRC32C()
-    crc32c.update(data)
+    const md5 = digestBase64('md5', data)
     await file.save(data, {
       resumable: false,
       // The SDK's own check deletes the object on a mismatch, whatever its generation by then: ours below is exact.
       validation: false,
-      metadata: { ...metadata, md5Hash: md5, crc32c: crc32c.toString() },
+      metadata: { ...metadata, md5Hash: md5, crc32c: digestBase64('crc32c', data) },
       ...(preconditionOpts !== undefined ? { preconditionOpts } : {}),
     })
     await this.#checkStored(file, key, file.metadata, data.length, md5)
@@ -478,7 +378,7 @@ export class GcsJobStore extends AbstractJobStore {
     const writeId = base.metadata?.[META_WRITE_ID] as string
     // The digest is known only once the body is all in, after the session (and its metadata) started: it goes into
     // the sidecar the metadata names, saved before the final chunk.
-    const sidecar = options.digest !== undefined ? this.#name(`${DIGESTS_PREFIX}${key}~${writeId}`) : undefined
+    const sidecar = options.digest !== undefined ? this.#name(sidecarKey(key, writeId)) : undefined
     let session: string | undefined
     let sidecarSaved = false
     return {
@@ -495,7 +395,7 @@ export class GcsJobStore extends AbstractJobStore {
         session = uri
       },
       putPart: async (part, signal) => {
-        await this.#putChunk(session as string, key, part, undefined, signal)
+        await putChunk(this.#http, session as string, key, part, undefined, signal)
       },
       commit: async (_parts, body, signal, final) => {
         announced(body.size)
@@ -505,7 +405,7 @@ export class GcsJobStore extends AbstractJobStore {
         }
         let stored: FileMetadata
         try {
-          stored = await this.#putChunk(session as string, key, final as UploadPart, body.size, signal)
+          stored = await putChunk(this.#http, session as string, key, final as UploadPart, body.size, signal)
         } catch (err) {
           if (err instanceof PreconditionFailedError || signal.aborted) throw err
           // The final chunk may have landed, its answer lost: an object of this write is kept only if it is whole; a
@@ -523,62 +423,9 @@ export class GcsJobStore extends AbstractJobStore {
         return this.#generationOf(stored, key)
       },
       abort: async () => {
-        if (session !== undefined) await this.#cancelSession(session)
+        if (session !== undefined) await cancelSession(session)
         if (sidecarSaved && sidecar !== undefined) await this.#bucket.file(sidecar).delete({ ignoreNotFound: true }).catch(() => {})
       },
-    }
-  }
-
-  /**
-   * PUTs one chunk of a resumable session, sent once (a failed chunk fails the write: see the constructor);
-   * `total` for the final chunk, which answers with the object's metadata. GCS may keep less than a chunk (its
-   * 308 says how much, in `Range`): the rest is sent again, a few times at most. Bounded by the request timeout.
-   */
-  async #putChunk(session: string, key: string, part: UploadPart, total: number | undefined, signal: AbortSignal): Promise<FileMetadata> {
-    const end = part.offset + part.data.length
-    for (let from = part.offset, attempt = 1; ; attempt++) {
-      const data = part.data.subarray(from - part.offset)
-      const range = data.length === 0 ? `bytes */${total ?? '*'}` : `bytes ${from}-${end - 1}/${total ?? '*'}`
-      let response: Response
-      try {
-        response = await fetch(session, {
-          method: 'PUT',
-          headers: { ...(await this.#authHeaders()), 'content-range': range, 'content-length': String(data.length) },
-          body: data,
-          signal: AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
-        })
-      } catch (err) {
-        throw this.#error(err, 'upload of', key, 'bucket')
-      }
-      const text = await response.text().catch(() => '')
-      if (total !== undefined && (response.status === 200 || response.status === 201)) return JSON.parse(text) as FileMetadata
-      if (response.status === 308) {
-        const persisted = Number(/^bytes=0-(\d+)$/.exec(response.headers.get('range') ?? '')?.[1] ?? -1) + 1
-        if (persisted === end && total === undefined) return {}
-        if (persisted >= from && persisted < end && attempt < 4) {
-          from = persisted
-          continue
-        }
-        throw new JobStoreError(`GCS resumable upload of ${key} to ${this.#where()}: the session kept ${persisted} bytes of the ${end} sent`)
-      }
-      const detail = { code: response.status, message: text.slice(0, 200) }
-      // Sent once: a failed condition is this write's own.
-      if (response.status === 412) throw new PreconditionFailedError(key, { cause: sanitize(detail), mayHaveLanded: false })
-      throw this.#error(detail, 'upload of', key, 'bucket')
-    }
-  }
-
-  /**
-   * Cancels a resumable session (DELETE on its URI; GCS answers 499). Best effort: an unfinished session is never
-   * visible and expires after a week anyway. The URI is a credential for the upload: never logged.
-   */
-  async #cancelSession(uri: string): Promise<void> {
-    try {
-      const response = await fetch(uri, { method: 'DELETE', headers: { 'content-length': '0' }, signal: AbortSignal.timeout(10_000) })
-      await response.body?.cancel()
-      log('cancelled a resumable session: HTTP %d', response.status)
-    } catch (err) {
-      log('cannot cancel a resumable session: %s', sanitize(err).message)
     }
   }
 
@@ -648,7 +495,7 @@ export class GcsJobStore extends AbstractJobStore {
     const { signal } = options
     for (let round = 0; ; round++) {
       throwIfAborted(signal)
-      const { response, controller } = await this.#fetchMedia(key, signal)
+      const { response, controller } = await fetchMedia(this.#http, key, signal)
       const headers = response.headers
       const version = headers.get('x-goog-generation') ?? ''
       const storedEncoding = headers.get('x-goog-stored-content-encoding')
@@ -688,21 +535,20 @@ export class GcsJobStore extends AbstractJobStore {
           throw this.#error(err, 'metadata lookup of', key)
         }
       }
-      // A body cut mid-way is resumed with ranged GETs of the same generation; the core checks the MD5 of all of it.
-      let body: Readable = resumableRead(this.#media(key, response, controller, signal), {
+      // A body cut mid-way is resumed with ranged GETs of the same generation; the core checks the MD5 of all of it
+      // (or the CRC32C, for objects without an MD5, such as composite objects).
+      const body: Readable = resumableRead(mediaBody(this.#http, key, response, controller, signal), {
         size,
         what: `${key} in ${this.#where()}`,
         signal,
         reopen: async (offset) => {
-          const rest = await this.#fetchMedia(key, signal, { offset, generation: version })
-          return this.#media(key, rest.response, rest.controller, signal)
+          const rest = await fetchMedia(this.#http, key, signal, { offset, generation: version })
+          return mediaBody(this.#http, key, rest.response, rest.controller, signal)
         },
       })
       const md5 = hashes.get('md5')
       const crc32c = hashes.get('crc32c')
-      if (md5 === undefined && crc32c !== undefined) {
-        body = pipelineCallback(body, new Crc32cVerifier(`${key} in ${this.#where()}`, crc32c), () => {})
-      }
+      const checksum = md5 !== undefined ? { algorithm: 'md5', digest: md5 } : crc32c !== undefined ? { algorithm: 'crc32c', digest: crc32c } : undefined
       let digest: string | undefined
       try {
         digest = await this.#digestOf(this.#bucket, digestMeta)
@@ -718,7 +564,7 @@ export class GcsJobStore extends AbstractJobStore {
         ...writeTokenOf(writeToken),
         ...(digest !== undefined ? { digest } : {}),
         body,
-        ...(md5 !== undefined ? { checksum: { algorithm: 'md5', digest: md5 } } : {}),
+        ...(checksum !== undefined ? { checksum } : {}),
       }
     }
   }
@@ -728,217 +574,96 @@ export class GcsJobStore extends AbstractJobStore {
     return true
   }
 
-  /**
-   * The core's digest of an object, from its custom metadata: there, or in the sidecar it names (in `bucket`).
-   * Undefined when it has none, or its sidecar is gone (the core then reports the file as stored without one).
-   */
-  async #digestOf(bucket: Bucket, metadata: Record<string, unknown> | undefined): Promise<string | undefined> {
-    const inline = metadata?.[META_DIGEST]
-    if (typeof inline === 'string') return isFileDigest(inline) ? inline : undefined
-    const sidecar = metadata?.[META_DIGEST_SIDECAR]
-    if (typeof sidecar !== 'string') return undefined
-    try {
-      const [data] = await bucket.file(sidecar).download()
-      const digest = data.toString('latin1')
-      return isFileDigest(digest) ? digest : undefined
-    } catch (err) {
-      if (gcsStatus(err) === 404) {
+  /** The core's digest of an object, from its custom metadata (see digestFromMetadata), its sidecar in `bucket`. */
+  #digestOf(bucket: Bucket, metadata: Record<string, unknown> | undefined): Promise<string | undefined> {
+    return digestFromMetadata(metadata, async (sidecar) => {
+      try {
+        return (await bucket.file(sidecar).download())[0].toString('latin1')
+      } catch (err) {
+        if (gcsStatus(err) !== 404) throw mapGcsError(err, { action: 'read of the digest sidecar', where: `gs://${bucket.name}/${sidecar}` })
         log('the digest sidecar %s is missing', sidecar)
         return undefined
       }
-      throw mapGcsError(err, { action: 'read of the digest sidecar', where: `gs://${bucket.name}/${sidecar}` })
-    }
-  }
-
-  /**
-   * Deletes the digest sidecars older than `olderThanMs` whose object is gone or is another write's (replaced,
-   * deleted, or an upload that failed). A listing of `digests/` and a metadata lookup per sidecar: only objects of
-   * resumable uploads have one. (Unfinished resumable sessions cannot be listed; they expire on their own.)
-   */
-  protected override async removeLeftovers(olderThanMs: number, options: IoOptions = {}): Promise<number> {
-    const cutoff = Date.now() - olderThanMs
-    const prefix = this.#name(DIGESTS_PREFIX)
-    const orphans: string[] = []
-    let pageToken: string | undefined
-    do {
-      throwIfAborted(options.signal)
-      let files: File[]
-      let next: { pageToken?: string } | null | undefined
-      try {
-        ;[files, next] = (await this.#bucket.getFiles({
-          prefix,
-          autoPaginate: false,
-          maxResults: LIST_PAGE_SIZE,
-          fields: 'items(name,timeCreated),nextPageToken',
-          ...(pageToken !== undefined ? { pageToken } : {}),
-        })) as unknown as [File[], { pageToken?: string } | null]
-      } catch (err) {
-        if (gcsStatus(err) === 404) return 0
-        throw this.#error(err, 'listing of', DIGESTS_PREFIX, 'bucket')
-      }
-      await forEachConcurrent(files, this.concurrency, async (sidecar) => {
-        // Raw listing items (see listObjects), or File objects.
-        const created = Date.parse(String((sidecar as unknown as { timeCreated?: unknown }).timeCreated ?? sidecar.metadata?.timeCreated ?? ''))
-        if (!(created <= cutoff)) return
-        const name = sidecar.name.slice(prefix.length)
-        const at = name.lastIndexOf('~')
-        if (at < 0) return
-        const owner = await this.#metadata(name.slice(0, at)).catch(() => undefined)
-        if (owner?.metadata?.[META_DIGEST_SIDECAR] !== sidecar.name) orphans.push(sidecar.name)
-      })
-      pageToken = next?.pageToken
-    } while (pageToken !== undefined && pageToken !== '')
-    await forEachConcurrent(orphans, this.concurrency, (name) => this.#bucket.file(name).delete({ ignoreNotFound: true }).then(() => {}))
-    return orphans.length
-  }
-
-  /**
-   * The body of a media GET as a Node stream. fetch's body fails with undici's own errors (`TypeError: terminated`
-   * when the connection closes mid-body): they are mapped, as every error the store gives out. An abort of the
-   * caller's signal while the body flows ends it; closing the body ends the request.
-   */
-  #media(key: string, response: Response, controller: AbortController, signal: AbortSignal | undefined): Readable {
-    const media = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>)
-    const body = new PassThrough({ highWaterMark: 256 * 1024 })
-    media.on('error', (err) => body.destroy(signal?.aborted ? new AbortedError({ cause: signal.reason }) : this.#error(err, 'read of', key)))
-    const onAbort = (): void => controller.abort(signal?.reason)
-    signal?.addEventListener('abort', onAbort, { once: true })
-    if (signal?.aborted) onAbort()
-    body.once('close', () => {
-      signal?.removeEventListener('abort', onAbort)
-      media.destroy()
-      controller.abort()
     })
-    media.pipe(body)
-    return body
   }
 
   /**
-   * GETs the media with bounded retries before any byte flows; resolves once the status is 200 (206 for the rest
-   * of a generation from `range.offset`).
+   * Deletes the orphan digest sidecars older than `olderThanMs` (see removeOrphanSidecars): a metadata lookup per
+   * sidecar. (Unfinished resumable sessions cannot be listed; they expire on their own.)
    */
-  async #fetchMedia(
-    key: string,
-    signal: AbortSignal | undefined,
-    range?: { offset: number; generation: string },
-  ): Promise<{ response: Response; controller: AbortController }> {
-    const url =
-      `${this.#storage.baseUrl}/b/${encodeURIComponent(this.bucketName)}/o/${encodeURIComponent(this.#name(key))}?alt=media` +
-      (range !== undefined ? `&generation=${range.generation}` : '')
-    const auth = {
-      ...(await this.#authHeaders()),
-      ...(range !== undefined ? { range: `bytes=${range.offset}-` } : {}),
-    }
-    for (let attempt = 1; ; attempt++) {
-      const controller = new AbortController()
-      const onAbort = (): void => controller.abort(signal?.reason)
-      signal?.addEventListener('abort', onAbort, { once: true })
-      let response: Response | undefined
-      let failure: unknown
-      try {
-        response = await fetch(url, {
-          headers: { ...auth, 'accept-encoding': 'identity', 'cache-control': 'no-store' },
-          signal: controller.signal,
-        })
-      } catch (err) {
-        failure = err
-      } finally {
-        signal?.removeEventListener('abort', onAbort)
-      }
-      if (signal?.aborted) {
-        controller.abort()
-        throw new AbortedError({ cause: signal.reason })
-      }
-      const expected = range === undefined ? 200 : 206
-      if (response !== undefined && response.status === expected && response.body !== null) return { response, controller }
-      const status = response?.status
-      let detail: unknown = failure
-      if (response !== undefined) {
-        const text = await response.text().catch(() => '')
-        let parsed: unknown
-        try {
-          parsed = JSON.parse(text)
-        } catch {
-          parsed = undefined
-        }
-        const error = (parsed as { error?: { message?: unknown; errors?: unknown } } | undefined)?.error
-        detail = {
-          code: status,
-          message: typeof error?.message === 'string' ? error.message : text.slice(0, 200),
-          errors: error?.errors,
-        }
-      }
-      if (status === 404) {
-        // Media errors are plain text, with no reason: a metadata lookup (JSON, with one) proves the object missing.
-        // A ranged read is of a pinned generation: its 404 is mapped as it is (the generation went: not proven
-        // absent unless the reason says so).
-        if (isGcsNotFound(detail) || range !== undefined) throw this.#error(detail, 'read of', key)
-        if ((await this.#metadata(key)) === undefined) throw new ObjectNotFoundError(key, { cause: sanitize(detail) })
-        // It exists now (created since the GET): read again, within the attempts.
-        if (attempt >= GET_ATTEMPTS) throw this.#error(detail, 'read of', key, 'object')
-        continue
-      }
-      const retryable = status === undefined || status === 408 || status === 429 || status >= 500
-      if (!retryable || attempt >= GET_ATTEMPTS) throw this.#error(detail, 'read of', key, 'object')
-      await sleep(100 * 2 ** attempt * (0.5 + Math.random() / 2), signal)
-    }
+  protected override removeLeftovers(olderThanMs: number, options: IoOptions = {}): Promise<number> {
+    const prefix = this.#name(DIGESTS_PREFIX)
+    return removeOrphanSidecars({
+      sidecars: mapConcurrent(this.#listRaw(prefix, 'timeCreated', options.signal), 1, async (item) => ({
+        name: item.name,
+        created: Date.parse(String(item.timeCreated ?? '')),
+      })),
+      prefix,
+      cutoff: Date.now() - olderThanMs,
+      // A lookup that fails counts as no object: the sidecar goes.
+      namedBy: async (key) => (await this.#metadata(key).catch(() => undefined))?.metadata?.[META_DIGEST_SIDECAR] as string | undefined,
+      deleteNames: (names) => forEachConcurrent(names, this.concurrency, (name) => this.#bucket.file(name).delete({ ignoreNotFound: true }).then(() => {})),
+      concurrency: this.concurrency,
+    })
   }
 
   // ---------------------------------------------------------------- listing and deletes
 
   protected override async deleteObjects(keyList: readonly string[], options: IoOptions = {}): Promise<void> {
     // The JSON API's batch endpoint is not in the Node.js SDK: single deletes, many in flight.
-    await forEachConcurrent(keyList, this.concurrency, async (key) => {
-      throwIfAborted(options.signal)
-      try {
-        // Not the SDK's ignoreNotFound: it ignores any 404, whatever the reason.
-        await this.#bucket.file(this.#name(key)).delete()
-      } catch (err) {
-        if (isGcsNotFound(err)) return // no such object, or no bucket: nothing to delete
-        throw this.#error(err, 'delete of', key, 'bucket')
-      }
-    })
+    await forEachConcurrent(keyList, this.concurrency, (key) => this.#delete(this.#name(key), options.signal))
+  }
+
+  /** Deletes one object by its name in the bucket; a missing one (or bucket) is fine. */
+  async #delete(name: string, signal: AbortSignal | undefined): Promise<void> {
+    throwIfAborted(signal)
+    try {
+      // Not the SDK's ignoreNotFound: it ignores any 404, whatever the reason.
+      await this.#bucket.file(name).delete()
+    } catch (err) {
+      if (isGcsNotFound(err)) return // no such object, or no bucket: nothing to delete
+      throw this.#error(err, 'delete of', this.#relative(name), 'bucket')
+    }
   }
 
   protected override async *listObjects(prefix: string, options: IoOptions = {}): AsyncGenerator<ListedObject> {
-    const strip = this.prefix === '' ? 0 : this.prefix.length + 1
-    let pageToken: string | undefined
-    do {
-      throwIfAborted(options.signal)
-      let files: File[]
-      let next: { pageToken?: string } | null | undefined
-      try {
-        ;[files, next] = (await this.#bucket.getFiles({
-          prefix: this.#name(prefix),
-          autoPaginate: false,
-          maxResults: LIST_PAGE_SIZE,
-          fields: 'items(name,size),nextPageToken',
-          ...(pageToken !== undefined ? { pageToken } : {}),
-        })) as unknown as [File[], { pageToken?: string } | null]
-      } catch (err) {
-        if (isGcsNotFound(err)) return // no bucket: an empty store
-        throw this.#error(err, 'listing of', prefix, 'bucket')
-      }
-      for (const file of files) {
-        // With `fields`, the SDK hands out the listing's raw items (`size` on the item itself), not File objects.
-        const size = Number((file as unknown as { size?: unknown }).size ?? file.metadata?.size)
-        yield { key: file.name.slice(strip), ...(Number.isSafeInteger(size) ? { size } : {}) }
-      }
-      pageToken = next?.pageToken
-    } while (pageToken !== undefined && pageToken !== '')
+    for await (const item of this.#listRaw(this.#name(prefix), 'size', options.signal)) {
+      const size = Number(item.size)
+      yield { key: this.#relative(item.name), ...(Number.isSafeInteger(size) ? { size } : {}) }
+    }
+  }
+
+  /**
+   * The raw listing items (name and `field`) of every object under a bucket prefix; none when the bucket is
+   * missing. With `fields`, the SDK hands out the listing's items as they are, not File objects.
+   */
+  #listRaw(prefix: string, field: 'size' | 'timeCreated', signal: AbortSignal | undefined): AsyncGenerator<{ name: string } & Partial<Record<typeof field, unknown>>> {
+    type Item = { name: string } & Partial<Record<typeof field, unknown>>
+    return paginate<Item, string>(
+      async (pageToken) => {
+        try {
+          const [items, next] = (await this.#bucket.getFiles({
+            prefix,
+            autoPaginate: false,
+            maxResults: LIST_PAGE_SIZE,
+            fields: `items(name,${field}),nextPageToken`,
+            ...(pageToken !== undefined ? { pageToken } : {}),
+          })) as unknown as [Item[], { pageToken?: string } | null]
+          return { items, next: next?.pageToken }
+        } catch (err) {
+          if (isGcsNotFound(err)) return undefined // no bucket: an empty store
+          throw this.#error(err, 'listing of', this.#relative(prefix), 'bucket')
+        }
+      },
+      { signal },
+    )
   }
 
   protected override async destroyStorage(options: IoOptions = {}): Promise<void> {
-    // Only the store's own top-level entries: a store at the bucket's root must not take the stores under
+    // Only what the store owns (see ownedRoots): a store at the bucket's root must not take the stores under
     // prefixes of the same bucket with it. The bucket stays.
-    await this.deleteObjects([keys.config], options)
-    await Promise.all(
-      OWNED_PREFIXES.map((prefix) =>
-        forEachConcurrent(this.listObjects(prefix, options), this.concurrency, (object) =>
-          this.deleteObjects([object.key], options),
-        ),
-      ),
-    )
+    const names = ownedNames(this.#name(''), [DIGESTS_PREFIX], (prefix) => this.#listRaw(prefix, 'size', options.signal))
+    await deleteListed(names, ([name]) => this.#delete(name as string, options.signal), { batchSize: 1, concurrency: this.concurrency })
   }
 
   // ---------------------------------------------------------------- URLs

@@ -20,21 +20,17 @@
  * - Version token: the ETag.
  */
 import { randomUUID } from 'node:crypto'
-import { PassThrough, pipeline, Readable, Transform, type TransformCallback } from 'node:stream'
+import { Readable } from 'node:stream'
 import { debuglog } from 'node:util'
-import { crc32 } from 'node:zlib'
 import {
-  AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CopyObjectCommand,
-  CreateBucketCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
-  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -46,13 +42,15 @@ import {
 } from '@aws-sdk/client-s3'
 import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '../../src/abstract-job-store.js'
 import type { ConditionalWriteProofTarget } from '../../src/conditional-write-proof.js'
-import { chunk, forEachConcurrent, sleep, throwIfAborted } from '../../src/concurrency.js'
-import { IntegrityError, InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
-import { checkLocatorPrefix, keys } from '../../src/ids.js'
+import { chunk, forEachConcurrent, mapConcurrent, throwIfAborted } from '../../src/concurrency.js'
+import { InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
+import { deleteListed, isOwned, ownedNames, ownedRoots } from '../../src/layout.js'
+import { DIGEST_METADATA, DIGESTS_PREFIX, digestFromMetadata, removeOrphanSidecars, sidecarKey } from '../../src/digest-sidecars.js'
+import { paginate } from '../../src/pagination.js'
 import { copyObject, CopySourceChangedError, type CopySink } from '../../src/copies.js'
-import { resumableRead } from '../../src/resumable-read.js'
+import { rangedRead } from '../../src/ranged-reads.js'
 import { uploadBody, type UploadedBody, type UploadPart, type UploadSink } from '../../src/uploads.js'
-import { isFileDigest, readToBuffer } from '../../src/streams.js'
+import { digestBase64, isFileDigest, readToBuffer } from '../../src/streams.js'
 import {
   objectReadOf,
   ObjectNotFoundError,
@@ -75,6 +73,13 @@ import {
   retryRequestTimeouts,
   wrapS3Error,
 } from './errors.js'
+import { abortUpload, headers, headersByGet, pendingUploads, send, type ObjectHeaders, type PendingUpload } from './calls.js'
+import { clientConfigOf, createBucket, regionOf, s3Environment } from './client.js'
+import { parseS3Locator } from './locator.js'
+import { presignGet } from './presign.js'
+
+export { checkBucketName, parseS3Locator, type S3Locator } from './locator.js'
+export type { PendingUpload } from './calls.js'
 
 const log = debuglog('jobstore:s3')
 
@@ -95,7 +100,6 @@ const DELETE_BATCH = 1000
 const SMALL_READ_BYTES = 256 * 1024
 /** SigV4 presigned URLs live at most 7 days. */
 const MAX_PRESIGN_SECONDS = 7 * 24 * 3600
-const DEFAULT_REGION = 'us-east-1'
 /** User metadata (`x-amz-meta-…`): the executable flag, and a random ID per write to recognise our own writes. */
 const META_EXECUTABLE = 'jobstore-executable'
 const META_WRITE_ID = 'jobstore-write'
@@ -106,65 +110,8 @@ function writeTokenOf(metadata: Record<string, string> | undefined): { writeToke
   return token !== undefined ? { writeToken: token } : {}
 }
 /** The core's digest of the object (base64 CRC32, see FILE_DIGEST_ALGORITHM), or, for a multipart upload, the full key of its sidecar. */
-const META_DIGEST = 'jobstore-crc32'
-const META_DIGEST_SIDECAR = 'jobstore-crc32-sidecar'
-/** Where multipart uploads keep their digest sidecars, under the store's prefix (see the module's TSDoc). */
-const DIGESTS_PREFIX = 'digests/'
-
-// ------------------------------------------------------------------------------------------------ locators
-
-/** What an S3 locator names. */
-export interface S3Locator {
-  readonly bucket: string
-  /** Store prefix without leading or trailing `/`; empty for a store at the bucket's root. */
-  readonly prefix: string
-  /** Region given by the locator (`aws:region:bucket`), if any. */
-  readonly region?: string
-}
-
-const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/
-const REGION_NAME = /^[a-z]{2}(-[a-z0-9]+)+-\d+$/
-
-/** Throws {@link InvalidArgumentError} unless `bucket` is a valid S3 bucket name. */
-export function checkBucketName(bucket: string, locator: string): string {
-  if (
-    !BUCKET_NAME.test(bucket) ||
-    bucket.includes('..') ||
-    bucket.includes('.-') ||
-    bucket.includes('-.') ||
-    /^\d+\.\d+\.\d+\.\d+$/.test(bucket)
-  ) {
-    throw new InvalidArgumentError(
-      `invalid bucket name ${JSON.stringify(bucket)} in locator ${locator}: 3 to 63 characters of [a-z0-9.-], ` +
-        'starting and ending with a letter or digit',
-    )
-  }
-  return bucket
-}
-
-/**
- * Parses `s3://bucket[/prefix]` or Toil's `aws:region:bucket` (a bucket in that region, no prefix). The prefix is
- * made of plain `[A-Za-z0-9._-]` segments, so it never yields `//`, `.`/`..` segments or a leading `/`.
- */
-export function parseS3Locator(locator: string): S3Locator {
-  if (typeof locator !== 'string') throw new InvalidArgumentError('the S3 locator must be a string')
-  const s3 = /^s3:\/\/([^/]*)(\/.*)?$/is.exec(locator)
-  if (s3 !== null) {
-    const bucket = checkBucketName(s3[1] ?? '', locator)
-    const rest = s3[2] ?? ''
-    if (rest.startsWith('//')) throw new InvalidArgumentError(`invalid S3 locator ${locator}: empty prefix segment`)
-    return { bucket, prefix: checkLocatorPrefix(rest, locator) }
-  }
-  const aws = /^aws:([^:]*):([^:]*)$/i.exec(locator)
-  if (aws !== null) {
-    const region = aws[1] ?? ''
-    if (!REGION_NAME.test(region)) {
-      throw new InvalidArgumentError(`invalid region ${JSON.stringify(region)} in locator ${locator} (e.g. us-west-2)`)
-    }
-    return { bucket: checkBucketName(aws[2] ?? '', locator), prefix: '', region }
-  }
-  throw new InvalidArgumentError(`invalid S3 locator ${JSON.stringify(locator)}: use s3://bucket[/prefix] or aws:region:bucket`)
-}
+const META_DIGEST = DIGEST_METADATA.digest
+const META_DIGEST_SIDECAR = DIGEST_METADATA.sidecar
 
 // ------------------------------------------------------------------------------------------------ the store
 
@@ -191,18 +138,8 @@ export interface S3JobStoreOptions extends JobStoreOptions {
   readonly multipartCopyThreshold?: number
 }
 
-/** One multipart upload in progress under a store. */
-export interface PendingUpload {
-  /** Full object key in the bucket. */
-  readonly key: string
-  readonly uploadId: string
-  readonly initiated: Date | undefined
-}
-
 /** A job store in an S3 bucket, optionally under a prefix. */
 
-/** The headers of an object the store reads: from a HeadObject, or from a GetObject whose body is dropped. */
-type ObjectHeaders = { ContentLength?: number; ETag?: string; Metadata?: Record<string, string> }
 export class S3JobStore extends AbstractJobStore {
   /** The bucket. */
   readonly bucket: string
@@ -215,6 +152,10 @@ export class S3JobStore extends AbstractJobStore {
   readonly #uploadConcurrency: number
   readonly #copyThreshold: number
   readonly #env: Record<string, string>
+  /** The store's prefix in the bucket as key names start with it: empty, or ending in `/`. */
+  readonly #namePrefix: string
+  /** What the store owns in the bucket (see ownedRoots). */
+  readonly #roots: readonly string[]
   #presignClient: Promise<S3Client> | undefined
 
   constructor(locator: string, options: S3JobStoreOptions = {}) {
@@ -222,6 +163,8 @@ export class S3JobStore extends AbstractJobStore {
     const parsed = parseS3Locator(locator)
     this.bucket = parsed.bucket
     this.prefix = parsed.prefix
+    this.#namePrefix = this.prefix === '' ? '' : `${this.prefix}/`
+    this.#roots = ownedRoots(this.#namePrefix, [DIGESTS_PREFIX])
     this.#partSize = options.partSize ?? DEFAULT_PART_SIZE
     if (!Number.isInteger(this.#partSize) || this.#partSize < MIN_PART_SIZE || this.#partSize > MAX_PART_SIZE) {
       throw new InvalidArgumentError(`partSize must be an integer from 5 MiB to 5 GiB, got ${options.partSize}`)
@@ -234,22 +177,8 @@ export class S3JobStore extends AbstractJobStore {
     if (!Number.isInteger(this.#copyThreshold) || this.#copyThreshold < MIN_PART_SIZE || this.#copyThreshold > MAX_SINGLE_COPY) {
       throw new InvalidArgumentError(`multipartCopyThreshold must be an integer from 5 MiB to 5 GiB, got ${options.multipartCopyThreshold}`)
     }
-    this.#env = {}
-    for (const name of ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL', 'AWS_REGION']) {
-      const value = process.env[name]
-      if (value !== undefined && value !== '') this.#env[name] = value
-    }
-    const endpoint = this.#env['AWS_ENDPOINT_URL_S3'] ?? this.#env['AWS_ENDPOINT_URL']
-    const overrides = options.clientConfig ?? {}
-    this.#customEndpoint = endpoint !== undefined || overrides.endpoint !== undefined
-    this.#clientConfig = {
-      region: parsed.region ?? defaultRegionProvider(),
-      // With `Expect: 100-continue` the SDK opens a new connection per request; parts would never reuse one.
-      expectContinueHeader: false,
-      ...(endpoint !== undefined ? { endpoint } : {}),
-      ...(this.#customEndpoint ? { forcePathStyle: true } : { followRegionRedirects: true }),
-      ...overrides,
-    }
+    this.#env = s3Environment()
+    ;({ config: this.#clientConfig, customEndpoint: this.#customEndpoint } = clientConfigOf(parsed.region, this.#env, options.clientConfig))
     this.#client = new S3Client(this.#clientConfig)
     retryRequestTimeouts(this.#client)
   }
@@ -272,15 +201,6 @@ export class S3JobStore extends AbstractJobStore {
     return this.prefix === '' ? fullKey : fullKey.slice(this.prefix.length + 1)
   }
 
-  /** The store's roots in the bucket: its prefix, or (a store at the bucket's root) the entries of its layout. */
-  #roots(): string[] {
-    return this.prefix === '' ? ROOT_ENTRIES : [`${this.prefix}/`]
-  }
-
-  #owns(fullKey: string): boolean {
-    return this.#roots().some((root) => (root.endsWith('/') ? fullKey.startsWith(root) : fullKey === root))
-  }
-
   async #send<Output>(
     command: { readonly input: object },
     what: string,
@@ -294,69 +214,30 @@ export class S3JobStore extends AbstractJobStore {
   }
 
   /** Sends without wrapping errors (for callers that look at them). */
-  async #sendRaw<Output>(command: { readonly input: object }, signal: AbortSignal | undefined): Promise<Output> {
-    return (await this.#client.send(command as never, signal ? { abortSignal: signal } : {})) as Output
+  #sendRaw<Output>(command: { readonly input: object }, signal: AbortSignal | undefined): Promise<Output> {
+    return send<Output>(this.#client, command, signal)
   }
 
   // ---------------------------------------------------------------------------------------------- lifecycle
 
   protected override async createStorage(options: IoOptions = {}): Promise<void> {
-    const signal = options.signal
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.#sendRaw(new HeadBucketCommand({ Bucket: this.bucket }), signal)
-        return
-      } catch (err) {
-        // A 404 without a code goes on to CreateBucket, whose answer has a body and decides.
-        if (headNotFound(err) === undefined) throw wrapS3Error(err, `HeadBucket s3://${this.bucket}`, signal)
-      }
-      const region = await this.#region()
-      try {
-        await this.#sendRaw(
-          new CreateBucketCommand({
-            Bucket: this.bucket,
-            ...(region !== DEFAULT_REGION ? { CreateBucketConfiguration: { LocationConstraint: region as never } } : {}),
-          }),
-          signal,
-        )
-        return
-      } catch (err) {
-        const code = errorCode(err)
-        // Another process created it meanwhile.
-        if (code === 'BucketAlreadyOwnedByYou') return
-        if (code === 'BucketAlreadyExists') {
-          throw new JobStoreError(`the bucket ${this.bucket} exists and belongs to another account`, { cause: err })
-        }
-        // A concurrent creation still in progress: look again shortly.
-        if (code === 'OperationAborted' && attempt < 10) {
-          await sleep(200 * (attempt + 1), signal)
-          continue
-        }
-        throw wrapS3Error(err, `CreateBucket s3://${this.bucket}`, signal)
-      }
-    }
+    await createBucket(this.#client, this.bucket, options.signal)
   }
 
-  async #region(): Promise<string> {
-    const region = this.#client.config.region
-    return typeof region === 'function' ? await region() : String(region)
+  #region(): Promise<string> {
+    return regionOf(this.#client)
   }
 
   protected override async destroyStorage(options: IoOptions = {}): Promise<void> {
     const signal = options.signal
     await Promise.all([
       this.#abortUploads(() => true, signal),
-      forEachConcurrent(batches(this.#listRoots(signal), DELETE_BATCH), this.concurrency, (batch) =>
-        this.#deleteBatch(batch, signal),
+      deleteListed(
+        ownedNames(this.#namePrefix, [DIGESTS_PREFIX], (prefix) => this.#listRaw(prefix, signal)),
+        (batch) => this.#deleteBatch(batch, signal),
+        { batchSize: DELETE_BATCH, concurrency: this.concurrency },
       ),
     ])
-  }
-
-  async *#listRoots(signal: AbortSignal | undefined): AsyncGenerator<string> {
-    for (const root of this.#roots()) {
-      if (!root.endsWith('/')) yield root
-      else for await (const object of this.#listRaw(root, signal)) yield object.key
-    }
   }
 
   /** Every file's digest is in its metadata or a sidecar (see the module's TSDoc). */
@@ -424,7 +305,7 @@ export class S3JobStore extends AbstractJobStore {
         return this.#complete(write, uploadId as string, parts, body, signal)
       },
       abort: async (failure) => {
-        if (uploadId !== undefined) await this.#abortUpload(write.fullKey, uploadId, { quiet: true })
+        if (uploadId !== undefined) await abortUpload(this.#client, this.bucket, write.fullKey, uploadId, { quiet: true })
         // A commit that may have landed (the core settles it by the write token) keeps its sidecar: the object may
         // name it. If the object is not this write's after all, clean() removes the orphan.
         const mayHaveLanded =
@@ -467,7 +348,7 @@ export class S3JobStore extends AbstractJobStore {
           Body: data,
           ContentLength: data.length,
           ContentType: 'application/octet-stream',
-          ChecksumCRC32: crc32Base64(crc32(data)),
+          ChecksumCRC32: digestBase64('crc32', data),
           // The whole body is here: its digest is known (for a stream, it ended within one part).
           Metadata: write.options.digest !== undefined ? { ...write.metadata, [META_DIGEST]: write.options.digest() } : write.metadata,
           ...conditions(write.options),
@@ -525,7 +406,7 @@ export class S3JobStore extends AbstractJobStore {
 
   /** The full key of the digest sidecar of a multipart write: named by the write's ID, so writers never share one. */
   #sidecarKey(write: Write): string {
-    return this.#full(`${DIGESTS_PREFIX}${write.key}~${write.metadata[META_WRITE_ID]}`)
+    return this.#full(sidecarKey(write.key, write.metadata[META_WRITE_ID] as string))
   }
 
   /** Puts the digest sidecar of a multipart write; returns its full key. */
@@ -533,34 +414,25 @@ export class S3JobStore extends AbstractJobStore {
     const fullKey = this.#sidecarKey(write)
     const body = Buffer.from(digest)
     await this.#send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: fullKey, Body: body, ContentLength: body.length, ChecksumCRC32: crc32Base64(crc32(body)) }),
+      new PutObjectCommand({ Bucket: this.bucket, Key: fullKey, Body: body, ContentLength: body.length, ChecksumCRC32: digestBase64('crc32', body) }),
       `PutObject ${this.#url(fullKey)}`,
       signal,
     )
     return fullKey
   }
 
-  /**
-   * The core's digest of an object, from its metadata: there, or in the sidecar the metadata names (in `bucket`).
-   * Undefined when it has none, or its sidecar is gone (the core then reports the file as stored without one).
-   */
-  async #digestOf(bucket: string, metadata: Record<string, string> | undefined, signal: AbortSignal | undefined): Promise<string | undefined> {
-    const inline = metadata?.[META_DIGEST]
-    if (inline !== undefined) return isFileDigest(inline) ? inline : undefined
-    const sidecar = metadata?.[META_DIGEST_SIDECAR]
-    if (sidecar === undefined) return undefined
-    try {
-      const out = await this.#sendRaw<{ Body?: unknown }>(new GetObjectCommand({ Bucket: bucket, Key: sidecar }), signal)
-      if (!(out.Body instanceof Readable)) return undefined
-      const digest = (await readToBuffer(out.Body)).toString('latin1')
-      return isFileDigest(digest) ? digest : undefined
-    } catch (err) {
-      if (isNotFound(err)) {
+  /** The core's digest of an object, from its metadata (see digestFromMetadata), its sidecar in `bucket`. */
+  #digestOf(bucket: string, metadata: Record<string, string> | undefined, signal: AbortSignal | undefined): Promise<string | undefined> {
+    return digestFromMetadata(metadata, async (sidecar) => {
+      try {
+        const out = await this.#sendRaw<{ Body?: unknown }>(new GetObjectCommand({ Bucket: bucket, Key: sidecar }), signal)
+        return out.Body instanceof Readable ? (await readToBuffer(out.Body)).toString('latin1') : undefined
+      } catch (err) {
+        if (!isNotFound(err)) throw wrapS3Error(err, `GetObject s3://${bucket}/${sidecar}`, signal)
         log('the digest sidecar %s is missing', sidecar)
         return undefined
       }
-      throw wrapS3Error(err, `GetObject s3://${bucket}/${sidecar}`, signal)
-    }
+    })
   }
 
   /**
@@ -650,27 +522,6 @@ export class S3JobStore extends AbstractJobStore {
     return etag
   }
 
-  /**
-   * Aborts an upload; false if it was gone already. `quiet` (cleaning up after a failed write): a failure is
-   * logged, never thrown over the write's own error; removeLeftovers gets the upload later.
-   */
-  async #abortUpload(
-    fullKey: string,
-    uploadId: string,
-    options: { quiet?: boolean; signal?: AbortSignal | undefined },
-  ): Promise<boolean> {
-    try {
-      // Not under the write's signal: a write aborted by it must still abort its upload.
-      await this.#sendRaw(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: fullKey, UploadId: uploadId }), options.signal)
-      return true
-    } catch (err) {
-      if (isNoSuchUpload(err)) return false
-      if (!options.quiet) throw wrapS3Error(err, `AbortMultipartUpload ${this.#url(fullKey)}`, options.signal)
-      log('cannot abort the multipart upload %s of %s: %s', uploadId, fullKey, errorCode(err))
-      return false
-    }
-  }
-
   // ---------------------------------------------------------------------------------------------- reads
 
   protected override async getObject(key: string, options: IoOptions = {}): Promise<ObjectRead> {
@@ -697,27 +548,24 @@ export class S3JobStore extends AbstractJobStore {
       throw new JobStoreError(`S3 GetObject ${this.#url(fullKey)}: incomplete answer (no body, length or ETag)`)
     }
     // A body cut mid-way is resumed with ranged GETs of the same ETag. The SDK checks the stored CRC32 of a
-    // whole body only: when the object has a full-object CRC32, it is checked here too, over all the bytes.
+    // whole body only: a full-object CRC32 goes to the core, which checks it over all the bytes (when the object
+    // has no digest of the core's).
     const what = `GetObject ${this.#url(fullKey)}`
-    const resumed = resumableRead(guardBody(body, what), {
+    const resumed = rangedRead(body, {
       size: out.ContentLength,
-      what: this.#url(fullKey),
+      what: `S3 ${what}`,
       signal,
-      reopen: async (offset) => {
-        try {
-          const rest = await this.#sendRaw<{ Body?: unknown }>(
-            new GetObjectCommand({ Bucket: this.bucket, Key: fullKey, Range: `bytes=${offset}-`, IfMatch: etag }),
-            signal,
-          )
-          if (!(rest.Body instanceof Readable)) throw new JobStoreError(`S3 ${what}: no body in the answer`)
-          return guardBody(rest.Body, what)
-        } catch (err) {
-          if (isPreconditionFailed(err) || isNotFound(err)) {
-            throw new JobStoreError(`S3 ${what}: the object was replaced or deleted while it was read`, { cause: err })
-          }
-          throw wrapS3Error(err, `${what} (resuming at byte ${offset})`, signal)
-        }
+      openRange: async (offset) => {
+        const rest = await this.#sendRaw<{ Body?: unknown }>(
+          new GetObjectCommand({ Bucket: this.bucket, Key: fullKey, Range: `bytes=${offset}-`, IfMatch: etag }),
+          signal,
+        )
+        if (!(rest.Body instanceof Readable)) throw new JobStoreError(`S3 ${what}: no body in the answer`)
+        return rest.Body
       },
+      versionGone: (err) => isPreconditionFailed(err) || isNotFound(err),
+      mapError: (err, offset) =>
+        offset === undefined ? wrapS3Error(err, what) : wrapS3Error(err, `${what} (resuming at byte ${offset})`, signal),
     })
     const crc = out.ChecksumType === 'FULL_OBJECT' ? out.ChecksumCRC32 : undefined
     let digest: string | undefined
@@ -735,18 +583,11 @@ export class S3JobStore extends AbstractJobStore {
       ...writeTokenOf(out.Metadata),
       ...(digest !== undefined ? { digest } : {}),
     }
-    if (out.ContentLength <= SMALL_READ_BYTES) {
-      // Jobs, stats, small files: read whole here and checked once, handed to the core as bytes; no stream
-      // layers per read for the core to drain.
-      const data = await readToBuffer(resumed)
-      // The core checks its own digest, when the object has one: then not twice.
-      if (crc !== undefined && digest === undefined && crc32Base64(crc32(data)) !== crc) {
-        throw new IntegrityError(`${this.#url(fullKey)}: the bytes read do not match the CRC32 S3 stored`)
-      }
-      return objectReadOf(info, data)
-    }
-    const checkCrc = crc !== undefined && digest === undefined
-    return { ...info, body: checkCrc ? pipeline(resumed, new Crc32Check(crc, this.#url(fullKey)), () => {}) : resumed }
+    const checksum = crc !== undefined ? { algorithm: 'crc32', digest: crc } : undefined
+    // Jobs, stats, small files: read whole here and handed to the core as bytes; no stream layers per read for
+    // the core to drain.
+    if (out.ContentLength <= SMALL_READ_BYTES) return objectReadOf(info, await readToBuffer(resumed), checksum)
+    return { ...info, body: resumed, ...(checksum !== undefined ? { checksum } : {}) }
   }
 
   protected override async headObject(key: string, options: IoOptions = {}): Promise<ObjectInfo | undefined> {
@@ -757,71 +598,38 @@ export class S3JobStore extends AbstractJobStore {
     return { key, size: out.ContentLength ?? 0, version: out.ETag, executable: out.Metadata?.[META_EXECUTABLE] === '1', ...writeTokenOf(out.Metadata) }
   }
 
-  /**
-   * The headers of the object at `fullKey` (a HEAD), or undefined when the service's coded answer says it is absent.
-   * A 404 without a code proves nothing: a GET's answer decides, and if the key is there (made meanwhile, or a HEAD
-   * the server answered wrongly), the GET's headers are the metadata.
-   */
-  async #headers(fullKey: string, signal: AbortSignal | undefined): Promise<ObjectHeaders | undefined> {
-    try {
-      return await this.#sendRaw<ObjectHeaders>(new HeadObjectCommand({ Bucket: this.bucket, Key: fullKey }), signal)
-    } catch (err) {
-      const missing = headNotFound(err)
-      if (missing === 'absent') return undefined
-      if (missing === undefined) throw wrapS3Error(err, `HeadObject ${this.#url(fullKey)}`, signal)
-      return this.#headersByGet(this.bucket, fullKey, signal)
-    }
-  }
-
-  /**
-   * Whether a key exists, by a GET: the proof a HEAD's 404 lacks (AWS S3 sends no error code with it), as a GET's
-   * error answer has a body with the code. Only asked after such a 404; the body of a key that exists is dropped.
-   */
-  async #existsByGet(bucket: string, fullKey: string, signal: AbortSignal | undefined): Promise<boolean> {
-    return (await this.#headersByGet(bucket, fullKey, signal)) !== undefined
-  }
-
-  /** The object's headers from a GET (its body dropped), or undefined when the GET's coded answer says it is absent. */
-  async #headersByGet(bucket: string, fullKey: string, signal: AbortSignal | undefined): Promise<ObjectHeaders | undefined> {
-    try {
-      const out = await this.#sendRaw<ObjectHeaders & { Body?: unknown }>(new GetObjectCommand({ Bucket: bucket, Key: fullKey }), signal)
-      if (out.Body instanceof Readable) out.Body.destroy()
-      return out
-    } catch (err) {
-      if (isNotFound(err)) return undefined
-      throw wrapS3Error(err, `GetObject s3://${bucket}/${fullKey} (after a HEAD answered 404 without an error code)`, signal)
-    }
+  /** The headers of the object at `fullKey`, undefined when it is absent (see headers: a HEAD's 404 proves nothing). */
+  #headers(fullKey: string, signal: AbortSignal | undefined): Promise<ObjectHeaders | undefined> {
+    return headers(this.#client, this.bucket, fullKey, signal)
   }
 
   protected override async *listObjects(prefix: string, options: IoOptions = {}): AsyncGenerator<ListedObject> {
     for await (const object of this.#listRaw(this.#full(prefix), options.signal)) {
-      yield { ...object, key: this.#relative(object.key) }
+      yield { key: this.#relative(object.key), ...(object.size !== undefined ? { size: object.size } : {}) }
     }
   }
 
-  /** Every object under a bucket prefix, one page fetched ahead. A missing bucket has none. */
-  async *#listRaw(prefix: string, signal: AbortSignal | undefined): AsyncGenerator<ListedObject> {
-    const fetchPage = async (token: string | undefined): Promise<ListObjectsV2CommandOutput | undefined> => {
-      try {
-        return await this.#sendRaw<ListObjectsV2CommandOutput>(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ...(token !== undefined ? { ContinuationToken: token } : {}) }),
-          signal,
+  /** Every object under a bucket prefix (full keys), one page fetched ahead. A missing bucket has none. */
+  #listRaw(prefix: string, signal: AbortSignal | undefined): AsyncGenerator<{ key: string; size?: number; modified?: Date }> {
+    return paginate(
+      async (token: string | undefined) => {
+        let out: ListObjectsV2CommandOutput
+        try {
+          out = await this.#sendRaw<ListObjectsV2CommandOutput>(
+            new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ...(token !== undefined ? { ContinuationToken: token } : {}) }),
+            signal,
+          )
+        } catch (err) {
+          if (isNoSuchBucket(err)) return undefined
+          throw wrapS3Error(err, `ListObjectsV2 s3://${this.bucket}/${prefix}`, signal)
+        }
+        const items = (out.Contents ?? []).flatMap((o) =>
+          o.Key === undefined ? [] : [{ key: o.Key, ...(o.Size !== undefined ? { size: o.Size } : {}), ...(o.LastModified !== undefined ? { modified: o.LastModified } : {}) }],
         )
-      } catch (err) {
-        if (isNoSuchBucket(err)) return undefined
-        throw wrapS3Error(err, `ListObjectsV2 s3://${this.bucket}/${prefix}`, signal)
-      }
-    }
-    let page: Promise<ListObjectsV2CommandOutput | undefined> | undefined = fetchPage(undefined)
-    while (page !== undefined) {
-      const out: ListObjectsV2CommandOutput | undefined = await page
-      const token: string | undefined = out?.IsTruncated ? out.NextContinuationToken : undefined
-      page = token !== undefined ? fetchPage(token) : undefined
-      page?.catch(() => {}) // observed at the next turn; the consumer may stop before
-      for (const object of out?.Contents ?? []) {
-        if (object.Key !== undefined) yield { key: object.Key, ...(object.Size !== undefined ? { size: object.Size } : {}) }
-      }
-    }
+        return { items, next: out.IsTruncated ? out.NextContinuationToken : undefined }
+      },
+      { ahead: true },
+    )
   }
 
   // ---------------------------------------------------------------------------------------------- deletes
@@ -866,62 +674,15 @@ export class S3JobStore extends AbstractJobStore {
 
   // ---------------------------------------------------------------------------------------------- leftovers
 
-  /**
-   * The multipart uploads in progress under this store. S3 filters them by prefix; MinIO matches `Prefix` only
-   * against whole keys, so a prefixed listing that finds nothing is repeated unfiltered and filtered here.
-   */
-  async *pendingUploads(options: IoOptions = {}): AsyncGenerator<PendingUpload> {
-    const signal = options.signal
-    if (this.prefix !== '') {
-      let found = false
-      for await (const upload of this.#listUploads(`${this.prefix}/`, signal)) {
-        found = true
-        if (this.#owns(upload.key)) yield upload
-      }
-      if (found) return
-    }
-    for await (const upload of this.#listUploads(undefined, signal)) if (this.#owns(upload.key)) yield upload
-  }
-
-  async *#listUploads(prefix: string | undefined, signal: AbortSignal | undefined): AsyncGenerator<PendingUpload> {
-    let keyMarker: string | undefined
-    let uploadIdMarker: string | undefined
-    for (;;) {
-      let out: {
-        Uploads?: { Key?: string; UploadId?: string; Initiated?: Date }[]
-        IsTruncated?: boolean
-        NextKeyMarker?: string
-        NextUploadIdMarker?: string
-      }
-      try {
-        out = await this.#sendRaw(
-          new ListMultipartUploadsCommand({
-            Bucket: this.bucket,
-            ...(prefix !== undefined ? { Prefix: prefix } : {}),
-            ...(keyMarker !== undefined ? { KeyMarker: keyMarker } : {}),
-            ...(uploadIdMarker !== undefined ? { UploadIdMarker: uploadIdMarker } : {}),
-          }),
-          signal,
-        )
-      } catch (err) {
-        if (isNoSuchBucket(err)) return
-        throw wrapS3Error(err, `ListMultipartUploads s3://${this.bucket}/${prefix ?? ''}`, signal)
-      }
-      for (const upload of out.Uploads ?? []) {
-        if (upload.Key !== undefined && upload.UploadId !== undefined) {
-          yield { key: upload.Key, uploadId: upload.UploadId, initiated: upload.Initiated }
-        }
-      }
-      if (!out.IsTruncated || (out.NextKeyMarker === undefined && out.NextUploadIdMarker === undefined)) return
-      keyMarker = out.NextKeyMarker
-      uploadIdMarker = out.NextUploadIdMarker
-    }
+  /** The multipart uploads in progress under this store (see pendingUploads in ./calls.ts). */
+  pendingUploads(options: IoOptions = {}): AsyncGenerator<PendingUpload> {
+    return pendingUploads(this.#client, this.bucket, this.#namePrefix, (key) => isOwned(this.#roots, key), options.signal)
   }
 
   async #abortUploads(select: (upload: PendingUpload) => boolean, signal: AbortSignal | undefined): Promise<number> {
     let aborted = 0
     await forEachConcurrent(this.pendingUploads(signal ? { signal } : {}), this.concurrency, async (upload) => {
-      if (select(upload) && (await this.#abortUpload(upload.key, upload.uploadId, { signal }))) {
+      if (select(upload) && (await abortUpload(this.#client, this.bucket, upload.key, upload.uploadId, { signal }))) {
         aborted++
       }
     })
@@ -938,38 +699,17 @@ export class S3JobStore extends AbstractJobStore {
     return aborted + sidecars
   }
 
-  /**
-   * Deletes the digest sidecars older than `cutoff` whose object is gone or is another write's (replaced, deleted,
-   * or a write that failed before its commit). Costs a listing of `digests/` and a HEAD per sidecar: only
-   * multipart objects have one.
-   */
-  async #removeOrphanSidecars(cutoff: number, signal: AbortSignal | undefined): Promise<number> {
+  /** Deletes the orphan digest sidecars older than `cutoff` (see removeOrphanSidecars): a HEAD per sidecar. */
+  #removeOrphanSidecars(cutoff: number, signal: AbortSignal | undefined): Promise<number> {
     const prefix = this.#full(DIGESTS_PREFIX)
-    const orphans: string[] = []
-    let token: string | undefined
-    do {
-      let out: ListObjectsV2CommandOutput
-      try {
-        out = await this.#sendRaw<ListObjectsV2CommandOutput>(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ...(token !== undefined ? { ContinuationToken: token } : {}) }),
-          signal,
-        )
-      } catch (err) {
-        if (isNoSuchBucket(err)) return 0
-        throw wrapS3Error(err, `ListObjectsV2 s3://${this.bucket}/${prefix}`, signal)
-      }
-      await forEachConcurrent(out.Contents ?? [], this.concurrency, async (object) => {
-        if (object.Key === undefined || (object.LastModified?.getTime() ?? 0) > cutoff) return
-        const name = object.Key.slice(prefix.length)
-        const at = name.lastIndexOf('~')
-        if (at < 0) return
-        const metadata = (await this.#headers(this.#full(name.slice(0, at)), signal))?.Metadata
-        if (metadata?.[META_DIGEST_SIDECAR] !== object.Key) orphans.push(object.Key)
-      })
-      token = out.IsTruncated ? out.NextContinuationToken : undefined
-    } while (token !== undefined)
-    await forEachConcurrent(chunk(orphans, DELETE_BATCH), this.concurrency, (batch) => this.#deleteBatch(batch, signal))
-    return orphans.length
+    return removeOrphanSidecars({
+      sidecars: mapConcurrent(this.#listRaw(prefix, signal), 1, async (o) => ({ name: o.key, created: o.modified?.getTime() ?? 0 })),
+      prefix,
+      cutoff,
+      namedBy: async (key) => (await this.#headers(this.#full(key), signal))?.Metadata?.[META_DIGEST_SIDECAR],
+      deleteNames: (names) => forEachConcurrent(chunk(names, DELETE_BATCH), this.concurrency, (batch) => this.#deleteBatch(batch, signal)),
+      concurrency: this.concurrency,
+    })
   }
 
   // ---------------------------------------------------------------------------------------------- URLs
@@ -1080,7 +820,7 @@ export class S3JobStore extends AbstractJobStore {
           head = await this.#sendRaw(new HeadObjectCommand({ Bucket: sourceBucket, Key: sourceKey, ChecksumMode: 'ENABLED' }), signal)
         } catch (err) {
           const absent = headNotFound(err)
-          if (absent === 'absent' || (absent === 'unproven' && !(await this.#existsByGet(sourceBucket, sourceKey, signal)))) {
+          if (absent === 'absent' || (absent === 'unproven' && !((await headersByGet(this.#client, sourceBucket, sourceKey, signal)) !== undefined))) {
             throw missing(err)
           }
           throw wrapS3Error(err, `HeadObject ${source}`, signal)
@@ -1168,7 +908,7 @@ export class S3JobStore extends AbstractJobStore {
         return version
       },
       abort: async ({ write }) => {
-        if (uploadId !== undefined) await this.#abortUpload(write.fullKey, uploadId, { quiet: true })
+        if (uploadId !== undefined) await abortUpload(this.#client, this.bucket, write.fullKey, uploadId, { quiet: true })
         uploadId = undefined
       },
     }
@@ -1197,173 +937,9 @@ interface Write {
   readonly metadata: Record<string, string>
 }
 
-/**
- * The entries of the store layout at its root (`config.json`, `jobs/`, `files/`…), from the core's key layout: what
- * a store at a bucket's root owns, so that destroying it never touches other prefixes of the bucket.
- */
-const ROOT_ENTRIES: string[] = [
-  ...new Set([
-    ...(Object.values(keys) as unknown[])
-      .filter((value): value is string => typeof value === 'string')
-      .map((value) => (value.includes('/') ? value.slice(0, value.indexOf('/') + 1) : value)),
-    DIGESTS_PREFIX,
-  ]),
-]
-
-/** The SDK's region chain (AWS_REGION, profiles…), with us-east-1 when it has none; resolved once per store. */
-function defaultRegionProvider(): () => Promise<string> {
-  let region: Promise<string> | undefined
-  return () =>
-    (region ??= (async () => {
-      const probe = new S3Client({})
-      try {
-        return await probe.config.region()
-      } catch {
-        return DEFAULT_REGION
-      } finally {
-        probe.destroy()
-      }
-    })())
-}
-
 function conditions(options: PutOptions): { IfNoneMatch?: string; IfMatch?: string } {
   return {
     ...(options.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
     ...(options.ifMatch !== undefined ? { IfMatch: options.ifMatch } : {}),
   }
-}
-
-function crc32Base64(value: number): string {
-  const out = Buffer.alloc(4)
-  out.writeUInt32BE(value >>> 0)
-  return out.toString('base64')
-}
-
-/** Groups a stream of items into arrays of `size`. */
-async function* batches<T>(source: AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
-  let batch: T[] = []
-  for await (const item of source) {
-    batch.push(item)
-    if (batch.length >= size) {
-      yield batch
-      batch = []
-    }
-  }
-  if (batch.length > 0) yield batch
-}
-
-/** Checks the CRC32 of everything that goes through against the object's full-object CRC32 (base64). */
-class Crc32Check extends Transform {
-  #crc = 0
-  readonly #expected: string
-  readonly #what: string
-  constructor(expected: string, what: string) {
-    super({ highWaterMark: 256 * 1024 })
-    this.#expected = expected
-    this.#what = what
-  }
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#crc = crc32(chunk, this.#crc)
-    callback(null, chunk)
-  }
-  override _flush(callback: TransformCallback): void {
-    if (crc32Base64(this.#crc) !== this.#expected) {
-      return callback(new IntegrityError(`${this.#what}: the bytes read do not match the CRC32 S3 stored`))
-    }
-    callback()
-  }
-}
-
-/**
- * The SDK's body, with its errors (a checksum mismatch, a lost connection) turned into JobStoreErrors. Destroying
- * the returned stream destroys the SDK's, which frees the connection.
- */
-function guardBody(body: Readable, what: string): Readable {
-  const out = new PassThrough({ highWaterMark: 64 * 1024 })
-  body.on('error', (err) => out.destroy(wrapS3Error(err, what)))
-  out.on('close', () => {
-    if (!body.destroyed) body.destroy()
-  })
-  body.pipe(out)
-  return out
-}
-
-// ------------------------------------------------------------------------------------------------ presigning
-
-/** The parts of the SDK's HttpRequest that presigning touches. */
-interface SignableRequest {
-  protocol: string
-  hostname: string
-  port?: number
-  path: string
-  query: Record<string, string | string[] | null>
-  headers: Record<string, string>
-}
-
-type SignerConstructor = new (init: {
-  credentials: unknown
-  region: unknown
-  service: string
-  sha256: unknown
-  uriEscapePath: boolean
-  applyChecksum: boolean
-}) => { presign(request: SignableRequest, options: { expiresIn: number; unsignableHeaders: Set<string> }): Promise<unknown> }
-
-/**
- * A presigned GET URL, made with what @aws-sdk/client-s3 already has (its middleware stack builds the request,
- * its SigV4 signer signs the query string), as @aws-sdk/s3-request-presigner does.
- */
-async function presignGet(client: S3Client, bucket: string, key: string, expiresIn: number): Promise<string> {
-  const command = new GetObjectCommand({ Bucket: bucket, Key: key })
-  const stack = client.middlewareStack.clone()
-  // The runtime config has the SDK's signer class (SignatureV4MultiRegion); its public type does not say so.
-  const config = client.config as typeof client.config & { signerConstructor: SignerConstructor }
-  let url: string | undefined
-  const intercept = () => async (args: { request: unknown }) => {
-    const request = args.request as SignableRequest
-    for (const name of Object.keys(request.headers)) {
-      const lower = name.toLowerCase()
-      if (lower.startsWith('amz-sdk-') || lower === 'x-amz-user-agent' || lower === 'x-amz-checksum-mode') {
-        delete request.headers[name]
-      }
-    }
-    request.headers['X-Amz-Content-Sha256'] = 'UNSIGNED-PAYLOAD'
-    request.headers['host'] ??= `${request.hostname}${request.port !== undefined ? `:${request.port}` : ''}`
-    const signer = new config.signerConstructor({
-      credentials: config.credentials,
-      region: config.region,
-      service: 's3',
-      sha256: config.sha256,
-      uriEscapePath: false,
-      applyChecksum: false,
-    })
-    const signed = (await signer.presign(request, {
-      expiresIn,
-      unsignableHeaders: new Set(['content-type']),
-    })) as unknown as SignableRequest
-    url = formatUrl(signed)
-    return { response: {}, output: { $metadata: {} } }
-  }
-  stack.addRelativeTo(intercept as never, {
-    name: 'jobstorePresignGet',
-    relation: 'before',
-    toMiddleware: 'httpSigningMiddleware',
-    override: true,
-  })
-  await command.resolveMiddleware(stack as never, config, {})({ input: command.input } as never)
-  if (url === undefined) throw new JobStoreError('presigning produced no URL')
-  return url
-}
-
-function formatUrl(request: SignableRequest): string {
-  const escape = (s: string): string =>
-    encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
-  const query: string[] = []
-  for (const [name, value] of Object.entries(request.query)) {
-    for (const v of Array.isArray(value) ? value : [value]) {
-      query.push(v === null ? escape(name) : `${escape(name)}=${escape(v)}`)
-    }
-  }
-  const port = request.port !== undefined ? `:${request.port}` : ''
-  return `${request.protocol}//${request.hostname}${port}${request.path}${query.length > 0 ? `?${query.join('&')}` : ''}`
 }
