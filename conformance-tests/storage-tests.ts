@@ -57,7 +57,17 @@ async function inParallel<T>(items: readonly T[], work: (item: T) => Promise<unk
   )
 }
 
+/** Registers the storage group (`describe('storage primitives')`) for the harness in `ctx`. */
 export function storageTests(ctx: SuiteContext): void {
+  const part = ctx.storagePartSize
+  /** The primitives of a store at `locator` (default: a fresh one), its storage created; destroyed after the test. */
+  const fresh = async (locator?: string): Promise<StorageProbe & { locator: string }> => {
+    const at = locator ?? (await ctx.harness.newLocator())
+    const { storage } = await ctx.openStore(at)
+    await storage.createStorage()
+    return { ...storage, locator: at }
+  }
+
   /**
    * Stores at `locators`, each with an object and an abandoned upload; destroying the first, then the second, takes
    * their own uploads only.
@@ -75,15 +85,6 @@ export function storageTests(ctx: SuiteContext): void {
     await (stores[1] as StorageProbe).destroyStorage()
     expect(await leftovers()).toEqual([0, 0, 1])
     expect((await bytesOf(stores[2] as StorageProbe, 'files/ab/kept')).toString()).toBe('kept')
-  }
-
-  const part = ctx.storagePartSize
-  /** The primitives of a store at `locator` (default: a fresh one), its storage created; destroyed after the test. */
-  const fresh = async (locator?: string): Promise<StorageProbe & { locator: string }> => {
-    const at = locator ?? (await ctx.harness.newLocator())
-    const { storage } = await ctx.openStore(at)
-    await storage.createStorage()
-    return { ...storage, locator: at }
   }
 
   describe('storage primitives', () => {
