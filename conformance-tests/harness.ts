@@ -5,6 +5,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { onTestFinished, type TestContext } from 'vitest'
 import type { AbstractJobStore, JobStoreConfigInit } from '../src/abstract-job-store.js'
 import { openJobStore } from '../src/open.js'
+import type { Readable } from 'node:stream'
+import type { IoOptions, PutOptions, StoragePrimitives } from '../src/storage.js'
 import '../src/builtin-backends.js'
 import { runWorker, startWorker, type WorkerProcess, type WorkerRequest, type WorkerResult } from './processes.js'
 
@@ -49,6 +51,36 @@ export interface Capabilities {
    * read`), never hands out a mix.
    */
   readonly readSnapshots: Capability
+  /**
+   * The harness can leave what a writer killed mid-upload leaves (`abandonUpload`: an S3 multipart upload never
+   * completed, Azure blocks never committed, a temporary file), so that `removeLeftovers` and `destroyStorage` are
+   * tested on it. Unsupported where nothing of an upload can outlive its writer (the memory backend) or the
+   * service cannot list what is left (GCS resumable sessions).
+   */
+  readonly abandonedUploads: Capability
+  /**
+   * The backend keeps the core's `writeToken` with the object and returns it from `getObject` and `headObject`
+   * (the write-token protocol). Unsupported for a backend that never retries a write, so that a failed condition
+   * never hides its own success (the file system).
+   */
+  readonly storedWriteTokens: Capability
+  /**
+   * The server enforces what a public URL allows: reading only, until its expiry. Unsupported where it does not
+   * (an emulator that checks no signature; `file:` URLs, governed by the folder's mode).
+   */
+  readonly enforcedPublicUrls: Capability
+  /**
+   * An abort ends a write whose body has stalled (it neither ends nor fails): the write rejects with `AbortedError`
+   * and commits nothing. Unsupported for a backend that looks at the signal only once the body has ended; declare
+   * it with the reason and fix the backend: a stalled body then holds its write until the body ends.
+   */
+  readonly abortsStalledWrites: Capability
+  /**
+   * A store at the root of its storage ({@link ConformanceHarness.newBucketLocator}) owns only its layout there:
+   * stores under that root, and names that start like the layout's entries, survive its destroy. Unsupported for a
+   * backend whose store owns its whole location (a folder removed whole).
+   */
+  readonly sharedRoots: Capability
 }
 
 /** What a backend author passes to {@link defineConformanceSuite}. */
@@ -73,6 +105,26 @@ export interface ConformanceHarness {
   /** The backend's upload part size, so that sizes one under, at and over it are tested. Default 5 MiB. */
   readonly partSize?: number
   /**
+   * The storage group (`storage-tests.ts`) calls the primitives directly: a store at `locator` with the smallest
+   * part size the backend takes ({@link storagePartSize}), so that part edges cost little. Default: `openJobStore`.
+   */
+  openStore?(locator: string): AbstractJobStore | Promise<AbstractJobStore>
+  /** The part size of the stores {@link openStore} gives. Default: {@link partSize}. */
+  readonly storagePartSize?: number
+  /**
+   * A locator at the root of storage that does not exist yet (a new bucket or container, a folder not yet made),
+   * for the tests of missing storage, of its creation by racing stores, and of a store at a bucket's root (see
+   * the `sharedRoots` capability). Without it the first two use {@link newLocator} (a fresh prefix).
+   */
+  newBucketLocator?(): string | Promise<string>
+  /** Removes what {@link newBucketLocator} named, once the stores in it are destroyed (an empty bucket). */
+  removeBucket?(locator: string): Promise<void>
+  /**
+   * Leaves at the store-relative `key` of the store at `locator` what a writer killed mid-upload leaves (see the
+   * `abandonedUploads` capability), through the real SDK or file system; {@link countLeftovers} then counts it.
+   */
+  abandonUpload?(locator: string, key: string): Promise<void>
+  /**
    * A module (path or file: URL) child processes import before opening a locator, for a backend not built into
    * jobstore: it should call `registerBackend()`. Child processes inherit the environment.
    */
@@ -94,6 +146,20 @@ export interface SuiteContext {
   freshStore(config?: JobStoreConfigInit): Promise<{ store: AbstractJobStore; locator: string }>
   /** A second instance of an existing store, as a worker on another host would open it; closed when the test ends. */
   reopen(locator: string): Promise<AbstractJobStore>
+  /** The part size of {@link openStore}'s stores. */
+  readonly storagePartSize: number
+  /**
+   * A store at `locator` for calling the primitives (the harness's `openStore`), not initialized; its storage
+   * destroyed (`destroyStorage`) and the store closed when the test ends, in the reverse order of opening.
+   */
+  openStore(locator: string): Promise<{ store: AbstractJobStore; storage: StorageProbe }>
+  /**
+   * The harness's `newBucketLocator` (or, with `{ root: false }`, `newLocator` when it has none); the bucket removed
+   * after the test's stores. `root: true` (the default) fails a harness without it that declares `sharedRoots`.
+   */
+  newBucketLocator(options?: { root?: boolean }): Promise<string>
+  /** The harness's `abandonUpload` (tests that call it require `abandonedUploads`). */
+  abandonUpload(locator: string, key: string): Promise<void>
   /** Leftovers under the locator (0 when the harness cannot count them). */
   leftovers(locator: string): Promise<number>
   /**
@@ -115,6 +181,31 @@ function checkedCapability(harness: ConformanceHarness, name: keyof Capabilities
     throw new Error(`capability ${name} is declared unsupported without a reason: give { unsupported: '<why>' }`)
   }
   return capability
+}
+
+/**
+ * The storage primitives of a store (protected members of `AbstractJobStore`), for tests that call them directly,
+ * as the core does.
+ */
+export interface StorageProbe extends Omit<StoragePrimitives, 'putObject'> {
+  putObject(key: string, body: Buffer | Readable, options?: PutOptions): Promise<string>
+  removeLeftovers(olderThanMs: number, options?: IoOptions): Promise<number>
+}
+
+/** The primitives of `store`, bound to it (the only place the tests reach past the public API to them). */
+export function primitivesOf(store: AbstractJobStore): StorageProbe {
+  const inner = store as unknown as StorageProbe
+  return {
+    createStorage: inner.createStorage.bind(store),
+    putObject: (key, body, options = {}) => inner.putObject.call(store, key, body, options),
+    getObject: inner.getObject.bind(store),
+    headObject: inner.headObject.bind(store),
+    deleteObjects: inner.deleteObjects.bind(store),
+    listObjects: inner.listObjects.bind(store),
+    destroyStorage: inner.destroyStorage.bind(store),
+    getObjectUrl: inner.getObjectUrl.bind(store),
+    removeLeftovers: inner.removeLeftovers.bind(store),
+  }
 }
 
 export function makeContext(harness: ConformanceHarness): SuiteContext {
@@ -151,6 +242,38 @@ export function makeContext(harness: ConformanceHarness): SuiteContext {
       onTestFinished(() => store.close(), CLEANUP_TIMEOUT_MS)
       await store.resume()
       return store
+    },
+    storagePartSize: harness.storagePartSize ?? harness.partSize ?? 5 * 1024 * 1024,
+    async openStore(locator) {
+      const store = await (harness.openStore?.(locator) ?? openJobStore(locator))
+      const storage = primitivesOf(store)
+      onTestFinished(async () => {
+        try {
+          await storage.destroyStorage()
+        } finally {
+          await store.close()
+        }
+      }, CLEANUP_TIMEOUT_MS)
+      return { store, storage }
+    },
+    async newBucketLocator(options = {}) {
+      if (harness.newBucketLocator === undefined) {
+        if (options.root !== false) throw new Error('the harness has no newBucketLocator: supply it or declare sharedRoots unsupported with a reason')
+        return harness.newLocator()
+      }
+      const locator = await harness.newBucketLocator()
+      // Registered before the test's stores: vitest runs onTestFinished callbacks last registered first.
+      if (harness.removeBucket !== undefined) onTestFinished(() => harness.removeBucket?.(locator), CLEANUP_TIMEOUT_MS)
+      return locator
+    },
+    async abandonUpload(locator, key) {
+      if (checkedCapability(harness, 'abandonedUploads') !== true) {
+        throw new Error('abandonUpload: the harness declares abandonedUploads unsupported; the test must require it')
+      }
+      if (harness.abandonUpload === undefined) {
+        throw new Error('the harness has no abandonUpload: supply it or declare abandonedUploads unsupported with a reason')
+      }
+      await harness.abandonUpload(locator, key)
     },
     leftovers: async (locator) => {
       const capability = checkedCapability(harness, 'countableLeftovers')

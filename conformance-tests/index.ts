@@ -20,10 +20,12 @@ import { hostileStoreTests } from './hostile-store-tests.js'
 import { hostileConditionalWritesTests } from './hostile-conditional-writes-tests.js'
 import { jobTests } from './job-tests.js'
 import { lifecycleTests } from './lifecycle-tests.js'
+import { storageTests } from './storage-tests.js'
 import { urlTests } from './url-tests.js'
 import { hostileUrlsTests } from './hostile-urls-tests.js'
 
-export type { Capabilities, Capability, ConformanceHarness, SuiteContext } from './harness.js'
+export type { Capabilities, Capability, ConformanceHarness, StorageProbe, SuiteContext } from './harness.js'
+export { primitivesOf } from './harness.js'
 export { clientSocketBytes, defineTransferMatrix, type TransferBackend, type TransferCapabilities } from './transfer-matrix.js'
 
 /**
@@ -37,6 +39,7 @@ export const CONFORMANCE_TEST_TIMEOUT_MS = 120_000
 export function defineConformanceSuite(harness: ConformanceHarness): void {
   const ctx = makeContext(harness)
   describe(`conformance: ${harness.name}`, { timeout: CONFORMANCE_TEST_TIMEOUT_MS }, () => {
+    storageTests(ctx)
     lifecycleTests(ctx)
     fileTests(ctx)
     atomicityTests(ctx)

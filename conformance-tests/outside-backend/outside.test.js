@@ -4,7 +4,8 @@
 // `npm run build` comes first (`npm test` does it). Child processes (racing and killed writers, `jobstore verify`)
 // register the backend by importing the same module (`setupModule`), which must therefore be JavaScript.
 import { mkdtempSync, readdirSync, statSync } from 'node:fs'
-import { open, readdir } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { mkdir, open, readdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -45,6 +46,12 @@ defineConformanceSuite({
   partSize: 1024 * 1024,
   capabilities: {
     publicUrls: { unsupported: 'folder: files end with a metadata trailer, so no URL serves their bytes alone' },
+    sharedRoots: { unsupported: 'folder: a store owns its whole folder, and destroy removes it with whatever is inside' },
+  },
+  /** What a writer killed mid-write leaves: a temporary file (named by a live process: removed by age only). @param {string} locator */
+  abandonUpload: async (locator) => {
+    await mkdir(join(rootOf(locator), 'tmp'), { recursive: true })
+    await writeFile(join(rootOf(locator), 'tmp', `${process.pid}-${randomBytes(12).toString('hex')}`), 'partial')
   },
   countLeftovers: async (locator) => (await readdir(join(rootOf(locator), 'tmp')).catch(() => [])).length,
   corruptObject: async (locator, key, offset) => {
