@@ -71,6 +71,18 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortedError({ cause: signal.reason })
 }
 
+/**
+ * Destroys `body` with {@link AbortedError} when `signal` fires, so that a read of a body that stalls (its writer
+ * waits) ends on an abort, as an SDK's upload would. Returns the function that drops the link: call it once the
+ * body has been read.
+ */
+export function destroyOnAbort(body: { destroy(error?: Error): unknown }, signal: AbortSignal | undefined): () => void {
+  if (signal === undefined) return () => {}
+  const onAbort = (): void => void body.destroy(new AbortedError({ cause: signal.reason }))
+  signal.addEventListener('abort', onAbort, { once: true })
+  return () => signal.removeEventListener('abort', onAbort)
+}
+
 /** An AbortController that also aborts when `parent` does. Call `dispose()` to drop the link. */
 export function linkedAbortController(parent: AbortSignal | undefined): AbortController & { dispose(): void } {
   const controller = new AbortController()

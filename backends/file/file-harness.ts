@@ -16,10 +16,6 @@ export function fileHarness(name: string): ConformanceHarness {
     capabilities: {
       expiringPublicUrls: { unsupported: 'file: URLs name a path; access is governed by the folder mode (0700), not by an expiry' },
       enforcedPublicUrls: { unsupported: 'file: URLs name a path; what they allow is the folder mode (0700), not a signature' },
-      abortsStalledWrites: {
-        unsupported:
-          'FileJobStore reads the body to its end before it looks at the signal (#writeTemp): an abort while the body stalls waits for the body (a bug, to fix in file-job-store.ts)',
-      },
       storedWriteTokens: { unsupported: 'the file system never retries a write, so a failed condition never hides its success: no token is kept' },
     },
     newBucketLocator: () => `file:${join(base, `bucket-${process.pid}-${++counter}`)}`,

@@ -55,7 +55,7 @@ import {
   type JobStoreOptions,
   type SignalOptions,
 } from '../../src/abstract-job-store.js'
-import { forEachConcurrent, throwIfAborted } from '../../src/concurrency.js'
+import { destroyOnAbort, forEachConcurrent, throwIfAborted } from '../../src/concurrency.js'
 import { InvalidArgumentError, JobStoreError, UnsafeStorePathError, UnsupportedOperationError } from '../../src/errors.js'
 import { keys, randomId } from '../../src/ids.js'
 import { backendEntries, storeEntries } from '../../src/layout.js'
@@ -452,11 +452,14 @@ export class FileJobStore extends AbstractJobStore {
     }
     let fdOpen = true
     let beside: Promise<string> | undefined
+    let stopOnAbort = (): void => {}
     try {
       if (Buffer.isBuffer(body)) {
         await writeAll(fd, body)
       } else {
-        // Coalesce small writes (a body callback may write a byte at a time) into large ones.
+        // Coalesce small writes (a body callback may write a byte at a time) into large ones. An abort while the
+        // body stalls destroys it, which ends the loop.
+        stopOnAbort = destroyOnAbort(body, signal)
         let pending: Buffer[] = []
         let pendingBytes = 0
         for await (const chunk of body) {
@@ -470,6 +473,7 @@ export class FileJobStore extends AbstractJobStore {
           }
         }
         if (pendingBytes > 0) await writeAll(fd, Buffer.concat(pending))
+        stopOnAbort()
       }
       throwIfAborted(signal)
       const info = await fstat(fd, { bigint: true })
@@ -491,6 +495,7 @@ export class FileJobStore extends AbstractJobStore {
       const sidecar = await beside
       return { temp, token: tokenOf(info), info, ...(sidecar === undefined ? {} : { sidecar }) }
     } catch (err) {
+      stopOnAbort()
       if (fdOpen) await close(fd).catch(() => {})
       const made = await beside?.catch(() => undefined)
       if (made !== undefined) await unlink(made).catch(() => {})

@@ -16,7 +16,7 @@
  */
 import { Readable } from 'node:stream'
 import { AbstractJobStore, type JobStoreOptions } from '../../src/abstract-job-store.js'
-import { throwIfAborted } from '../../src/concurrency.js'
+import { destroyOnAbort, throwIfAborted } from '../../src/concurrency.js'
 import { AbortedError, InvalidArgumentError, UnsupportedOperationError } from '../../src/errors.js'
 import {
   objectReadOf,
@@ -107,12 +107,11 @@ function* copiesOf(blocks: readonly Buffer[]): Generator<Buffer> {
 async function blocksOf(body: Buffer | Readable, signal: AbortSignal | undefined): Promise<{ blocks: Buffer[]; size: number }> {
   if (Buffer.isBuffer(body)) return { blocks: body.length === 0 ? [] : [Buffer.from(body)], size: body.length }
   // An abort while the body waits for its writer ends the wait: the body is destroyed, as an SDK's upload would.
-  const onAbort = (): void => void body.destroy(new AbortedError({ cause: signal?.reason }))
-  signal?.addEventListener('abort', onAbort, { once: true })
+  const unlink = destroyOnAbort(body, signal)
   try {
     return await readBlocks(body, signal)
   } finally {
-    signal?.removeEventListener('abort', onAbort)
+    unlink()
   }
 }
 
