@@ -123,6 +123,7 @@ export abstract class AbstractJobStore {
       copyToUrl: (key, url, options) => this.copyToUrl(key, url, options),
       materializeObject: (key, what, localPath, options) => this.materializeObject(key, what, localPath, options),
       conditionalWriteProofTarget: () => this.conditionalWriteProofTarget(),
+      storageConfigFields: () => this.storageConfigFields(),
       closeStorage: () => this.closeStorage(),
     }
   }
@@ -201,6 +202,11 @@ export abstract class AbstractJobStore {
   /** See {@link StorageHooks.conditionalWriteProofTarget}. Default: the single-request path. */
   protected async conditionalWriteProofTarget(): Promise<ConditionalWriteProofTarget | undefined> {
     return { scope: `${this.constructor.name} ${this.locator}`, paths: [{ writePath: 'single', name: 'putObject' }] }
+  }
+
+  /** See {@link StorageHooks.storageConfigFields}. Default: none. */
+  protected async storageConfigFields(): Promise<Readonly<Record<string, string>>> {
+    return {}
   }
 
   /** See {@link StorageHooks.closeStorage}. Default: nothing. */

@@ -234,6 +234,12 @@ export interface StorageHooks {
    */
   conditionalWriteProofTarget(): Promise<ConditionalWriteProofTarget | undefined>
   /**
+   * Fields the backend records in a new store's config, asked by `initialize()` once the storage exists and before
+   * the config is written (the file backend: where file digests go, after trying an attribute on this file
+   * system). The caller may not set them. Default: none.
+   */
+  storageConfigFields(): Promise<Readonly<Record<string, string>>>
+  /**
    * What `close()` releases, called once: the backend's clients, connections and handles. Default: nothing (the
    * file and memory backends hold nothing open between calls; the Azure and GCS SDKs have no way to close a client).
    */

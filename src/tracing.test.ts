@@ -278,6 +278,7 @@ describe('jobstore:operation with nobody subscribed', () => {
       'copyToUrl',
       'materializeObject',
       'conditionalWriteProofTarget',
+      'storageConfigFields',
       'fileChecksum',
       'closeStorage',
     ])

@@ -247,18 +247,17 @@ export class FileJobStore extends AbstractJobStore {
   }
 
   /**
-   * Creates the store, and records in its config where this store keeps file digests: in attributes where the
-   * module is there and the folder's file system takes user attributes (tried on a temporary file), else in
-   * sidecars. Every process that opens the store later follows that choice (see `resume`).
+   * Records in a new store's config where it keeps file digests: in attributes where the module is there and the
+   * folder's file system takes user attributes (tried on a temporary file), else in sidecars. Every process that
+   * opens the store later follows that choice (see `resume`).
    */
+  protected override async storageConfigFields(): Promise<Readonly<Record<string, string>>> {
+    return { [DIGEST_LOCATION_FIELD]: (await this.#attributesWork()) ? 'attribute' : 'sidecar' }
+  }
+
   override async initialize(config: JobStoreConfigInit = {}, options: SignalOptions = {}): Promise<JobStoreConfig> {
-    if (config[DIGEST_LOCATION_FIELD] !== undefined) {
-      throw new InvalidArgumentError(`${DIGEST_LOCATION_FIELD} is the file backend's own config field: the store sets it`)
-    }
-    await this.createStorage()
-    const location = (await this.#attributesWork()) ? 'attribute' : 'sidecar'
-    const made = await super.initialize({ ...config, [DIGEST_LOCATION_FIELD]: location }, options)
-    this.#attributes = location === 'attribute' ? attributeCalls : undefined
+    const made = await super.initialize(config, options)
+    this.#attributes = made[DIGEST_LOCATION_FIELD] === 'attribute' ? attributeCalls : undefined
     return made
   }
 

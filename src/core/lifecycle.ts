@@ -186,6 +186,10 @@ export async function initializeStore(
   // Checked, and made absolute, before anything is created: no half-made store for a key that cannot serve.
   if (full.encryptionKeyPath !== undefined) full.encryptionKeyPath = await checkKeyFile(full.encryptionKeyPath)
   await storage.createStorage(io(signal))
+  for (const [field, value] of Object.entries(await storage.storageConfigFields())) {
+    if (config[field] !== undefined) throw new InvalidArgumentError(`${field} is the backend's own config field: the store sets it`)
+    full[field] = value
+  }
   await proveWrites(storage, skipProof, signal)
   await claimLocation(storage, 'nothing was written', signal)
   try {
