@@ -9,6 +9,8 @@ describe('object metadata', () => {
     expect(encodeMetadata(flagOmitted, { executable: true, writeToken: 't', digest: 'd' })).toEqual({ 'x-exec': '1', 'x-token': 't', 'x-crc': 'd' })
     expect(encodeMetadata(flagOmitted, { executable: false })).toEqual({})
     expect(encodeMetadata(flagAlways, { executable: false, writeToken: 't' })).toEqual({ 'x-exec': 'false', 'x-token': 't' })
+    // No flag given (a digest added to a write's entries): none written, so the write's own flag stays.
+    expect(encodeMetadata(flagAlways, { digest: 'd' })).toEqual({ 'x-crc': 'd' })
   })
 
   it('decodes what it encodes; another flag value is false, an empty or missing token none', () => {

@@ -16,18 +16,19 @@ export interface MetadataFormat {
   readonly digest: string
 }
 
-/** The entries a write stores. */
+/** The entries a write stores; undefined ones are left out (to add entries to others, such as a late digest). */
 export interface CoreMetadata {
+  /** The flag, stored in `executableValues` (false: `no`, when the format has one). */
   readonly executable?: boolean | undefined
   readonly writeToken?: string | undefined
   /** The core's digest of the body, when known as the metadata is sent. */
   readonly digest?: string | undefined
 }
 
-/** The metadata entries of `entries` in `format`; absent ones are left out. */
+/** The metadata entries of `entries` in `format`. */
 export function encodeMetadata(format: MetadataFormat, entries: CoreMetadata): Record<string, string> {
   const metadata: Record<string, string> = {}
-  const flag = entries.executable === true ? format.executableValues.yes : format.executableValues.no
+  const flag = entries.executable === undefined ? undefined : entries.executable ? format.executableValues.yes : format.executableValues.no
   if (flag !== undefined) metadata[format.executable] = flag
   if (entries.writeToken !== undefined) metadata[format.writeToken] = entries.writeToken
   if (entries.digest !== undefined) metadata[format.digest] = entries.digest
