@@ -94,7 +94,7 @@ export { partSizeOf, uploadBody, type UploadedBody, type UploadPart, type Upload
 // For backend authors: same-service (server-side) copies, orchestrated once.
 export { copyObject, CopySourceChangedError, type CopyPlan, type CopyRange, type CopySink } from './copies.js'
 // For backend authors: ranged reads resumed where a body broke off, listing pagination, the store's top-level
-// entries and bounded deletes of a listing, digest sidecars (see docs/writing-a-backend.md).
+// entries and bounded deletes of a listing, digest sidecars, the core's object metadata (see docs/writing-a-backend.md).
 export { guardBody, rangedRead, type RangedReadOptions } from './ranged-reads.js'
 export { pages, paginate, type Page, type PagesOptions } from './pagination.js'
 export { backendEntries, deleteListed, isOwned, ownedNames, ownedRoots, storeEntries } from './layout.js'
@@ -106,6 +106,7 @@ export {
   sidecarKey,
   type OrphanSidecarOptions,
 } from './digest-sidecars.js'
+export { decodeMetadata, encodeMetadata, type CoreMetadata, type MetadataFormat } from './object-metadata.js'
 export { digestBase64, newHasher, type Hasher } from './streams.js'
 export type { ConditionalWritePath, ConditionalWriteProofTarget } from './conditional-write-proof.js'
 export type { WritePath } from './storage.js'

@@ -41,6 +41,7 @@ import {
   UnsupportedOperationError,
 } from '../../src/errors.js'
 import { isOwned, ownedRoots } from '../../src/layout.js'
+import { decodeMetadata, encodeMetadata, type MetadataFormat } from '../../src/object-metadata.js'
 import { copyObject, CopySourceChangedError, type CopySink } from '../../src/copies.js'
 import { rangedRead } from '../../src/ranged-reads.js'
 import { uploadBody, type UploadSink } from '../../src/uploads.js'
@@ -83,16 +84,17 @@ const MAX_BLOCK_SIZE = 4000 * MiB
 /** Buffer bodies up to this size go in one Put Blob (they are in memory already). */
 const MAX_SINGLE_PUT = 256 * MiB
 const LIST_PAGE_SIZE = 5000
-/** Metadata keys must be C# identifiers; Azure lowercases them. */
-const META_EXECUTABLE = 'jobstoreexecutable'
-/** The core's write token (see `PutOptions.writeToken`). */
-const META_WRITE_TOKEN = 'jobstorewritetoken'
-/** The core's digest of a file (base64 CRC32, see `PutOptions.digest`). */
-const META_DIGEST = 'jobstorecrc32'
+/** The core's metadata entries, as Azure stores have always named them: keys must be C# identifiers (Azure lowercases them). */
+const AZURE_METADATA: MetadataFormat = {
+  executable: 'jobstoreexecutable',
+  executableValues: { yes: 'true' },
+  writeToken: 'jobstorewritetoken',
+  digest: 'jobstorecrc32',
+}
 
 /** The write's metadata, with the core's digest of the body when it has one (call once the body has ended). */
 function withDigest(write: Write): Record<string, string> {
-  return write.options.digest !== undefined ? { ...write.metadata, [META_DIGEST]: write.options.digest() } : write.metadata
+  return { ...write.metadata, ...encodeMetadata(AZURE_METADATA, { digest: write.options.digest?.() }) }
 }
 /** Copy Blob From URL copies up to this much in one synchronous request; larger blobs go block by block. */
 const MAX_SYNC_COPY = 256 * MiB
@@ -238,10 +240,7 @@ export class AzureJobStore extends AbstractJobStore {
       blob: container.getBlockBlobClient(this.#name(key)),
       writeId,
       conditions: conditionsOf(options),
-      metadata: {
-        ...(options.executable ? { [META_EXECUTABLE]: 'true' } : {}),
-        ...(options.writeToken !== undefined ? { [META_WRITE_TOKEN]: options.writeToken } : {}),
-      },
+      metadata: encodeMetadata(AZURE_METADATA, { executable: options.executable, writeToken: options.writeToken }),
       options,
     }
     return uploadBody(body, this.#sink(write), {
@@ -383,14 +382,12 @@ export class AzureJobStore extends AbstractJobStore {
       mapError: (err, offset) => wrapAzureError(err, offset === undefined ? what : `${what} (resuming at byte ${offset})`, options.signal),
     })
     const digest = response.contentMD5
-    const writeToken = response.metadata?.[META_WRITE_TOKEN]
-    const coreDigest = response.metadata?.[META_DIGEST]
+    const coreDigest = response.metadata?.[AZURE_METADATA.digest]
     return {
       key,
       size: response.contentLength ?? 0,
       version: response.etag ?? '',
-      executable: response.metadata?.[META_EXECUTABLE] === 'true',
-      ...(writeToken !== undefined ? { writeToken } : {}),
+      ...decodeMetadata(AZURE_METADATA, response.metadata),
       ...(isFileDigest(coreDigest) ? { digest: coreDigest } : {}),
       body,
       ...(digest !== undefined && digest.length === 16
@@ -406,14 +403,7 @@ export class AzureJobStore extends AbstractJobStore {
       const info = await container.getBlobClient(name).getProperties({
         ...(options.signal ? { abortSignal: options.signal } : {}),
       })
-      const writeToken = info.metadata?.[META_WRITE_TOKEN]
-      return {
-        key,
-        size: info.contentLength ?? 0,
-        version: info.etag ?? '',
-        executable: info.metadata?.[META_EXECUTABLE] === 'true',
-        ...(writeToken !== undefined ? { writeToken } : {}),
-      }
+      return { key, size: info.contentLength ?? 0, version: info.etag ?? '', ...decodeMetadata(AZURE_METADATA, info.metadata) }
     } catch (err) {
       if (isNotFound(err)) return undefined
       throw wrapAzureError(err, `properties of ${this.#where(name)}`, options.signal)
@@ -610,7 +600,7 @@ export class AzureJobStore extends AbstractJobStore {
         // A source no store wrote has no digest of the core's: its Content-MD5 (the service's) is adopted; without
         // one either, an import is streamed so that the core hashes it.
         const sourceMd5 = props.contentMD5 !== undefined && props.contentMD5.length === 16 ? `md5:${Buffer.from(props.contentMD5).toString('base64')}` : undefined
-        const stored = props.metadata?.[META_DIGEST]
+        const stored = props.metadata?.[AZURE_METADATA.digest]
         const digest = isFileDigest(stored) ? stored : sourceMd5
         if (requireDigest && !isFileDigest(digest)) return undefined
         const access = await source.store.#copySourceAccess(source.key, sourceBlob)
@@ -621,12 +611,12 @@ export class AzureJobStore extends AbstractJobStore {
           blob: targetBlob,
           writeId: randomBytes(12).toString('hex'),
           conditions: conditionsOf(options),
-          metadata: {
-            ...(options.executable === true || props.metadata?.[META_EXECUTABLE] === 'true' ? { [META_EXECUTABLE]: 'true' } : {}),
-            ...(options.writeToken !== undefined ? { [META_WRITE_TOKEN]: options.writeToken } : {}),
-            // The copy carries the source's digest.
-            ...(isFileDigest(digest) ? { [META_DIGEST]: digest as string } : {}),
-          },
+          // The copy carries the source's digest.
+          metadata: encodeMetadata(AZURE_METADATA, {
+            executable: options.executable === true || decodeMetadata(AZURE_METADATA, props.metadata).executable,
+            writeToken: options.writeToken,
+            digest: isFileDigest(digest) ? digest : undefined,
+          }),
           options,
         }
         return { size, etag: props.etag, access, write }

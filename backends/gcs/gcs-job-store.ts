@@ -43,6 +43,7 @@ import {
 import { randomId } from '../../src/ids.js'
 import { deleteListed, ownedNames } from '../../src/layout.js'
 import { DIGEST_METADATA, DIGESTS_PREFIX, digestFromMetadata, removeOrphanSidecars, sidecarKey } from '../../src/digest-sidecars.js'
+import { decodeMetadata, encodeMetadata, type MetadataFormat } from '../../src/object-metadata.js'
 import { paginate } from '../../src/pagination.js'
 import { copyObject, CopySourceChangedError, type CopySink } from '../../src/copies.js'
 import { resumableRead } from '../../src/resumable-read.js'
@@ -73,13 +74,12 @@ export const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 const MAX_URL_EXPIRY_SECONDS = 7 * 24 * 3600
 /** Listing page size: the service's maximum (fake-gcs-server has no default limit; we ask for real pages). */
 const LIST_PAGE_SIZE = 1000
-/** Custom metadata: the executable flag, and the ID of the write that stored this generation. */
-const META_EXECUTABLE = 'jobstore-executable'
-const META_WRITE_ID = 'jobstore-write-id'
-
-/** `ObjectInfo.writeToken` from the object's metadata value (the write-token protocol). */
-function writeTokenOf(value: unknown): { writeToken?: string } {
-  return typeof value === 'string' && value !== '' ? { writeToken: value } : {}
+/** Custom metadata of the core's entries, as GCS stores have always named them: the flag is always set. */
+const GCS_METADATA: MetadataFormat = {
+  executable: 'jobstore-executable',
+  executableValues: { yes: 'true', no: 'false' },
+  writeToken: 'jobstore-write-id',
+  digest: DIGEST_METADATA.digest,
 }
 /**
  * Time a JSON API request may take before it is abandoned (and retried). The SDK documents a 60 s default, but its
@@ -106,8 +106,7 @@ export interface GcsJobStoreOptions extends JobStoreOptions {
   readonly storageOptions?: StorageOptions
 }
 
-/** Custom metadata: the core's digest of a file (base64 CRC32, see FILE_DIGEST_ALGORITHM), or the name of the sidecar that holds it. */
-const META_DIGEST = DIGEST_METADATA.digest
+/** Custom metadata naming the sidecar that holds the core's digest of a file (see src/digest-sidecars.ts). */
 const META_DIGEST_SIDECAR = DIGEST_METADATA.sidecar
 
 /** An in-process key for signing URLs for an emulator, which has no credentials and checks no signatures. */
@@ -124,7 +123,7 @@ function emulatorKey(): string {
 /** The upload's metadata with the core's digest of the body, when it has one (call once the body has ended). */
 function withDigest(metadata: FileMetadata, options: PutOptions): FileMetadata {
   if (options.digest === undefined) return metadata
-  return { ...metadata, metadata: { ...metadata.metadata, [META_DIGEST]: options.digest() } }
+  return { ...metadata, metadata: { ...metadata.metadata, ...encodeMetadata(GCS_METADATA, { digest: options.digest() }) } }
 }
 
 /** A job store in a Google Cloud Storage bucket, optionally under a prefix. */
@@ -282,7 +281,7 @@ export class GcsJobStore extends AbstractJobStore {
     const writeId = options.writeToken ?? randomId()
     const metadata: FileMetadata = {
       contentType: 'application/octet-stream',
-      metadata: { [META_EXECUTABLE]: options.executable ? 'true' : 'false', [META_WRITE_ID]: writeId },
+      metadata: encodeMetadata(GCS_METADATA, { executable: options.executable === true, writeToken: writeId }),
     }
     try {
       return await uploadBody(body, this.#sink(file, key, metadata, preconditionOpts, options), {
@@ -375,7 +374,7 @@ export class GcsJobStore extends AbstractJobStore {
         throw new IntegrityError(`${key}: the body has ${size} bytes, ${options.contentLength} were announced`)
       }
     }
-    const writeId = base.metadata?.[META_WRITE_ID] as string
+    const writeId = base.metadata?.[GCS_METADATA.writeToken] as string
     // The digest is known only once the body is all in, after the session (and its metadata) started: it goes into
     // the sidecar the metadata names, saved before the final chunk.
     const sidecar = options.digest !== undefined ? this.#name(sidecarKey(key, writeId)) : undefined
@@ -411,7 +410,7 @@ export class GcsJobStore extends AbstractJobStore {
           // The final chunk may have landed, its answer lost: an object of this write is kept only if it is whole; a
           // partial one is deleted (that very generation), never left visible.
           const current = await this.#metadata(key).catch(() => undefined)
-          if (current?.metadata?.[META_WRITE_ID] !== writeId || current?.generation === undefined) throw err
+          if (current?.metadata?.[GCS_METADATA.writeToken] !== writeId || current?.generation === undefined) throw err
           if (Number(current.size) === body.size && current.md5Hash === body.digest) return this.#generationOf(current, key)
           log('%s: deleting the partial object a failed resumable upload left', key)
           await file.delete({ ifGenerationMatch: Number(current.generation) }).catch((deleteError: unknown) => {
@@ -470,8 +469,7 @@ export class GcsJobStore extends AbstractJobStore {
       key,
       size: Number(metadata.size ?? 0),
       version: this.#generationOf(metadata, key),
-      executable: metadata.metadata?.[META_EXECUTABLE] === 'true',
-      ...writeTokenOf(metadata.metadata?.[META_WRITE_ID]),
+      ...decodeMetadata(GCS_METADATA, metadata.metadata),
     }
   }
 
@@ -515,19 +513,14 @@ export class GcsJobStore extends AbstractJobStore {
       if (storedEncoding !== null && storedEncoding !== 'identity') {
         fail(new UnsupportedOperationError(`${key} in ${this.#where()} is stored with Content-Encoding ${storedEncoding}; jobstore never writes such objects`))
       }
-      let executableHeader = headers.get(`x-goog-meta-${META_EXECUTABLE}`)
-      let writeToken: unknown = headers.get(`x-goog-meta-${META_WRITE_ID}`) ?? undefined
-      let digestMeta: Record<string, unknown> | undefined = {
-        [META_DIGEST]: headers.get(`x-goog-meta-${META_DIGEST}`) ?? undefined,
-        [META_DIGEST_SIDECAR]: headers.get(`x-goog-meta-${META_DIGEST_SIDECAR}`) ?? undefined,
-      }
-      if (executableHeader === null) {
+      // The core's custom metadata, as the response's `x-goog-meta-` headers echo it.
+      const names = [GCS_METADATA.executable, GCS_METADATA.writeToken, GCS_METADATA.digest, META_DIGEST_SIDECAR]
+      let custom: Record<string, unknown> | undefined = Object.fromEntries(names.map((name) => [name, headers.get(`x-goog-meta-${name}`) ?? undefined]))
+      if (custom[GCS_METADATA.executable] === undefined) {
         // Custom metadata not echoed on media downloads: ask for this very generation's metadata.
         try {
           const [metadata] = await this.#bucket.file(this.#name(key), { generation: Number(version) }).getMetadata()
-          executableHeader = metadata.metadata?.[META_EXECUTABLE] === 'true' ? 'true' : 'false'
-          writeToken = metadata.metadata?.[META_WRITE_ID]
-          digestMeta = metadata.metadata ?? undefined
+          custom = metadata.metadata ?? undefined
         } catch (err) {
           controller.abort()
           // Replaced between the GET and the lookup: read the new generation instead.
@@ -551,7 +544,7 @@ export class GcsJobStore extends AbstractJobStore {
       const checksum = md5 !== undefined ? { algorithm: 'md5', digest: md5 } : crc32c !== undefined ? { algorithm: 'crc32c', digest: crc32c } : undefined
       let digest: string | undefined
       try {
-        digest = await this.#digestOf(this.#bucket, digestMeta)
+        digest = await this.#digestOf(this.#bucket, custom)
       } catch (err) {
         body.destroy()
         throw err
@@ -560,8 +553,7 @@ export class GcsJobStore extends AbstractJobStore {
         key,
         size,
         version,
-        executable: executableHeader === 'true',
-        ...writeTokenOf(writeToken),
+        ...decodeMetadata(GCS_METADATA, custom),
         ...(digest !== undefined ? { digest } : {}),
         body,
         ...(checksum !== undefined ? { checksum } : {}),
@@ -781,16 +773,12 @@ export class GcsJobStore extends AbstractJobStore {
       },
       copyOnce: async ({ pinned, metadata, digest }) => {
         const writeId = randomId()
-        const executable = options.executable === true || metadata.metadata?.[META_EXECUTABLE] === 'true'
+        const executable = options.executable === true || decodeMetadata(GCS_METADATA, metadata.metadata).executable
         const preconditionOpts = this.#precondition(key, options)
         try {
           const [, response] = await pinned.copy(this.#bucket.file(this.#name(key)), {
             contentType: 'application/octet-stream',
-            metadata: {
-              [META_EXECUTABLE]: executable ? 'true' : 'false',
-              [META_WRITE_ID]: writeId,
-              ...(digest !== undefined ? { [META_DIGEST]: digest } : {}),
-            },
+            metadata: encodeMetadata(GCS_METADATA, { executable, writeToken: writeId, digest }),
             ...(preconditionOpts !== undefined ? { preconditionOpts } : {}),
           })
           log('copied %s to %s/%s server-side (rewrite)', source, this.#where(), key)
@@ -801,7 +789,7 @@ export class GcsJobStore extends AbstractJobStore {
           const status = gcsStatus(err)
           if (status === 412) {
             const current = await this.#metadata(key).catch(() => undefined)
-            if (current?.metadata?.[META_WRITE_ID] === writeId) return this.#generationOf(current, key)
+            if (current?.metadata?.[GCS_METADATA.writeToken] === writeId) return this.#generationOf(current, key)
             throw new PreconditionFailedError(key, { cause: sanitize(err) })
           }
           if (isGcsNotFound(err)) {

@@ -23,21 +23,14 @@ import { randomUUID } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { debuglog } from 'node:util'
 import {
-  CompleteMultipartUploadCommand,
   CopyObjectCommand,
-  CreateMultipartUploadCommand,
   DeleteObjectCommand,
-  DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
   S3Client,
-  UploadPartCommand,
   UploadPartCopyCommand,
   type CompletedPart,
-  type ListObjectsV2CommandOutput,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3'
 import { AbstractJobStore, type BucketUrlHandler, type JobStoreOptions } from '../../src/abstract-job-store.js'
@@ -46,11 +39,11 @@ import { chunk, forEachConcurrent, mapConcurrent, throwIfAborted } from '../../s
 import { InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
 import { deleteListed, isOwned, ownedNames, ownedRoots } from '../../src/layout.js'
 import { DIGEST_METADATA, DIGESTS_PREFIX, digestFromMetadata, removeOrphanSidecars, sidecarKey } from '../../src/digest-sidecars.js'
-import { paginate } from '../../src/pagination.js'
+import { decodeMetadata, encodeMetadata } from '../../src/object-metadata.js'
 import { copyObject, CopySourceChangedError, type CopySink } from '../../src/copies.js'
 import { rangedRead } from '../../src/ranged-reads.js'
-import { uploadBody, type UploadedBody, type UploadPart, type UploadSink } from '../../src/uploads.js'
-import { digestBase64, isFileDigest, readToBuffer } from '../../src/streams.js'
+import { uploadBody, type UploadSink } from '../../src/uploads.js'
+import { isFileDigest, readToBuffer } from '../../src/streams.js'
 import {
   objectReadOf,
   ObjectNotFoundError,
@@ -62,21 +55,25 @@ import {
   type ObjectRead,
   type PutOptions,
 } from '../../src/storage.js'
-import {
-  attempts,
-  errorCode,
-  isNoSuchBucket,
-  isNoSuchUpload,
-  isNotFound,
-  headNotFound,
-  isPreconditionFailed,
-  retryRequestTimeouts,
-  wrapS3Error,
-} from './errors.js'
+import { errorCode, headNotFound, isNotFound, isPreconditionFailed, retryRequestTimeouts, wrapS3Error } from './errors.js'
 import { abortUpload, headers, headersByGet, pendingUploads, send, type ObjectHeaders, type PendingUpload } from './calls.js'
+import { DELETE_BATCH, deleteKeys, listKeys, type BucketKey } from './bucket-keys.js'
 import { clientConfigOf, createBucket, regionOf, s3Environment } from './client.js'
 import { parseS3Locator } from './locator.js'
 import { presignGet } from './presign.js'
+import { putSidecar, readSidecar } from './sidecars.js'
+import {
+  completeUpload,
+  conditions,
+  createUpload,
+  etagOf,
+  failedCopyCommit,
+  putSingle,
+  S3_METADATA,
+  uploadPart,
+  type S3Bucket,
+  type Write,
+} from './writes.js'
 
 export { checkBucketName, parseS3Locator, type S3Locator } from './locator.js'
 export type { PendingUpload } from './calls.js'
@@ -95,22 +92,11 @@ const COPY_PART_SIZE = 512 * MIB
 /** Unknown-length streams double their part size every this many parts: 10,000 parts of 5 MiB and up reach ~300 GiB. */
 const PARTS_PER_SIZE_STEP = 2000
 const DEFAULT_UPLOAD_CONCURRENCY = 4
-const DELETE_BATCH = 1000
 /** Objects up to this size are read whole in getObject (see there). */
 const SMALL_READ_BYTES = 256 * 1024
 /** SigV4 presigned URLs live at most 7 days. */
 const MAX_PRESIGN_SECONDS = 7 * 24 * 3600
-/** User metadata (`x-amz-meta-…`): the executable flag, and a random ID per write to recognise our own writes. */
-const META_EXECUTABLE = 'jobstore-executable'
-const META_WRITE_ID = 'jobstore-write'
-
-/** `ObjectInfo.writeToken` from the object's metadata (the write-token protocol). */
-function writeTokenOf(metadata: Record<string, string> | undefined): { writeToken?: string } {
-  const token = metadata?.[META_WRITE_ID]
-  return token !== undefined ? { writeToken: token } : {}
-}
-/** The core's digest of the object (base64 CRC32, see FILE_DIGEST_ALGORITHM), or, for a multipart upload, the full key of its sidecar. */
-const META_DIGEST = DIGEST_METADATA.digest
+/** The metadata entry naming a multipart write's digest sidecar (see src/digest-sidecars.ts). */
 const META_DIGEST_SIDECAR = DIGEST_METADATA.sidecar
 
 // ------------------------------------------------------------------------------------------------ the store
@@ -146,6 +132,8 @@ export class S3JobStore extends AbstractJobStore {
   /** The store's prefix in the bucket, without slashes around it; empty for a store at the bucket's root. */
   readonly prefix: string
   readonly #client: S3Client
+  /** The client and bucket, for the write requests (./writes.ts). */
+  readonly #bucket: S3Bucket
   readonly #clientConfig: S3ClientConfig
   readonly #customEndpoint: boolean
   readonly #partSize: number
@@ -180,6 +168,7 @@ export class S3JobStore extends AbstractJobStore {
     this.#env = s3Environment()
     ;({ config: this.#clientConfig, customEndpoint: this.#customEndpoint } = clientConfigOf(parsed.region, this.#env, options.clientConfig))
     this.#client = new S3Client(this.#clientConfig)
+    this.#bucket = { client: this.#client, name: this.bucket }
     retryRequestTimeouts(this.#client)
   }
 
@@ -199,18 +188,6 @@ export class S3JobStore extends AbstractJobStore {
   /** The store-relative key of a bucket key. */
   #relative(fullKey: string): string {
     return this.prefix === '' ? fullKey : fullKey.slice(this.prefix.length + 1)
-  }
-
-  async #send<Output>(
-    command: { readonly input: object },
-    what: string,
-    signal: AbortSignal | undefined,
-  ): Promise<Output> {
-    try {
-      return (await this.#client.send(command as never, signal ? { abortSignal: signal } : {})) as Output
-    } catch (err) {
-      throw wrapS3Error(err, what, signal)
-    }
   }
 
   /** Sends without wrapping errors (for callers that look at them). */
@@ -267,7 +244,7 @@ export class S3JobStore extends AbstractJobStore {
       fullKey,
       options,
       // The core's write token (the write-token protocol, see PreconditionFailedError), or one of ours.
-      metadata: { [META_WRITE_ID]: options.writeToken ?? randomUUID(), ...(options.executable ? { [META_EXECUTABLE]: '1' } : {}) },
+      metadata: encodeMetadata(S3_METADATA, { writeToken: options.writeToken ?? randomUUID(), executable: options.executable }),
     }
     return uploadBody(body, this.#sink(write), {
       what: this.#url(fullKey),
@@ -293,16 +270,25 @@ export class S3JobStore extends AbstractJobStore {
     let uploadId: string | undefined
     let sidecar: string | undefined
     return {
-      putOnce: (data) => this.#putSingle(write, data, write.options.signal),
-      begin: async (signal) => {
-        uploadId = await this.#createUpload(write, true, signal)
+      // The whole body is here: its digest is known (for a stream, it ended within one part).
+      putOnce: (data) => {
+        const metadata = { ...write.metadata, ...encodeMetadata(S3_METADATA, { digest: write.options.digest?.() }) }
+        return putSingle(this.#bucket, write, data, metadata, write.options.signal)
       },
-      putPart: (part, signal) => this.#uploadPart(write, uploadId as string, part, signal),
+      begin: async (signal) => {
+        // An upload's digest goes into the sidecar the metadata names.
+        const metadata = write.options.digest !== undefined ? { ...write.metadata, [META_DIGEST_SIDECAR]: this.#sidecarKey(write) } : write.metadata
+        uploadId = await createUpload(this.#bucket, write, metadata, true, signal)
+      },
+      putPart: (part, signal) => uploadPart(this.#bucket, write, uploadId as string, part, signal),
       commit: async (parts, body, signal) => {
         throwIfAborted(write.options.signal)
         // The digest is known now, after the metadata was fixed: into the sidecar the metadata names, before the commit.
-        if (write.options.digest !== undefined) sidecar = await this.#putSidecar(write, write.options.digest(), signal)
-        return this.#complete(write, uploadId as string, parts, body, signal)
+        if (write.options.digest !== undefined) {
+          await putSidecar(this.#client, this.bucket, this.#sidecarKey(write), write.options.digest(), signal)
+          sidecar = this.#sidecarKey(write)
+        }
+        return completeUpload(this.#bucket, write, uploadId as string, parts, body, signal)
       },
       abort: async (failure) => {
         if (uploadId !== undefined) await abortUpload(this.#client, this.bucket, write.fullKey, uploadId, { quiet: true })
@@ -338,188 +324,14 @@ export class S3JobStore extends AbstractJobStore {
     }
   }
 
-  /** One PutObject, with the CRC32 of the body for S3 to check. */
-  async #putSingle(write: Write, data: Buffer, signal: AbortSignal | undefined): Promise<string> {
-    try {
-      const out = await this.#sendRaw<{ ETag?: string }>(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: write.fullKey,
-          Body: data,
-          ContentLength: data.length,
-          ContentType: 'application/octet-stream',
-          ChecksumCRC32: digestBase64('crc32', data),
-          // The whole body is here: its digest is known (for a stream, it ended within one part).
-          Metadata: write.options.digest !== undefined ? { ...write.metadata, [META_DIGEST]: write.options.digest() } : write.metadata,
-          ...conditions(write.options),
-        }),
-        signal,
-      )
-      return this.#etag(out.ETag, write)
-    } catch (err) {
-      this.#failedCommit(err, write, 'PutObject', signal)
-    }
-  }
-
-  /**
-   * Starts a multipart upload. An upload's CRC32 (`checksum`) is checked by S3 per part and for the whole object;
-   * a copy by parts has none: S3-compatible services want each part's checksum, which only S3 computes for copied
-   * parts (reads of the copy then check its size, and the SDK whatever checksum the service reports).
-   */
-  async #createUpload(write: Write, checksum: boolean, signal: AbortSignal | undefined): Promise<string> {
-    const out = await this.#send<{ UploadId?: string }>(
-      new CreateMultipartUploadCommand({
-        Bucket: this.bucket,
-        Key: write.fullKey,
-        ContentType: 'application/octet-stream',
-        ...(checksum ? { ChecksumAlgorithm: 'CRC32', ChecksumType: 'FULL_OBJECT' } : {}),
-        // An upload's digest goes into the sidecar; a copy's metadata has the source's.
-        Metadata:
-          checksum && write.options.digest !== undefined ? { ...write.metadata, [META_DIGEST_SIDECAR]: this.#sidecarKey(write) } : write.metadata,
-      }),
-      `CreateMultipartUpload ${this.#url(write.fullKey)}`,
-      signal,
-    )
-    if (out.UploadId === undefined) throw new JobStoreError(`S3 CreateMultipartUpload ${this.#url(write.fullKey)}: no upload ID`)
-    return out.UploadId
-  }
-
-
-  async #uploadPart(write: Write, uploadId: string, part: UploadPart, signal: AbortSignal): Promise<CompletedPart> {
-    const { number, data, digest: checksum } = part
-    const out = await this.#send<{ ETag?: string }>(
-      new UploadPartCommand({
-        Bucket: this.bucket,
-        Key: write.fullKey,
-        UploadId: uploadId,
-        PartNumber: number,
-        Body: data,
-        ContentLength: data.length,
-        ChecksumCRC32: checksum,
-      }),
-      `UploadPart ${number} of ${this.#url(write.fullKey)}`,
-      signal,
-    )
-    if (out.ETag === undefined) throw new JobStoreError(`S3 UploadPart ${number} of ${this.#url(write.fullKey)}: no ETag`)
-    return { PartNumber: number, ETag: out.ETag, ChecksumCRC32: checksum }
-  }
-
   /** The full key of the digest sidecar of a multipart write: named by the write's ID, so writers never share one. */
   #sidecarKey(write: Write): string {
-    return this.#full(sidecarKey(write.key, write.metadata[META_WRITE_ID] as string))
-  }
-
-  /** Puts the digest sidecar of a multipart write; returns its full key. */
-  async #putSidecar(write: Write, digest: string, signal: AbortSignal): Promise<string> {
-    const fullKey = this.#sidecarKey(write)
-    const body = Buffer.from(digest)
-    await this.#send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: fullKey, Body: body, ContentLength: body.length, ChecksumCRC32: digestBase64('crc32', body) }),
-      `PutObject ${this.#url(fullKey)}`,
-      signal,
-    )
-    return fullKey
+    return this.#full(sidecarKey(write.key, write.metadata[S3_METADATA.writeToken] as string))
   }
 
   /** The core's digest of an object, from its metadata (see digestFromMetadata), its sidecar in `bucket`. */
   #digestOf(bucket: string, metadata: Record<string, string> | undefined, signal: AbortSignal | undefined): Promise<string | undefined> {
-    return digestFromMetadata(metadata, async (sidecar) => {
-      try {
-        const out = await this.#sendRaw<{ Body?: unknown }>(new GetObjectCommand({ Bucket: bucket, Key: sidecar }), signal)
-        return out.Body instanceof Readable ? (await readToBuffer(out.Body)).toString('latin1') : undefined
-      } catch (err) {
-        if (!isNotFound(err)) throw wrapS3Error(err, `GetObject s3://${bucket}/${sidecar}`, signal)
-        log('the digest sidecar %s is missing', sidecar)
-        return undefined
-      }
-    })
-  }
-
-  /**
-   * Commits a multipart upload under the write's condition, with the CRC32 of the whole object for S3 to check
-   * (`body`; a copy by parts has none). A copy settles a failure that may hide its success itself (see
-   * {@link #failedCopyCommit}).
-   */
-  async #complete(
-    write: Write,
-    uploadId: string,
-    parts: readonly CompletedPart[],
-    body: UploadedBody | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<string> {
-    try {
-      const out = await this.#sendRaw<{ ETag?: string }>(
-        new CompleteMultipartUploadCommand({
-          Bucket: this.bucket,
-          Key: write.fullKey,
-          UploadId: uploadId,
-          MultipartUpload: { Parts: [...parts] },
-          ...(body !== undefined ? { ChecksumCRC32: body.digest, ChecksumType: 'FULL_OBJECT', MpuObjectSize: body.size } : {}),
-          ...conditions(write.options),
-        }),
-        signal,
-      )
-      return this.#etag(out.ETag, write)
-    } catch (err) {
-      if (body === undefined) return await this.#failedCopyCommit(err, write, 'CompleteMultipartUpload', signal)
-      this.#failedCommit(err, write, 'CompleteMultipartUpload', signal)
-    }
-  }
-
-  /**
-   * Maps the failure of a committing request. A failed condition becomes {@link PreconditionFailedError}, saying
-   * whether the key is there (If-Match on a missing key is a 404 NoSuchKey; every other failed condition a 412 on
-   * a key that exists) and whether it may hide this write's success: only when the SDK sent the request more than
-   * once (an earlier attempt may have committed, and the retry then fails its own condition or finds the upload
-   * gone, NoSuchUpload). The core settles that by the write token.
-   */
-  #failedCommit(err: unknown, write: Write, operation: string, signal: AbortSignal | undefined): never {
-    const conditional = write.options.ifNoneMatch === true || write.options.ifMatch !== undefined
-    // If-Match on a missing key: 404 NoSuchKey (not a missing bucket, nor an upload that was aborted meanwhile).
-    const goneForIfMatch =
-      write.options.ifMatch !== undefined && isNotFound(err) && !isNoSuchBucket(err) && !isNoSuchUpload(err)
-    const retried = attempts(err) > 1
-    if (conditional && (isPreconditionFailed(err) || goneForIfMatch)) {
-      throw new PreconditionFailedError(write.key, { cause: err, mayHaveLanded: retried, current: goneForIfMatch ? 'missing' : 'present' })
-    }
-    const mapped = wrapS3Error(err, `${operation} ${this.#url(write.fullKey)}`, signal)
-    if (retried && isNoSuchUpload(err)) throw new WriteMayHaveLandedError(write.key, { cause: mapped })
-    throw mapped
-  }
-
-  /**
-   * {@link #failedCommit} for server-side copies, which the core's write-token check does not wrap (they are the
-   * backend's own writes): a failure that may hide the copy's success is settled here, by the copy's write ID.
-   */
-  async #failedCopyCommit(err: unknown, write: Write, operation: string, signal: AbortSignal | undefined): Promise<string> {
-    try {
-      this.#failedCommit(err, write, operation, signal)
-    } catch (mapped) {
-      if ((mapped instanceof PreconditionFailedError && mapped.mayHaveLanded === true) || mapped instanceof WriteMayHaveLandedError) {
-        const version = await this.#committedBy(write)
-        if (version !== undefined) return version
-        if (mapped instanceof WriteMayHaveLandedError) throw mapped.cause
-      }
-      throw mapped
-    }
-  }
-
-  /** The version of the object if it is the one `write` stored. */
-  async #committedBy(write: Write): Promise<string | undefined> {
-    try {
-      const head = await this.#sendRaw<{ ETag?: string; Metadata?: Record<string, string> }>(
-        new HeadObjectCommand({ Bucket: this.bucket, Key: write.fullKey }),
-        undefined,
-      )
-      return head.Metadata?.[META_WRITE_ID] === write.metadata[META_WRITE_ID] ? head.ETag : undefined
-    } catch {
-      return undefined
-    }
-  }
-
-  #etag(etag: string | undefined, write: Write): string {
-    if (etag === undefined || etag === '') throw new JobStoreError(`S3 write of ${this.#url(write.fullKey)}: no ETag in the answer`)
-    return etag
+    return digestFromMetadata(metadata, (sidecar) => readSidecar(this.#client, bucket, sidecar, signal))
   }
 
   // ---------------------------------------------------------------------------------------------- reads
@@ -579,8 +391,7 @@ export class S3JobStore extends AbstractJobStore {
       key,
       size: out.ContentLength,
       version: etag,
-      executable: out.Metadata?.[META_EXECUTABLE] === '1',
-      ...writeTokenOf(out.Metadata),
+      ...decodeMetadata(S3_METADATA, out.Metadata),
       ...(digest !== undefined ? { digest } : {}),
     }
     const checksum = crc !== undefined ? { algorithm: 'crc32', digest: crc } : undefined
@@ -595,7 +406,7 @@ export class S3JobStore extends AbstractJobStore {
     const out = await this.#headers(fullKey, options.signal)
     if (out === undefined) return undefined
     if (out.ETag === undefined) throw new JobStoreError(`S3 HeadObject ${this.#url(fullKey)}: no ETag in the answer`)
-    return { key, size: out.ContentLength ?? 0, version: out.ETag, executable: out.Metadata?.[META_EXECUTABLE] === '1', ...writeTokenOf(out.Metadata) }
+    return { key, size: out.ContentLength ?? 0, version: out.ETag, ...decodeMetadata(S3_METADATA, out.Metadata) }
   }
 
   /** The headers of the object at `fullKey`, undefined when it is absent (see headers: a HEAD's 404 proves nothing). */
@@ -609,27 +420,9 @@ export class S3JobStore extends AbstractJobStore {
     }
   }
 
-  /** Every object under a bucket prefix (full keys), one page fetched ahead. A missing bucket has none. */
-  #listRaw(prefix: string, signal: AbortSignal | undefined): AsyncGenerator<{ key: string; size?: number; modified?: Date }> {
-    return paginate(
-      async (token: string | undefined) => {
-        let out: ListObjectsV2CommandOutput
-        try {
-          out = await this.#sendRaw<ListObjectsV2CommandOutput>(
-            new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ...(token !== undefined ? { ContinuationToken: token } : {}) }),
-            signal,
-          )
-        } catch (err) {
-          if (isNoSuchBucket(err)) return undefined
-          throw wrapS3Error(err, `ListObjectsV2 s3://${this.bucket}/${prefix}`, signal)
-        }
-        const items = (out.Contents ?? []).flatMap((o) =>
-          o.Key === undefined ? [] : [{ key: o.Key, ...(o.Size !== undefined ? { size: o.Size } : {}), ...(o.LastModified !== undefined ? { modified: o.LastModified } : {}) }],
-        )
-        return { items, next: out.IsTruncated ? out.NextContinuationToken : undefined }
-      },
-      { ahead: true },
-    )
+  /** Every object under a bucket prefix (full keys); see listKeys. */
+  #listRaw(prefix: string, signal: AbortSignal | undefined): AsyncGenerator<BucketKey> {
+    return listKeys(this.#client, this.bucket, prefix, signal)
   }
 
   // ---------------------------------------------------------------------------------------------- deletes
@@ -649,27 +442,9 @@ export class S3JobStore extends AbstractJobStore {
     await forEachConcurrent(chunk(fullKeys, DELETE_BATCH), this.concurrency, (batch) => this.#deleteBatch(batch, signal))
   }
 
-  /** One DeleteObjects call (up to 1000 keys); missing keys and a missing bucket are fine. */
-  async #deleteBatch(fullKeys: readonly string[], signal: AbortSignal | undefined): Promise<void> {
-    if (fullKeys.length === 0) return
-    let out: { Errors?: { Key?: string; Code?: string; Message?: string }[] }
-    try {
-      out = await this.#sendRaw(
-        new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: fullKeys.map((Key) => ({ Key })), Quiet: true } }),
-        signal,
-      )
-    } catch (err) {
-      if (isNoSuchBucket(err)) return
-      throw wrapS3Error(err, `DeleteObjects in s3://${this.bucket} (${fullKeys.length} keys)`, signal)
-    }
-    const errors = (out.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey')
-    const first = errors[0]
-    if (first !== undefined) {
-      throw new JobStoreError(
-        `S3 DeleteObjects in s3://${this.bucket} failed for ${errors.length} of ${fullKeys.length} keys, ` +
-          `first ${first.Key}: ${first.Code}${first.Message ? `: ${first.Message}` : ''}`,
-      )
-    }
+  /** One DeleteObjects call of full keys; see deleteKeys. */
+  #deleteBatch(fullKeys: readonly string[], signal: AbortSignal | undefined): Promise<void> {
+    return deleteKeys(this.#client, this.bucket, fullKeys, signal)
   }
 
   // ---------------------------------------------------------------------------------------------- leftovers
@@ -826,7 +601,7 @@ export class S3JobStore extends AbstractJobStore {
           throw wrapS3Error(err, `HeadObject ${source}`, signal)
         }
         if (head.ETag === undefined) throw new JobStoreError(`S3 HeadObject ${source}: no ETag in the answer`)
-        const executable = options.executable === true || head.Metadata?.[META_EXECUTABLE] === '1'
+        const executable = options.executable === true || decodeMetadata(S3_METADATA, head.Metadata).executable
         // The copy carries the source's digest, in its own metadata (a copy's metadata is set with the copy). A source
         // no store wrote has none: its full-object CRC32, which S3 computed from its bytes, is adopted as the digest
         // (the same algorithm as the core's); without one either, an import is streamed so that the core hashes it.
@@ -837,11 +612,7 @@ export class S3JobStore extends AbstractJobStore {
           key,
           fullKey: this.#full(key),
           options,
-          metadata: {
-            [META_WRITE_ID]: randomUUID(),
-            ...(executable ? { [META_EXECUTABLE]: '1' } : {}),
-            ...(digest !== undefined ? { [META_DIGEST]: digest } : {}),
-          },
+          metadata: encodeMetadata(S3_METADATA, { writeToken: randomUUID(), executable, digest }),
         }
         return { size: head.ContentLength ?? 0, etag: head.ETag, write, pinned: { CopySource: copySource, CopySourceIfMatch: head.ETag } }
       },
@@ -861,9 +632,9 @@ export class S3JobStore extends AbstractJobStore {
             signal,
           )
           log('copied %s to %s server-side (CopyObject)', source, this.#url(write.fullKey))
-          return this.#etag(out.CopyObjectResult?.ETag, write)
+          return etagOf(out.CopyObjectResult?.ETag, this.#bucket, write)
         } catch (err) {
-          // NoSuchKey: the source went (a missing target matters only to If-Match, which #failedCommit maps).
+          // NoSuchKey: the source went (a missing target matters only to If-Match, which failedCommit maps).
           if (errorCode(err) === 'NoSuchKey' && options.ifMatch === undefined) throw new CopySourceChangedError({ cause: err })
           // 412: the target's condition, or the source's ETag pin; a HEAD of the source tells which.
           if (isPreconditionFailed(err)) {
@@ -872,11 +643,11 @@ export class S3JobStore extends AbstractJobStore {
             )
             if (now?.ETag !== etag) throw new CopySourceChangedError({ cause: err })
           }
-          return await this.#failedCopyCommit(err, write, 'CopyObject', signal)
+          return await failedCopyCommit(err, this.#bucket, write, 'CopyObject', signal)
         }
       },
       begin: async ({ write }) => {
-        uploadId = await this.#createUpload(write, false, signal)
+        uploadId = await createUpload(this.#bucket, write, write.metadata, false, signal)
       },
       copyPart: async ({ write, pinned }, range) => {
         let out: { CopyPartResult?: { ETag?: string } }
@@ -902,7 +673,7 @@ export class S3JobStore extends AbstractJobStore {
         return { PartNumber: range.number, ETag: etag }
       },
       commit: async ({ write }, parts) => {
-        const version = await this.#complete(write, uploadId as string, parts, undefined, signal)
+        const version = await completeUpload(this.#bucket, write, uploadId as string, parts, undefined, signal)
         uploadId = undefined
         log('copied %s to %s server-side (%d UploadPartCopy parts)', source, this.#url(write.fullKey), parts.length)
         return version
@@ -921,25 +692,5 @@ export class S3JobStore extends AbstractJobStore {
       concurrency: this.#uploadConcurrency,
       signal,
     })
-  }
-
-
-}
-
-// ------------------------------------------------------------------------------------------------ helpers
-
-/** One write in progress. */
-interface Write {
-  /** Store-relative key (for errors the core maps). */
-  readonly key: string
-  readonly fullKey: string
-  readonly options: PutOptions
-  readonly metadata: Record<string, string>
-}
-
-function conditions(options: PutOptions): { IfNoneMatch?: string; IfMatch?: string } {
-  return {
-    ...(options.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
-    ...(options.ifMatch !== undefined ? { IfMatch: options.ifMatch } : {}),
   }
 }
