@@ -179,6 +179,8 @@ const scenarios: Record<string, (store: AbstractJobStore, args: Args) => Promise
       await writeFile(path, data)
       local.push({ path, digest })
     }
+    // This process is killed: the parent removes the folder (the line names it).
+    say(`scratch ${dir}`)
     say('ready')
     for (;;) {
       const { path, digest } = pick(local)

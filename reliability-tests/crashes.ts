@@ -116,6 +116,8 @@ class Lane {
     await new Promise((resolve) => setTimeout(resolve, Math.random() * MAX_KILL_DELAY_MS))
     worker.kill()
     const result = await worker.done
+    // A killed worker cannot remove its scratch folder (its local input files): it named it.
+    for (const line of result.lines) if (line.startsWith('scratch ')) await rm(line.slice('scratch '.length), { recursive: true, force: true })
     expect(result.signal, `${scenario} worker ended by itself:\n${result.stderr}`).toBe('SIGKILL')
     const figures = this.figures[scenario]
     figures.kills++
