@@ -30,11 +30,13 @@ async function listed(storage: StorageProbe, prefix: string): Promise<ListedObje
   return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
 }
 
-async function keysUnder(storage: StorageProbe, prefix: string): Promise<string[]> {
+/** The keys under `prefix`, sorted. */
+export async function keysUnder(storage: StorageProbe, prefix: string): Promise<string[]> {
   return (await listed(storage, prefix)).map((object) => object.key)
 }
 
-async function bytesOf(storage: StorageProbe, key: string): Promise<Buffer> {
+/** The whole body of `key`. */
+export async function bytesOf(storage: StorageProbe, key: string): Promise<Buffer> {
   return collect((await storage.getObject(key)).body)
 }
 

@@ -14,6 +14,7 @@ import { inspect } from 'node:util'
 import { Storage } from '@google-cloud/storage'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { defineConformanceSuite } from '../../conformance-tests/index.js'
+import { bytesOf as readAll, keysUnder } from '../../conformance-tests/storage-tests.js'
 import { caught, collect, primitivesOf, randomPayload, sha256, writeChunks, type StorageProbe } from '../../conformance-tests/harness.js'
 import { AbstractJobStore } from '../../src/abstract-job-store.js'
 import { InvalidArgumentError, JobStoreError } from '../../src/errors.js'
@@ -49,16 +50,6 @@ async function probe(options: GcsJobStoreOptions = {}, locator = `gs://${BUCKET}
   await store.initialize()
   onTestFinished(() => store.destroy())
   return { store, storage: primitivesOf(store) }
-}
-
-async function readAll(storage: StorageProbe, key: string): Promise<Buffer> {
-  return collect((await storage.getObject(key)).body)
-}
-
-async function keysUnder(storage: StorageProbe, prefix: string): Promise<string[]> {
-  const out: string[] = []
-  for await (const object of storage.listObjects(prefix)) out.push(object.key)
-  return out.sort()
 }
 
 function streamOf(data: Buffer, piece = 64 * 1024): Readable {

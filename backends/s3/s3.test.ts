@@ -28,7 +28,7 @@ import {
 import { beforeEach, describe, expect, it, onTestFinished } from 'vitest'
 import { defineConformanceSuite } from '../../conformance-tests/index.js'
 import { caught, collect, primitivesOf, randomPayload, sha256, writeChunks, type StorageProbe } from '../../conformance-tests/harness.js'
-import { chunked } from '../../conformance-tests/storage-tests.js'
+import { bytesOf as readAll, chunked, keysUnder } from '../../conformance-tests/storage-tests.js'
 import { AbstractJobStore } from '../../src/abstract-job-store.js'
 import { InvalidArgumentError, JobStoreError, NoSuchFileError } from '../../src/errors.js'
 import { keys, randomId } from '../../src/ids.js'
@@ -68,16 +68,6 @@ async function probe(options: S3JobStoreOptions = {}, locator = `s3://${BUCKET}/
 interface Probe {
   readonly store: S3JobStore
   readonly storage: StorageProbe
-}
-
-async function readAll(storage: StorageProbe, key: string): Promise<Buffer> {
-  return collect((await storage.getObject(key)).body)
-}
-
-async function keysUnder(storage: StorageProbe, prefix: string): Promise<string[]> {
-  const out: string[] = []
-  for await (const object of storage.listObjects(prefix)) out.push(object.key)
-  return out.sort()
 }
 
 /** The multipart uploads in progress under the store's prefix. */
